@@ -1,0 +1,65 @@
+/*
+ * api.h — HTTP handlers, one file per resource under src/api/, and the
+ * helper they share to run a domain call.
+ *
+ * A handler reads: unpack and validate → one domain call (through
+ * api_run) → reply.
+ */
+#ifndef REBUY_API_H
+#define REBUY_API_H
+
+#include <jansson.h>
+#include "rebuy/db.h"
+#include "rebuy/jv.h"
+#include "rebuy/request.h"
+
+/* What a domain call produced, turned into the reply by api_run. */
+struct api_result {
+	unsigned status;
+	json_t *body;        /* reply body; NULL for an empty reply */
+	json_t *replay_body; /* body stored for replays if it must differ
+	                        (secrets removed); NULL = same as body */
+	char location[256];  /* Location header or "" */
+};
+
+typedef enum db_qs (*api_fn)(struct db_conn *c, void *cls,
+			     struct api_result *out, struct err *err);
+
+/*
+ * Run fn against the thread's database connection and reply.  Writes run
+ * in one transaction with the Idempotency-Key claim and record; GETs run
+ * without one.  Errors become problem replies.
+ */
+void api_run(struct request *req, api_fn fn, void *cls);
+
+/*
+ * Decode and validate the request body against spec; on failure reply
+ * and return NULL.  The caller owns the result.
+ */
+json_t *api_body(struct request *req, const struct jv_field *spec);
+
+/* String member or NULL (for JSON null or absent). */
+const char *api_str(const json_t *obj, const char *name);
+
+/* True if s is a UUID in canonical text form. */
+bool api_uuid_valid(const char *s);
+
+/* Reply 404 unless the caller may see shop_id. */
+bool api_shop_visible(struct request *req, const char *shop_id);
+
+/* handlers */
+void api_health_get(struct request *req);
+void api_ready_get(struct request *req);
+void api_metrics_get(struct request *req);
+void api_shops_post(struct request *req);
+void api_shops_get(struct request *req);
+void api_shops_patch(struct request *req);
+void api_keys_post(struct request *req);
+void api_keys_list(struct request *req);
+void api_keys_delete(struct request *req);
+void api_customers_put(struct request *req);
+void api_customers_get(struct request *req);
+void api_customers_delete(struct request *req);
+void api_customers_list(struct request *req);
+
+#endif

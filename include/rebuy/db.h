@@ -1,0 +1,93 @@
+/*
+ * db.h — PostgreSQL access: one connection per worker thread, named
+ * prepared statements, and the one transaction helper.
+ *
+ * Every query returns a three-way status (after GNU Taler's
+ * GNUNET_DB_QueryStatus): a hard error, a retryable (soft) error, or the
+ * number of rows.  Handlers never write BEGIN; they pass a callback to
+ * db_run_tx, which retries serialization failures and deadlocks.
+ */
+#ifndef REBUY_DB_H
+#define REBUY_DB_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+
+#include "rebuy/err.h"
+
+enum db_qs {
+	DB_ABORT = -3,      /* callback decided to roll back; err says why */
+	DB_HARD_ERROR = -2, /* not worth retrying (or connection lost) */
+	DB_SOFT_ERROR = -1, /* serialization failure or deadlock: retry */
+	DB_NO_RESULTS = 0,
+	DB_ONE_RESULT = 1,
+	/* larger values: number of rows */
+};
+
+/* A named statement owned by a module.  Arrays end with { NULL, NULL }. */
+struct db_stmt {
+	const char *name;
+	const char *sql;
+};
+
+struct db_conn;
+
+/* Set the conninfo used by every connection.  Copies the string. */
+void db_init(const char *conninfo);
+void db_shutdown(void); /* closes all connections; call after workers stop */
+
+/*
+ * The calling thread's connection, (re)connected and prepared if needed.
+ * Returns NULL with ERR_DB_UNAVAILABLE when PostgreSQL cannot be reached.
+ * The connection stays owned by the db module.
+ */
+struct db_conn *db_thread_conn(struct err *err);
+
+/* A private connection for CLI commands; free with db_close. */
+struct db_conn *db_open(const char *conninfo, bool prepare, struct err *err);
+void db_close(struct db_conn *c);
+
+PGconn *db_pg(struct db_conn *c);
+
+/* Prepare every module's statements on c (after the schema is current). */
+bool db_prepare(struct db_conn *c) __attribute__((warn_unused_result));
+
+/*
+ * Execute a prepared statement with text parameters (NULL = SQL NULL).
+ * On success *res holds the result (caller PQclears) and the return value
+ * is the row count (tuples for SELECT/RETURNING, affected rows otherwise).
+ * On error *res is NULL.
+ */
+enum db_qs db_exec(struct db_conn *c, const char *stmt, int nparams,
+		   const char *const *params, PGresult **res);
+
+/* Like db_exec for a statement with no parameters that returns no rows. */
+enum db_qs db_exec_simple(struct db_conn *c, const char *sql);
+
+typedef enum db_qs (*db_tx_fn)(struct db_conn *c, void *cls, struct err *err);
+
+/*
+ * Run fn inside BEGIN … COMMIT, retrying up to a few times on soft errors.
+ * Returns true when committed.  On false, err holds the reason: the
+ * callback's own (DB_ABORT), ERR_DB_UNAVAILABLE, or ERR_INTERNAL.
+ */
+bool db_run_tx(struct db_conn *c, const char *label, db_tx_fn fn, void *cls,
+	       struct err *err) __attribute__((warn_unused_result));
+
+/* Turn a failed db_exec status into err (no-op for DB_ABORT). */
+void db_fail(struct db_conn *c, enum db_qs qs, struct err *err);
+
+/* Counters for /metrics. */
+struct db_stats {
+	unsigned long errors;
+	unsigned long reconnects;
+	unsigned long retries;
+	unsigned conns_open;
+	unsigned conns_busy;
+};
+void db_get_stats(struct db_stats *out);
+
+/* Mark the thread's connection busy/idle (pool-use gauge). */
+void db_mark_busy(bool busy);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * err.h — the error vocabulary shared by every module.
+ *
+ * Domain and database code never speak HTTP: they fill a caller-owned
+ * struct err with a code and a message.  src/http/reply.c is the one place
+ * that turns a code into a status, a problem type and a title.
+ */
+#ifndef REBUY_ERR_H
+#define REBUY_ERR_H
+
+#include <stdarg.h>
+
+enum err_code {
+	ERR_NONE = 0,
+	ERR_MALFORMED_JSON,        /* 400 */
+	ERR_INVALID_PARAMETER,     /* 400 */
+	ERR_UNAUTHENTICATED,       /* 401 */
+	ERR_FORBIDDEN,             /* 403 */
+	ERR_NOT_FOUND,             /* 404 */
+	ERR_METHOD_NOT_ALLOWED,    /* 405 */
+	ERR_CONFLICT,              /* 409 */
+	ERR_LAST_ADMIN_KEY,        /* 409 */
+	ERR_IDEMPOTENCY_IN_PROGRESS, /* 409 */
+	ERR_PAYLOAD_TOO_LARGE,     /* 413 */
+	ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 */
+	ERR_VALIDATION,            /* 422 */
+	ERR_IDEMPOTENCY_KEY_REUSED, /* 422 */
+	ERR_INTERNAL,              /* 500 */
+	ERR_DB_UNAVAILABLE,        /* 503 */
+	ERR_SCHEMA_OUTDATED,       /* 503 */
+	ERR__COUNT
+};
+
+struct err {
+	enum err_code code;
+	char message[256];  /* one fact, lower case, no trailing period */
+	char pointer[160];  /* JSON pointer of the offending input, or "" */
+};
+
+/* Set code, pointer (may be NULL) and a printf-style message. */
+void err_set(struct err *e, enum err_code code, const char *pointer,
+	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Reset to ERR_NONE. */
+void err_clear(struct err *e);
+
+/*
+ * Append an RFC 6901-escaped reference token to a pointer buffer.
+ * Truncates silently (pointers are diagnostics, not keys).
+ */
+void err_pointer_append(char *buf, size_t size, const char *token);
+
+#endif

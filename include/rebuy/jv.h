@@ -1,0 +1,60 @@
+/*
+ * jv.h — declarative validation of decoded JSON request bodies.
+ *
+ * jansson reports syntax errors but knows nothing of our fields; jv walks
+ * an object against a table of field specs and names the offending field
+ * as a JSON pointer: unknown fields, missing required ones, wrong types,
+ * integers out of range, strings of the wrong length or shape.
+ */
+#ifndef REBUY_JV_H
+#define REBUY_JV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "rebuy/err.h"
+
+enum jv_kind {
+	JV_STRING,
+	JV_INTEGER,
+	JV_BOOLEAN,
+	JV_OBJECT,     /* nested object validated against .fields */
+	JV_ANY_OBJECT, /* any JSON object (free-form attributes) */
+	JV_ARRAY,      /* items validated against *.items */
+	JV_TIMESTAMP,  /* RFC 3339 date-time string */
+};
+
+enum jv_flags {
+	JV_REQUIRED = 1 << 0,
+	JV_NULLABLE = 1 << 1,
+	JV_UNIQUE = 1 << 2, /* arrays of strings: no duplicates */
+};
+
+struct jv_field {
+	const char *name;
+	enum jv_kind kind;
+	unsigned flags;
+	/* integers: value range; strings: length in characters; arrays: items */
+	long long min, max;
+	/* strings: extra shape check; returns NULL or what is wrong */
+	const char *(*check)(const char *s);
+	const struct jv_field *fields; /* JV_OBJECT, terminated by .name NULL */
+	const struct jv_field *items;  /* JV_ARRAY: one spec for every item */
+};
+
+/* Validate obj (must be an object) against spec.  prefix is "" at the root. */
+bool jv_validate(const json_t *obj, const struct jv_field *spec,
+		 const char *prefix, struct err *err)
+	__attribute__((warn_unused_result));
+
+/* Maximum nesting of arrays/objects in a raw JSON text. */
+size_t jv_depth(const char *text, size_t len);
+
+/* Parse RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)"; true if valid. */
+bool jv_is_timestamp(const char *s);
+
+/* Number of UTF-8 code points in s (s is valid UTF-8: jansson checked). */
+size_t jv_utf8_len(const char *s);
+
+#endif

@@ -1,0 +1,267 @@
+/*
+ * common.c — what every handler shares: decoding bodies, and api_run, the
+ * one path from a handler to the database.
+ *
+ * Writes run in one transaction together with the Idempotency-Key claim
+ * and the stored response, so a retried POST can never apply twice and a
+ * crash can never leave a claim without its effect.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <microhttpd.h>
+
+#include "rebuy/api.h"
+#include "rebuy/idempotency.h"
+#include "rebuy/keys.h"
+#include "rebuy/reply.h"
+#include "rebuy/router.h"
+
+#define BODY_MAX_DEPTH 32
+
+const char *
+api_str(const json_t *obj, const char *name)
+{
+	return json_string_value(json_object_get(obj, name));
+}
+
+bool
+api_shop_visible(struct request *req, const char *shop_id)
+{
+	if (req->scope == SCOPE_PLATFORM || strcmp(req->shop_id, shop_id) == 0)
+		return true;
+	/* another shop's objects do not exist for this key */
+	reply_error(req, ERR_NOT_FOUND, NULL, "shop not found");
+	return false;
+}
+
+static bool
+is_json_media_type(const char *ct)
+{
+	size_t n = strlen("application/json");
+
+	if (!ct || strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+json_t *
+api_body(struct request *req, const struct jv_field *spec)
+{
+	json_error_t jerr;
+	struct err err;
+	json_t *root;
+
+	if (!is_json_media_type(request_header(req, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+		reply_error(req, ERR_UNSUPPORTED_MEDIA_TYPE, "/header/Content-Type",
+			    "request body must be sent as Content-Type: application/json");
+		return NULL;
+	}
+	if (req->body_len == 0) {
+		reply_error(req, ERR_MALFORMED_JSON, NULL, "request body is empty");
+		return NULL;
+	}
+	/* jansson would recurse 2048 levels deep; we allow far fewer */
+	if (jv_depth(req->body, req->body_len) > BODY_MAX_DEPTH) {
+		reply_error(req, ERR_MALFORMED_JSON, NULL,
+			    "JSON nesting deeper than %d levels", BODY_MAX_DEPTH);
+		return NULL;
+	}
+	root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		if (json_error_code(&jerr) == json_error_numeric_overflow)
+			reply_error(req, ERR_VALIDATION, NULL,
+				    "number out of range at line %d column %d",
+				    jerr.line, jerr.column);
+		else
+			reply_error(req, ERR_MALFORMED_JSON, NULL,
+				    "invalid JSON at line %d column %d: %s", jerr.line,
+				    jerr.column, jerr.text);
+		return NULL;
+	}
+	if (!jv_validate(root, spec, "", &err)) {
+		json_decref(root);
+		reply_problem(req, &err);
+		return NULL;
+	}
+	return root;
+}
+
+struct tx_ctx {
+	struct request *req;
+	api_fn fn;
+	void *cls;
+	struct api_result res;
+	char fingerprint[KEYS_HASH_HEX + 1];
+	bool replayed;
+	struct idem_stored stored;
+};
+
+static void
+result_reset(struct api_result *r)
+{
+	json_decref(r->body);
+	json_decref(r->replay_body);
+	memset(r, 0, sizeof *r);
+}
+
+static enum db_qs
+tx_body(struct db_conn *c, void *cls, struct err *err)
+{
+	struct tx_ctx *t = cls;
+	struct request *req = t->req;
+	enum idem_state state = IDEM_NEW;
+	enum db_qs qs;
+	char *text = NULL;
+
+	/* a retried transaction starts from scratch */
+	result_reset(&t->res);
+	idem_stored_free(&t->stored);
+	t->replayed = false;
+	if (req->idem_key) {
+		qs = idem_claim(c, req->key_id, req->idem_key, t->fingerprint, &state,
+				&t->stored);
+		if (qs < 0)
+			return qs;
+		switch (state) {
+		case IDEM_BUSY:
+			err_set(err, ERR_IDEMPOTENCY_IN_PROGRESS, "/header/Idempotency-Key",
+				"a request with this Idempotency-Key is still being processed");
+			return DB_ABORT;
+		case IDEM_MISMATCH:
+			err_set(err, ERR_IDEMPOTENCY_KEY_REUSED, "/header/Idempotency-Key",
+				"this Idempotency-Key was used with a different request");
+			return DB_ABORT;
+		case IDEM_REPLAY:
+			t->replayed = true;
+			return DB_ONE_RESULT;
+		case IDEM_NEW:
+			break;
+		}
+	}
+	qs = t->fn(c, t->cls, &t->res, err);
+	if (qs < 0 || !req->idem_key)
+		return qs;
+	if (t->res.replay_body || t->res.body) {
+		text = json_dumps(t->res.replay_body ? t->res.replay_body : t->res.body,
+				  JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (!text)
+			return DB_HARD_ERROR;
+	}
+	qs = idem_store(c, req->key_id, req->idem_key, t->fingerprint, t->res.status,
+			text, t->res.location[0] ? t->res.location : NULL);
+	free(text);
+	return qs;
+}
+
+/* SHA-256 over method, path and body: what "the same request" means. */
+static void
+fingerprint(struct request *req, char out[KEYS_HASH_HEX + 1])
+{
+	size_t mlen = strlen(req->method), plen = strlen(req->path);
+	size_t n = mlen + 1 + plen + 1 + req->body_len;
+	char *buf = malloc(n + 1);
+
+	if (!buf) {
+		memset(out, '0', KEYS_HASH_HEX);
+		out[KEYS_HASH_HEX] = '\0';
+		return;
+	}
+	memcpy(buf, req->method, mlen);
+	buf[mlen] = '\n';
+	memcpy(buf + mlen + 1, req->path, plen);
+	buf[mlen + 1 + plen] = '\n';
+	if (req->body_len)
+		memcpy(buf + mlen + plen + 2, req->body, req->body_len);
+	keys_sha256_hex(buf, n, out);
+	free(buf);
+}
+
+static void
+reply_result(struct request *req, struct api_result *res)
+{
+	if (res->body) {
+		reply_json(req, res->status, res->body);
+		res->body = NULL;
+	} else {
+		reply_empty(req, res->status);
+	}
+	if (res->location[0])
+		reply_header(req, MHD_HTTP_HEADER_LOCATION, res->location);
+}
+
+void
+api_run(struct request *req, api_fn fn, void *cls)
+{
+	struct tx_ctx t = { .req = req, .fn = fn, .cls = cls };
+	struct db_conn *c;
+	struct err err;
+	enum db_qs qs;
+
+	err_clear(&err);
+	c = db_thread_conn(&err);
+	if (!c) {
+		reply_problem(req, &err);
+		return;
+	}
+	db_mark_busy(true);
+	if (strcmp(req->method, "GET") == 0) {
+		/* a single read needs no transaction: skip BEGIN/COMMIT trips */
+		qs = fn(c, cls, &t.res, &err);
+		if (qs < 0) {
+			db_fail(c, qs, &err);
+			reply_problem(req, &err);
+		} else {
+			reply_result(req, &t.res);
+		}
+		goto out;
+	}
+	if (req->idem_key)
+		fingerprint(req, t.fingerprint);
+	if (!db_run_tx(c, req->route->pattern, tx_body, &t, &err)) {
+		reply_problem(req, &err);
+		goto out;
+	}
+	if (t.replayed) {
+		const char *body = t.stored.body;
+
+		if (body)
+			reply_json_text(req, t.stored.status, body, strlen(body));
+		else
+			reply_empty(req, t.stored.status);
+		if (t.stored.location)
+			reply_header(req, MHD_HTTP_HEADER_LOCATION, t.stored.location);
+		reply_header(req, "Idempotent-Replayed", "true");
+	} else {
+		reply_result(req, &t.res);
+	}
+out:
+	db_mark_busy(false);
+	result_reset(&t.res);
+	idem_stored_free(&t.stored);
+}
+
+bool
+api_uuid_valid(const char *s)
+{
+	static const int dash[] = { 8, 13, 18, 23 };
+
+	if (strlen(s) != 36)
+		return false;
+	for (int i = 0, d = 0; i < 36; i++) {
+		if (d < 4 && i == dash[d]) {
+			if (s[i] != '-')
+				return false;
+			d++;
+		} else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+			     (s[i] >= 'A' && s[i] <= 'F'))) {
+			return false;
+		}
+	}
+	return true;
+}

@@ -1,0 +1,143 @@
+/*
+ * shops.c — POST /v1/shops (platform), GET and PATCH /v1/shops/{id}.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "rebuy/api.h"
+#include "rebuy/reply.h"
+#include "rebuy/shops.h"
+
+static const char *
+check_currency(const char *s)
+{
+	return shops_currency_valid(s) ? NULL : "not an active ISO 4217 currency code";
+}
+
+static const struct jv_field shop_create_spec[] = {
+	{ .name = "name", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 200 },
+	{ .name = "currency", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 3, .max = 3,
+	  .check = check_currency },
+	{ .name = "timezone", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64 },
+	{ .name = NULL },
+};
+
+static const struct jv_field shop_patch_spec[] = {
+	{ .name = "name", .kind = JV_STRING, .min = 1, .max = 200 },
+	{ .name = "timezone", .kind = JV_STRING, .min = 1, .max = 64 },
+	{ .name = "currency", .kind = JV_STRING }, /* named so we can say why not */
+	{ .name = NULL },
+};
+
+struct shop_call {
+	const char *id;
+	struct shop_input in;
+};
+
+static enum db_qs
+create(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct shop_call *call = cls;
+	json_t *shop, *key, *redacted;
+	enum db_qs qs = shops_create(c, &call->in, &shop, &key, err);
+
+	if (qs < 0)
+		return qs;
+	out->status = 201;
+	snprintf(out->location, sizeof out->location, "/v1/shops/%s",
+		 json_string_value(json_object_get(shop, "id")));
+	/* a replay must not hand out the secret a second time */
+	redacted = json_deep_copy(key);
+	json_object_del(redacted, "key");
+	out->body = json_pack("{s:O, s:o}", "shop", shop, "admin_key", key);
+	out->replay_body = json_pack("{s:o, s:o*}", "shop", shop, "admin_key", redacted);
+	return out->body && out->replay_body ? qs : DB_HARD_ERROR;
+}
+
+void
+api_shops_post(struct request *req)
+{
+	json_t *body = api_body(req, shop_create_spec);
+	struct shop_call call;
+
+	if (!body)
+		return;
+	call.in.name = api_str(body, "name");
+	call.in.currency = api_str(body, "currency");
+	call.in.timezone = api_str(body, "timezone");
+	api_run(req, create, &call);
+	json_decref(body);
+}
+
+static bool
+shop_path(struct request *req, const char **id)
+{
+	*id = req->params[0];
+	if (!api_uuid_valid(*id)) {
+		reply_error(req, ERR_NOT_FOUND, NULL, "shop not found");
+		return false;
+	}
+	return api_shop_visible(req, *id);
+}
+
+static enum db_qs
+get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct shop_call *call = cls;
+	enum db_qs qs = shops_get(c, call->id, &out->body);
+
+	if (qs == 0) {
+		err_set(err, ERR_NOT_FOUND, NULL, "shop not found");
+		return DB_ABORT;
+	}
+	out->status = 200;
+	return qs;
+}
+
+void
+api_shops_get(struct request *req)
+{
+	struct shop_call call = { 0 };
+
+	if (!shop_path(req, &call.id))
+		return;
+	api_run(req, get, &call);
+}
+
+static enum db_qs
+patch(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct shop_call *call = cls;
+	enum db_qs qs = shops_patch(c, call->id, &call->in, &out->body, err);
+
+	if (qs == 0) {
+		err_set(err, ERR_NOT_FOUND, NULL, "shop not found");
+		return DB_ABORT;
+	}
+	out->status = 200;
+	return qs;
+}
+
+void
+api_shops_patch(struct request *req)
+{
+	struct shop_call call = { 0 };
+	json_t *body;
+
+	if (!shop_path(req, &call.id))
+		return;
+	body = api_body(req, shop_patch_spec);
+	if (!body)
+		return;
+	if (json_object_get(body, "currency")) {
+		reply_error(req, ERR_VALIDATION, "/currency",
+			    "/currency: a shop's currency cannot be changed");
+	} else if (json_object_size(body) == 0) {
+		reply_error(req, ERR_VALIDATION, NULL, "body: give name and/or timezone");
+	} else {
+		call.in.name = api_str(body, "name");
+		call.in.timezone = api_str(body, "timezone");
+		api_run(req, patch, &call);
+	}
+	json_decref(body);
+}

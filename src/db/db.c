@@ -1,0 +1,352 @@
+/*
+ * db.c — connections, prepared statements, the transaction helper.
+ *
+ * Each libmicrohttpd worker thread owns one connection (thread-local), so
+ * no request ever waits for a pool slot and a connection is never shared.
+ * All connections are also kept on a list so shutdown can close them.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rebuy/db.h"
+#include "rebuy/log.h"
+
+/* Statement tables of every module, in src/db/statements.c. */
+extern const struct db_stmt *const db_all_stmts[];
+
+struct db_conn {
+	PGconn *pg;
+	bool broken;        /* lost the server: reconnect before next use */
+	bool prepared;
+	uint64_t last_fail_ns;
+	struct db_conn *next; /* registry */
+};
+
+static char *conninfo;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct db_conn *registry;
+static _Thread_local struct db_conn *thread_conn;
+
+static atomic_ulong stat_errors, stat_reconnects, stat_retries;
+static atomic_uint stat_open, stat_busy;
+
+/* Do not hammer a server that just refused us: one attempt per interval. */
+#define RECONNECT_INTERVAL_NS (200ull * 1000 * 1000)
+#define TX_MAX_ATTEMPTS 6
+
+static uint64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void
+db_init(const char *info)
+{
+	free(conninfo);
+	conninfo = strdup(info);
+}
+
+PGconn *
+db_pg(struct db_conn *c)
+{
+	return c->pg;
+}
+
+static void
+notice_ignore(void *arg, const PGresult *res)
+{
+	(void)arg;
+	(void)res; /* NOTICEs ("relation exists, skipping") are not news */
+}
+
+static bool
+prepare_all(struct db_conn *c)
+{
+	for (size_t m = 0; db_all_stmts[m]; m++) {
+		for (const struct db_stmt *s = db_all_stmts[m]; s->name; s++) {
+			PGresult *r = PQprepare(c->pg, s->name, s->sql, 0, NULL);
+			bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+			if (!ok)
+				log_emit(LOG_ERROR, "prepare failed",
+					 json_pack("{s:s, s:s}", "statement", s->name,
+						   "error", PQresultErrorMessage(r)));
+			PQclear(r);
+			if (!ok)
+				return false;
+		}
+	}
+	return true;
+}
+
+bool
+db_prepare(struct db_conn *c)
+{
+	c->prepared = prepare_all(c);
+	return c->prepared;
+}
+
+/* Connect c->pg; the user's conninfo wins over our defaults. */
+static bool
+connect_pg(struct db_conn *c, const char *info, bool prepare, struct err *err)
+{
+	/* keywords before dbname are defaults the expanded conninfo overrides */
+	const char *const keys[] = { "connect_timeout", "application_name",
+				     "keepalives_idle", "dbname", NULL };
+	const char *const vals[] = { "3", "rebuyd", "10", info, NULL };
+	PGresult *r;
+
+	c->pg = PQconnectdbParams(keys, vals, 1);
+	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+		log_emit(LOG_WARN, "database connection failed",
+			 json_pack("{s:s}", "error",
+				   c->pg ? PQerrorMessage(c->pg) : "out of memory"));
+		goto fail;
+	}
+	PQsetNoticeReceiver(c->pg, notice_ignore, NULL);
+	/* UTC so timestamps render as RFC 3339 with +00:00; bounded waits */
+	r = PQexec(c->pg, "SET TimeZone TO 'UTC'; SET statement_timeout TO '30s';"
+			  " SET lock_timeout TO '10s';"
+			  " SET idle_in_transaction_session_timeout TO '60s'");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		PQclear(r);
+		goto fail;
+	}
+	PQclear(r);
+	if (prepare && !prepare_all(c))
+		goto fail;
+	c->prepared = prepare;
+	c->broken = false;
+	return true;
+fail:
+	if (c->pg)
+		PQfinish(c->pg);
+	c->pg = NULL;
+	err_set(err, ERR_DB_UNAVAILABLE, NULL, "database is unavailable");
+	return false;
+}
+
+struct db_conn *
+db_open(const char *info, bool prepare, struct err *err)
+{
+	struct db_conn *c = calloc(1, sizeof *c);
+
+	if (!c) {
+		err_set(err, ERR_INTERNAL, NULL, "out of memory");
+		return NULL;
+	}
+	if (!connect_pg(c, info, prepare, err)) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+db_close(struct db_conn *c)
+{
+	if (!c)
+		return;
+	if (c->pg)
+		PQfinish(c->pg);
+	free(c);
+}
+
+struct db_conn *
+db_thread_conn(struct err *err)
+{
+	struct db_conn *c = thread_conn;
+	uint64_t now;
+
+	if (!c) {
+		c = calloc(1, sizeof *c);
+		if (!c) {
+			err_set(err, ERR_INTERNAL, NULL, "out of memory");
+			return NULL;
+		}
+		c->broken = true;
+		pthread_mutex_lock(&registry_lock);
+		c->next = registry;
+		registry = c;
+		pthread_mutex_unlock(&registry_lock);
+		thread_conn = c;
+	}
+	if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
+		return c;
+	now = now_ns();
+	if (c->last_fail_ns && now - c->last_fail_ns < RECONNECT_INTERVAL_NS) {
+		err_set(err, ERR_DB_UNAVAILABLE, NULL, "database is unavailable");
+		return NULL;
+	}
+	if (c->pg) {
+		PQfinish(c->pg);
+		c->pg = NULL;
+		atomic_fetch_sub(&stat_open, 1);
+	}
+	atomic_fetch_add(&stat_reconnects, 1);
+	if (!connect_pg(c, conninfo, true, err)) {
+		c->last_fail_ns = now;
+		return NULL;
+	}
+	c->last_fail_ns = 0;
+	atomic_fetch_add(&stat_open, 1);
+	return c;
+}
+
+void
+db_shutdown(void)
+{
+	pthread_mutex_lock(&registry_lock);
+	while (registry) {
+		struct db_conn *c = registry;
+
+		registry = c->next;
+		db_close(c);
+	}
+	pthread_mutex_unlock(&registry_lock);
+	free(conninfo);
+	conninfo = NULL;
+}
+
+/* Classify a failed result: soft (retry), lost connection, or hard. */
+static enum db_qs
+classify(struct db_conn *c, PGresult *r, const char *what)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
+		return DB_SOFT_ERROR;
+	atomic_fetch_add(&stat_errors, 1);
+	/* class 08 = connection exception, 57P0x = server shutting down */
+	if (PQstatus(c->pg) == CONNECTION_BAD ||
+	    (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)))
+		c->broken = true;
+	log_emit(c->broken ? LOG_WARN : LOG_ERROR, "database error",
+		 json_pack("{s:s, s:s, s:s}", "statement", what, "sqlstate",
+			   state ? state : "", "error",
+			   r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg)));
+	return DB_HARD_ERROR;
+}
+
+static enum db_qs
+result_count(struct db_conn *c, PGresult *r, const char *what)
+{
+	switch (PQresultStatus(r)) {
+	case PGRES_TUPLES_OK:
+		return (enum db_qs)PQntuples(r);
+	case PGRES_COMMAND_OK: {
+		const char *n = PQcmdTuples(r);
+
+		return (enum db_qs)(n && *n ? atoi(n) : 0);
+	}
+	default:
+		return classify(c, r, what);
+	}
+}
+
+enum db_qs
+db_exec(struct db_conn *c, const char *stmt, int nparams,
+	const char *const *params, PGresult **res)
+{
+	PGresult *r;
+	enum db_qs qs;
+
+	*res = NULL;
+	if (!c->pg || c->broken)
+		return DB_HARD_ERROR;
+	r = PQexecPrepared(c->pg, stmt, nparams, params, NULL, NULL, 0);
+	qs = result_count(c, r, stmt);
+	if (qs < 0)
+		PQclear(r);
+	else
+		*res = r;
+	return qs;
+}
+
+enum db_qs
+db_exec_simple(struct db_conn *c, const char *sql)
+{
+	PGresult *r;
+	enum db_qs qs;
+
+	if (!c->pg || c->broken)
+		return DB_HARD_ERROR;
+	r = PQexec(c->pg, sql);
+	qs = result_count(c, r, sql);
+	PQclear(r);
+	return qs;
+}
+
+void
+db_fail(struct db_conn *c, enum db_qs qs, struct err *err)
+{
+	if (qs == DB_ABORT)
+		return;
+	if (c->broken || !c->pg)
+		err_set(err, ERR_DB_UNAVAILABLE, NULL, "database is unavailable");
+	else
+		err_set(err, ERR_INTERNAL, NULL, "internal error");
+}
+
+bool
+db_run_tx(struct db_conn *c, const char *label, db_tx_fn fn, void *cls,
+	  struct err *err)
+{
+	enum db_qs qs = DB_HARD_ERROR;
+
+	for (int attempt = 0; attempt < TX_MAX_ATTEMPTS; attempt++) {
+		err_clear(err);
+		qs = db_exec_simple(c, "BEGIN");
+		if (qs < 0)
+			break;
+		qs = fn(c, cls, err);
+		if (qs >= 0) {
+			qs = db_exec_simple(c, "COMMIT");
+			if (qs >= 0)
+				return true;
+		} else if (!c->broken) {
+			(void)db_exec_simple(c, "ROLLBACK");
+		}
+		if (qs != DB_SOFT_ERROR)
+			break;
+		atomic_fetch_add(&stat_retries, 1);
+		/* back off a little, more on each attempt, so the winner finishes */
+		usleep((useconds_t)(1000u << attempt) + (useconds_t)(rand() % 1000));
+	}
+	if (qs == DB_SOFT_ERROR) {
+		log_emit(LOG_WARN, "transaction gave up after retries",
+			 json_pack("{s:s}", "tx", label));
+		err_set(err, ERR_DB_UNAVAILABLE, NULL, "database is busy, retry");
+		return false;
+	}
+	db_fail(c, qs, err);
+	return false;
+}
+
+void
+db_get_stats(struct db_stats *out)
+{
+	out->errors = atomic_load(&stat_errors);
+	out->reconnects = atomic_load(&stat_reconnects);
+	out->retries = atomic_load(&stat_retries);
+	out->conns_open = atomic_load(&stat_open);
+	out->conns_busy = atomic_load(&stat_busy);
+}
+
+void
+db_mark_busy(bool busy)
+{
+	if (busy)
+		atomic_fetch_add(&stat_busy, 1);
+	else
+		atomic_fetch_sub(&stat_busy, 1);
+}

@@ -1,0 +1,20 @@
+/*
+ * statements.c — every module's prepared statements, prepared on each new
+ * connection.  A module adds its table here and keeps the SQL beside its
+ * code.
+ */
+#include <stddef.h>
+
+#include "rebuy/apikeys.h"
+#include "rebuy/auth.h"
+#include "rebuy/customers.h"
+#include "rebuy/db.h"
+#include "rebuy/idempotency.h"
+#include "rebuy/shops.h"
+
+extern const struct db_stmt migrate_stmts[];
+
+const struct db_stmt *const db_all_stmts[] = {
+	migrate_stmts, auth_stmts, idem_stmts, shops_stmts, apikeys_stmts,
+	customers_stmts, NULL,
+};

@@ -1,0 +1,163 @@
+/*
+ * reply.c — the one place that knows HTTP statuses and problem types.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "rebuy/log.h"
+#include "rebuy/reply.h"
+
+static const struct {
+	unsigned status;
+	const char *code;
+	const char *title;
+} problems[ERR__COUNT] = {
+	[ERR_NONE] = { 500, "internal_error", "Internal error" },
+	[ERR_MALFORMED_JSON] = { 400, "malformed_json", "Malformed JSON body" },
+	[ERR_INVALID_PARAMETER] = { 400, "invalid_parameter", "Invalid parameter" },
+	[ERR_UNAUTHENTICATED] = { 401, "unauthenticated", "Authentication required" },
+	[ERR_FORBIDDEN] = { 403, "forbidden", "Not allowed for this API key's scope" },
+	[ERR_NOT_FOUND] = { 404, "not_found", "Not found" },
+	[ERR_METHOD_NOT_ALLOWED] = { 405, "method_not_allowed", "Method not allowed" },
+	[ERR_CONFLICT] = { 409, "conflict", "Conflict" },
+	[ERR_LAST_ADMIN_KEY] = { 409, "last_admin_key", "Cannot revoke the last admin key" },
+	[ERR_IDEMPOTENCY_IN_PROGRESS] = { 409, "idempotency_in_progress",
+					  "A request with this Idempotency-Key is in progress" },
+	[ERR_PAYLOAD_TOO_LARGE] = { 413, "payload_too_large", "Request body too large" },
+	[ERR_UNSUPPORTED_MEDIA_TYPE] = { 415, "unsupported_media_type",
+					 "Unsupported media type" },
+	[ERR_VALIDATION] = { 422, "validation_failed", "Request failed validation" },
+	[ERR_IDEMPOTENCY_KEY_REUSED] = { 422, "idempotency_key_reused",
+					 "Idempotency-Key reused with a different request" },
+	[ERR_INTERNAL] = { 500, "internal_error", "Internal error" },
+	[ERR_DB_UNAVAILABLE] = { 503, "database_unavailable", "Database unavailable" },
+	[ERR_SCHEMA_OUTDATED] = { 503, "schema_outdated", "Database schema is outdated" },
+};
+
+unsigned
+reply_status_of(enum err_code code)
+{
+	return code < ERR__COUNT ? problems[code].status : 500;
+}
+
+const char *
+reply_code_of(enum err_code code)
+{
+	return code < ERR__COUNT ? problems[code].code : "internal_error";
+}
+
+static void
+set_response(struct request *req, unsigned status, struct MHD_Response *resp,
+	     const char *content_type)
+{
+	if (req->response) /* a second reply is a bug: keep the last, say so */
+		MHD_destroy_response(req->response);
+	req->status = status;
+	req->response = resp;
+	if (resp && content_type)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+}
+
+void
+reply_text(struct request *req, unsigned status, const char *content_type,
+	   char *text, size_t len)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+
+	if (!resp) {
+		free(text);
+		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		status = 500;
+	}
+	set_response(req, status, resp, content_type);
+}
+
+void
+reply_json_text(struct request *req, unsigned status, const char *text, size_t len)
+{
+	char *copy = malloc(len + 1);
+
+	if (copy)
+		memcpy(copy, text, len);
+	reply_text(req, status, "application/json", copy, copy ? len : 0);
+}
+
+void
+reply_json(struct request *req, unsigned status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+	json_decref(body);
+	if (!text) {
+		reply_error(req, ERR_INTERNAL, NULL, "internal error");
+		return;
+	}
+	reply_text(req, status, "application/json", text, strlen(text));
+}
+
+void
+reply_empty(struct request *req, unsigned status)
+{
+	set_response(req, status,
+		     MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT),
+		     NULL);
+}
+
+void
+reply_problem(struct request *req, const struct err *e)
+{
+	enum err_code code = e->code < ERR__COUNT ? e->code : ERR_INTERNAL;
+	unsigned status = problems[code].status;
+	char type[96];
+	json_t *body;
+	char *text;
+
+	snprintf(type, sizeof type, "https://rebuy.dev/problems/%s", problems[code].code);
+	body = json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", type, "title",
+			 problems[code].title, "status", (json_int_t)status, "detail",
+			 e->message[0] ? e->message : problems[code].title, "code",
+			 problems[code].code);
+	if (body && e->pointer[0])
+		json_object_set_new(body, "pointer", json_string(e->pointer));
+	if (body)
+		json_object_set_new(body, "request_id", json_string(req->id));
+	text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(body);
+	if (!text) {
+		text = strdup("{\"type\":\"https://rebuy.dev/problems/internal_error\","
+			      "\"title\":\"Internal error\",\"status\":500,"
+			      "\"detail\":\"out of memory\",\"code\":\"internal_error\"}");
+		status = 500;
+	}
+	reply_text(req, status, "application/problem+json", text, text ? strlen(text) : 0);
+	if (status == 401)
+		reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"rebuy\"");
+	if (status == 503)
+		reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+}
+
+void
+reply_error(struct request *req, enum err_code code, const char *pointer,
+	    const char *fmt, ...)
+{
+	struct err e;
+	va_list ap;
+
+	e.code = code;
+	snprintf(e.pointer, sizeof e.pointer, "%s", pointer ? pointer : "");
+	va_start(ap, fmt);
+	vsnprintf(e.message, sizeof e.message, fmt, ap);
+	va_end(ap);
+	reply_problem(req, &e);
+}
+
+void
+reply_header(struct request *req, const char *name, const char *value)
+{
+	if (req->response)
+		MHD_add_response_header(req->response, name, value);
+}

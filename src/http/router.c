@@ -1,0 +1,268 @@
+/*
+ * router.c — the route table and the checks every request passes before
+ * its handler: route, body size, authentication, scope, query parameters,
+ * Idempotency-Key.
+ *
+ * The table is data: adding an endpoint is one line here and one handler.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <microhttpd.h>
+
+#include "rebuy/api.h"
+#include "rebuy/auth.h"
+#include "rebuy/reply.h"
+#include "rebuy/router.h"
+#include "rebuy/server.h"
+
+#define ANY_SHOP (SCOPE_ADMIN | SCOPE_STOREFRONT | SCOPE_READONLY)
+
+const struct route router_routes[] = {
+	{ "GET", "/healthz", api_health_get, 0, 0 },
+	{ "GET", "/readyz", api_ready_get, 0, 0 },
+	{ "GET", "/metrics", api_metrics_get, 0, 0 },
+	{ "POST", "/v1/shops", api_shops_post, SCOPE_PLATFORM, ROUTE_BODY | ROUTE_IDEMPOTENT },
+	{ "GET", "/v1/shops/{id}", api_shops_get, SCOPE_PLATFORM | ANY_SHOP, 0 },
+	{ "PATCH", "/v1/shops/{id}", api_shops_patch, SCOPE_PLATFORM | SCOPE_ADMIN, ROUTE_BODY },
+	{ "POST", "/v1/api-keys", api_keys_post, SCOPE_ADMIN, ROUTE_BODY | ROUTE_IDEMPOTENT },
+	{ "GET", "/v1/api-keys", api_keys_list, SCOPE_ADMIN, 0 },
+	{ "DELETE", "/v1/api-keys/{id}", api_keys_delete, SCOPE_ADMIN, 0 },
+	{ "GET", "/v1/customers", api_customers_list, SCOPE_ADMIN | SCOPE_READONLY, 0,
+	  "limit cursor tag consent created_after created_before" },
+	{ "PUT", "/v1/customers/{id}", api_customers_put, SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_BODY },
+	{ "GET", "/v1/customers/{id}", api_customers_get, ANY_SHOP, 0 },
+	{ "DELETE", "/v1/customers/{id}", api_customers_delete, SCOPE_ADMIN | SCOPE_STOREFRONT, 0 },
+};
+const size_t router_route_count = sizeof router_routes / sizeof router_routes[0];
+
+/*
+ * Match one pattern against a path.  Placeholders take one non-empty
+ * segment, copied NUL-terminated into buf.
+ */
+static bool
+match_pattern(const char *pattern, const char *path, const char *params[],
+	      char *buf, size_t bufsize)
+{
+	const char *p = pattern, *s = path;
+	size_t used = 0;
+	int n = 0;
+
+	while (*p && *s) {
+		if (*p == '{') {
+			size_t len = strcspn(s, "/");
+
+			if (len == 0 || n >= ROUTE_MAX_PARAMS || used + len + 1 > bufsize)
+				return false;
+			memcpy(buf + used, s, len);
+			buf[used + len] = '\0';
+			params[n++] = buf + used;
+			used += len + 1;
+			s += len;
+			p = strchr(p, '}');
+			if (!p)
+				return false;
+			p++;
+			continue;
+		}
+		if (*p != *s)
+			return false;
+		p++;
+		s++;
+	}
+	return *p == '\0' && *s == '\0';
+}
+
+enum router_result
+router_match(const char *method, const char *path, int *index,
+	     const char *params[ROUTE_MAX_PARAMS], char *buf, size_t bufsize,
+	     char *allow, size_t allowsize)
+{
+	const char *tmp[ROUTE_MAX_PARAMS];
+	bool path_known = false;
+
+	allow[0] = '\0';
+	for (size_t i = 0; i < router_route_count; i++) {
+		const struct route *r = &router_routes[i];
+
+		if (!match_pattern(r->pattern, path, tmp, buf, bufsize))
+			continue;
+		if (strcmp(r->method, method) == 0) {
+			/* re-match into the caller's params (buf reused) */
+			(void)match_pattern(r->pattern, path, params, buf, bufsize);
+			*index = (int)i;
+			return ROUTER_FOUND;
+		}
+		if (!strstr(allow, r->method)) {
+			size_t n = strlen(allow);
+
+			snprintf(allow + n, allowsize - n, "%s%s", n ? ", " : "", r->method);
+		}
+		path_known = true;
+	}
+	return path_known ? ROUTER_METHOD_NOT_ALLOWED : ROUTER_NOT_FOUND;
+}
+
+/* Authenticate the Bearer key and check the route's scopes.  Replies on failure. */
+static bool
+authenticate(struct request *req)
+{
+	const char *h = request_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+	struct auth_key key;
+	struct db_conn *c;
+	struct err err;
+	enum db_qs qs;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+		reply_error(req, ERR_UNAUTHENTICATED, NULL,
+			    "send an API key as Authorization: Bearer rb_...");
+		return false;
+	}
+	h += 7;
+	while (*h == ' ')
+		h++;
+	c = db_thread_conn(&err);
+	if (!c) {
+		reply_problem(req, &err);
+		return false;
+	}
+	qs = auth_lookup(c, h, &key);
+	if (qs < 0) {
+		db_fail(c, qs, &err);
+		reply_problem(req, &err);
+		return false;
+	}
+	if (qs == 0) {
+		reply_error(req, ERR_UNAUTHENTICATED, NULL, "unknown or revoked API key");
+		return false;
+	}
+	req->authed = true;
+	req->scope = key.scope;
+	snprintf(req->key_id, sizeof req->key_id, "%s", key.key_id);
+	snprintf(req->shop_id, sizeof req->shop_id, "%s", key.shop_id);
+	if (!(req->route->scopes & key.scope)) {
+		reply_error(req, ERR_FORBIDDEN, NULL,
+			    "a %s key may not call %s %s", auth_scope_name(key.scope),
+			    req->route->method, req->route->pattern);
+		return false;
+	}
+	return true;
+}
+
+#define QUERY_MAX 16
+
+struct query_check {
+	const char *allowed;
+	const char *seen[QUERY_MAX];
+	int nseen;
+	char bad[64];
+	bool repeated;
+};
+
+static bool
+query_allowed(const char *allowed, const char *key)
+{
+	size_t n = strlen(key);
+
+	while (allowed && *allowed) {
+		size_t len = strcspn(allowed, " ");
+
+		if (len == n && strncmp(allowed, key, n) == 0)
+			return true;
+		allowed += len;
+		allowed += strspn(allowed, " ");
+	}
+	return false;
+}
+
+static enum MHD_Result
+query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query_check *q = cls;
+
+	(void)kind;
+	(void)value;
+	snprintf(q->bad, sizeof q->bad, "%s", key);
+	if (!query_allowed(q->allowed, key))
+		return MHD_NO;
+	for (int i = 0; i < q->nseen; i++)
+		if (strcmp(q->seen[i], key) == 0) {
+			q->repeated = true;
+			return MHD_NO;
+		}
+	if (q->nseen < QUERY_MAX)
+		q->seen[q->nseen++] = key;
+	q->bad[0] = '\0';
+	return MHD_YES;
+}
+
+/* Unknown and repeated query parameters are refused, not ignored. */
+static bool
+query_known(struct request *req)
+{
+	struct query_check q = { .allowed = req->route->query };
+	char ptr[96];
+
+	q.bad[0] = '\0';
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+	if (!q.bad[0])
+		return true;
+	snprintf(ptr, sizeof ptr, "/query/%s", q.bad);
+	reply_error(req, ERR_INVALID_PARAMETER, ptr, "%s query parameter: %s",
+		    q.repeated ? "repeated" : "unknown", q.bad);
+	return false;
+}
+
+static bool
+idempotency_header(struct request *req)
+{
+	const char *k = request_header(req, "Idempotency-Key");
+	size_t n;
+
+	if (!k || !(req->route->flags & ROUTE_IDEMPOTENT))
+		return true;
+	n = strlen(k);
+	for (const char *p = k; *p; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			n = 0;
+	if (n < 1 || n > 255) {
+		reply_error(req, ERR_INVALID_PARAMETER, "/header/Idempotency-Key",
+			    "Idempotency-Key must be 1-255 printable ASCII characters");
+		return false;
+	}
+	req->idem_key = k;
+	return true;
+}
+
+void
+router_dispatch(struct request *req)
+{
+	char allow[64];
+
+	switch (router_match(req->method, req->path, &req->route_index, req->params,
+			     req->params_buf, sizeof req->params_buf, allow,
+			     sizeof allow)) {
+	case ROUTER_NOT_FOUND:
+		reply_error(req, ERR_NOT_FOUND, NULL, "no such path: %.100s", req->path);
+		return;
+	case ROUTER_METHOD_NOT_ALLOWED:
+		reply_error(req, ERR_METHOD_NOT_ALLOWED, NULL,
+			    "%s is not allowed here; allowed: %s", req->method, allow);
+		reply_header(req, MHD_HTTP_HEADER_ALLOW, allow);
+		return;
+	case ROUTER_FOUND:
+		break;
+	}
+	req->route = &router_routes[req->route_index];
+	if (req->body_too_large) {
+		reply_error(req, ERR_PAYLOAD_TOO_LARGE, NULL,
+			    "request body exceeds %zu bytes", server_body_limit());
+		return;
+	}
+	if (req->route->scopes && !authenticate(req))
+		return;
+	if (!query_known(req) || !idempotency_header(req))
+		return;
+	req->route->handler(req);
+}

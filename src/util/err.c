@@ -1,0 +1,46 @@
+/* err.c — see include/rebuy/err.h */
+#include <stdio.h>
+#include <string.h>
+
+#include "rebuy/err.h"
+
+void
+err_set(struct err *e, enum err_code code, const char *pointer,
+	const char *fmt, ...)
+{
+	va_list ap;
+
+	e->code = code;
+	snprintf(e->pointer, sizeof e->pointer, "%s", pointer ? pointer : "");
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof e->message, fmt, ap);
+	va_end(ap);
+}
+
+void
+err_clear(struct err *e)
+{
+	e->code = ERR_NONE;
+	e->message[0] = '\0';
+	e->pointer[0] = '\0';
+}
+
+void
+err_pointer_append(char *buf, size_t size, const char *token)
+{
+	size_t n = strlen(buf);
+
+	if (n + 1 >= size)
+		return;
+	buf[n++] = '/';
+	for (const char *p = token; *p && n + 2 < size; p++) {
+		/* RFC 6901: '~' is written "~0" and '/' is written "~1" */
+		if (*p == '~' || *p == '/') {
+			buf[n++] = '~';
+			buf[n++] = *p == '~' ? '0' : '1';
+		} else {
+			buf[n++] = *p;
+		}
+	}
+	buf[n] = '\0';
+}

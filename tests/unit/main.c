@@ -1,0 +1,242 @@
+/*
+ * Unit tests without a database: router matching, body validation, key
+ * material.  Prints one line per failed check and ends with the
+ * "N passed, N failed" summary the test runner adds up.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "rebuy/jv.h"
+#include "rebuy/keys.h"
+#include "rebuy/router.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                          \
+	do {                                                                 \
+		if (cond) {                                                  \
+			passed++;                                            \
+		} else {                                                     \
+			failed++;                                            \
+			printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+		}                                                            \
+	} while (0)
+
+static int
+route_of(const char *method, const char *path, const char **p0, char *allow)
+{
+	const char *params[ROUTE_MAX_PARAMS] = { 0 };
+	char buf[256], allowbuf[64];
+	int index = -1;
+	enum router_result r = router_match(method, path, &index, params, buf, sizeof buf,
+					    allowbuf, sizeof allowbuf);
+	static char p0copy[256];
+
+	if (allow)
+		strcpy(allow, allowbuf);
+	if (p0) {
+		snprintf(p0copy, sizeof p0copy, "%s", params[0] ? params[0] : "");
+		*p0 = p0copy;
+	}
+	if (r == ROUTER_NOT_FOUND)
+		return -404;
+	if (r == ROUTER_METHOD_NOT_ALLOWED)
+		return -405;
+	return index;
+}
+
+static void
+test_router(void)
+{
+	const char *p0;
+	char allow[64];
+	int i;
+
+	i = route_of("GET", "/v1/customers/cust-1001", &p0, NULL);
+	CHECK(i >= 0 && strcmp(router_routes[i].pattern, "/v1/customers/{id}") == 0);
+	CHECK(strcmp(p0, "cust-1001") == 0);
+	i = route_of("GET", "/v1/customers", NULL, NULL);
+	CHECK(i >= 0 && strcmp(router_routes[i].pattern, "/v1/customers") == 0);
+	CHECK(route_of("GET", "/v1/customers/", NULL, NULL) == -404);  /* empty segment */
+	CHECK(route_of("GET", "/v1/customers/a/b", NULL, NULL) == -404);
+	CHECK(route_of("GET", "/v1/customer", NULL, NULL) == -404);
+	CHECK(route_of("GET", "/", NULL, NULL) == -404);
+	CHECK(route_of("GET", "", NULL, NULL) == -404);
+	CHECK(route_of("POST", "/v1/customers/x", NULL, allow) == -405);
+	CHECK(strcmp(allow, "PUT, GET, DELETE") == 0);
+	CHECK(route_of("DELETE", "/v1/shops", NULL, allow) == -405);
+	CHECK(strcmp(allow, "POST") == 0);
+	i = route_of("PATCH", "/v1/shops/7d1e9d5a-0000-4000-8000-000000000001", &p0, NULL);
+	CHECK(i >= 0 && strcmp(router_routes[i].method, "PATCH") == 0);
+	CHECK(strcmp(p0, "7d1e9d5a-0000-4000-8000-000000000001") == 0);
+	CHECK(route_of("GET", "/healthz", NULL, NULL) >= 0);
+	CHECK(route_of("GET", "/healthz/", NULL, NULL) == -404);
+	/* every route is reachable by its own pattern-shaped path */
+	for (size_t k = 0; k < router_route_count; k++) {
+		char path[128];
+		const char *pat = router_routes[k].pattern;
+		size_t n = 0;
+
+		for (; *pat && n + 2 < sizeof path; pat++) {
+			if (*pat == '{') {
+				path[n++] = 'x';
+				pat = strchr(pat, '}');
+			} else {
+				path[n++] = *pat;
+			}
+		}
+		path[n] = '\0';
+		i = route_of(router_routes[k].method, path, NULL, NULL);
+		CHECK(i == (int)k);
+	}
+	/* an over-long segment is refused, not truncated */
+	{
+		char path[1200] = "/v1/customers/";
+
+		memset(path + strlen(path), 'a', 1000);
+		path[1014] = '\0';
+		CHECK(route_of("GET", path, NULL, NULL) == -404);
+	}
+}
+
+static const char *
+no_x(const char *s)
+{
+	return strchr(s, 'x') ? "must not contain x" : NULL;
+}
+
+static const struct jv_field inner_spec[] = {
+	{ .name = "granted", .kind = JV_BOOLEAN, .flags = JV_REQUIRED },
+	{ .name = "at", .kind = JV_TIMESTAMP },
+	{ .name = NULL },
+};
+static const struct jv_field item_spec = { .kind = JV_STRING, .min = 1, .max = 3 };
+static const struct jv_field spec[] = {
+	{ .name = "name", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 5,
+	  .check = no_x },
+	{ .name = "count", .kind = JV_INTEGER, .min = 0, .max = 10 },
+	{ .name = "note", .kind = JV_STRING, .flags = JV_NULLABLE },
+	{ .name = "tags", .kind = JV_ARRAY, .flags = JV_UNIQUE, .max = 2, .items = &item_spec },
+	{ .name = "inner", .kind = JV_OBJECT, .fields = inner_spec },
+	{ .name = "free", .kind = JV_ANY_OBJECT },
+	{ .name = NULL },
+};
+
+/* Validate text; return the pointer of the failure or "OK". */
+static const char *
+validate(const char *text)
+{
+	static struct err err;
+	json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	bool ok;
+
+	if (!j)
+		return "PARSE";
+	err_clear(&err);
+	ok = jv_validate(j, spec, "", &err);
+	json_decref(j);
+	if (ok)
+		return "OK";
+	return err.code == ERR_VALIDATION ? err.pointer : "WRONGCODE";
+}
+
+static void
+test_body_validation(void)
+{
+	CHECK(strcmp(validate("{\"name\":\"ab\"}"), "OK") == 0);
+	CHECK(strcmp(validate("{}"), "/name") == 0);                       /* required */
+	CHECK(strcmp(validate("{\"name\":\"ab\",\"nmae\":1}"), "/nmae") == 0); /* unknown */
+	CHECK(strcmp(validate("{\"name\":\"ab\",\"a/b~\":1}"), "/a~1b~0") == 0); /* escaped */
+	CHECK(strcmp(validate("{\"name\":5}"), "/name") == 0);             /* type */
+	CHECK(strcmp(validate("{\"name\":\"\"}"), "/name") == 0);          /* too short */
+	CHECK(strcmp(validate("{\"name\":\"abcdef\"}"), "/name") == 0);    /* too long */
+	CHECK(strcmp(validate("{\"name\":\"\xe4\xbd\xa0\xe5\xa5\xbd\"}"), "OK") == 0); /* 2 chars */
+	CHECK(strcmp(validate("{\"name\":\"axb\"}"), "/name") == 0);       /* check fn */
+	CHECK(strcmp(validate("{\"name\":null}"), "/name") == 0);          /* not nullable */
+	CHECK(strcmp(validate("{\"name\":\"a\",\"note\":null}"), "OK") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"count\":10}"), "OK") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"count\":11}"), "/count") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"count\":-1}"), "/count") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"count\":1.0}"), "/count") == 0); /* real */
+	CHECK(strcmp(validate("{\"name\":\"a\",\"count\":\"1\"}"), "/count") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"tags\":[\"a\",\"b\"]}"), "OK") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"tags\":[\"a\",\"a\"]}"), "/tags/1") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"tags\":[\"a\",\"b\",\"c\"]}"), "/tags") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"tags\":[\"abcd\"]}"), "/tags/0") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"tags\":[1]}"), "/tags/0") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"inner\":{\"granted\":true}}"), "OK") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"inner\":{}}"), "/inner/granted") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"inner\":{\"granted\":true,\"x\":1}}"),
+		     "/inner/x") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"inner\":{\"granted\":1}}"), "/inner/granted") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"inner\":{\"granted\":true,"
+			      "\"at\":\"2026-02-30T00:00:00Z\"}}"), "/inner/at") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"free\":{\"anything\":[1,{\"b\":2}]}}"), "OK") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"free\":[]}"), "/free") == 0);
+	CHECK(strcmp(validate("{\"name\":\"a\",\"name\":\"b\"}"), "PARSE") == 0); /* duplicates */
+
+	CHECK(jv_is_timestamp("2026-11-22T10:37:50Z"));
+	CHECK(jv_is_timestamp("2026-11-22T10:37:50.123456+08:00"));
+	CHECK(jv_is_timestamp("2024-02-29T00:00:00-05:30"));
+	CHECK(!jv_is_timestamp("2023-02-29T00:00:00Z"));
+	CHECK(!jv_is_timestamp("2026-11-22 10:37:50Z"));
+	CHECK(!jv_is_timestamp("2026-11-22T10:37:50"));
+	CHECK(!jv_is_timestamp("2026-11-22T24:00:00Z"));
+	CHECK(!jv_is_timestamp("2026-11-22T10:37:50.Z"));
+	CHECK(!jv_is_timestamp("2026-11-22T10:37:50+0800"));
+	CHECK(!jv_is_timestamp("2026-11-22T10:37:50Zjunk"));
+
+	CHECK(jv_depth("{}", 2) == 1);
+	CHECK(jv_depth("[[[]]]", 6) == 3);
+	CHECK(jv_depth("{\"a\":\"[[[[\"}", 11) == 1);     /* brackets in strings */
+	CHECK(jv_depth("{\"a\":\"\\\"[[\"}", 12) == 1);   /* escaped quote */
+	CHECK(jv_utf8_len("\xe4\xbd\xa0\xe5\xa5\xbd") == 2);
+}
+
+static void
+test_keys(void)
+{
+	char a[KEYS_LEN + 1], b[KEYS_LEN + 1], prefix[KEYS_PREFIX_LEN + 1];
+	char h1[KEYS_HASH_HEX + 1], h2[KEYS_HASH_HEX + 1];
+
+	CHECK(keys_generate(a));
+	CHECK(keys_generate(b));
+	CHECK(strlen(a) == KEYS_LEN && strncmp(a, "rb_", 3) == 0);
+	CHECK(strcmp(a, b) != 0);
+	CHECK(keys_parse(a, prefix));
+	CHECK(strncmp(prefix, a + 3, KEYS_PREFIX_LEN) == 0);
+	keys_hash_hex(a, h1);
+	keys_hash_hex(a, h2);
+	CHECK(strlen(h1) == 64 && keys_hash_equal(h1, h2));
+	keys_hash_hex(b, h2);
+	CHECK(!keys_hash_equal(h1, h2));
+	/* known answer: SHA-256("abc") */
+	keys_sha256_hex("abc", 3, h1);
+	CHECK(strcmp(h1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+	CHECK(!keys_hash_equal(h1, "ba78"));
+	/* malformed keys */
+	CHECK(!keys_parse("", prefix));
+	CHECK(!keys_parse("rb_", prefix));
+	b[5] = '!';
+	CHECK(!keys_parse(b, prefix));
+	memcpy(b, a, sizeof b);
+	b[0] = 'x';
+	CHECK(!keys_parse(b, prefix));
+	memcpy(b, a, sizeof b);
+	b[3] = 'A'; /* prefix is lowercase base32 */
+	CHECK(!keys_parse(b, prefix));
+	memcpy(b, a, sizeof b);
+	b[KEYS_LEN - 1] = '_';
+	CHECK(!keys_parse(b, prefix));
+	CHECK(!keys_parse("rb_abcdefgh_tooshort", prefix));
+}
+
+int
+main(void)
+{
+	test_router();
+	test_body_validation();
+	test_keys();
+	printf("unit: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
