@@ -11,7 +11,7 @@ want_test=0
 [[ ${1:-} == --test ]] && want_test=1
 
 pkgs=(gcc libc6-dev meson ninja-build pkg-config python3 libmicrohttpd-dev
-      libjansson-dev libpq-dev libssl-dev postgresql-15 postgresql-contrib-15
+      libjansson-dev libpq-dev libssl-dev postgresql-15
       curl ca-certificates)
 if (( want_test )); then
     pkgs+=(wrk postgresql-client-15)

@@ -31,6 +31,8 @@ static const char usage[] =
 	"  migrate                apply pending database migrations\n"
 	"  version                print the version and schema version\n"
 	"  keys create-platform   create a platform API key (printed once)\n"
+	"  keys create            create a shop key: --shop ID --scope admin|storefront|readonly\n"
+	"                         (recovery when a shop has lost its admin keys)\n"
 	"  shops create           create a shop and print its first admin key\n"
 	"                         (--name NAME --currency CUR --timezone TZ)\n"
 	"\n"
@@ -111,17 +113,27 @@ out:
 }
 
 static int
-cmd_create_platform_key(const struct config *cfg, const char *name)
+cmd_create_key(const struct config *cfg, const char *shop_id, const char *scope,
+	       const char *name)
 {
-	struct db_conn *c = open_current_db(cfg);
+	struct db_conn *c;
 	json_t *key = NULL;
 	struct err err;
 	enum db_qs qs;
 
+	if (shop_id && (!scope || strcmp(scope, "platform") == 0 ||
+			!(strcmp(scope, "admin") == 0 || strcmp(scope, "storefront") == 0 ||
+			  strcmp(scope, "readonly") == 0))) {
+		fprintf(stderr, "rebuyd: keys create needs --scope admin|storefront|readonly\n");
+		return 2;
+	}
+	c = open_current_db(cfg);
 	if (!c)
 		return 1;
 	err_clear(&err);
-	qs = apikeys_create(c, NULL, name ? name : "platform key", "platform", &key, &err);
+	/* a shop id that is not a shop fails the foreign key: reported below */
+	qs = apikeys_create(c, shop_id, name ? name : (shop_id ? "cli key" : "platform key"),
+			    shop_id ? scope : "platform", &key, &err);
 	if (qs > 0)
 		printf("%s\n", json_string_value(json_object_get(key, "key")));
 	else
@@ -276,7 +288,7 @@ main(int argc, char **argv)
 {
 	struct config cfg;
 	struct shop_input shop = { 0 };
-	const char *cmd, *key_name = NULL;
+	const char *cmd, *key_name = NULL, *key_shop = NULL, *key_scope = NULL;
 	int first = 2, rc;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -302,6 +314,12 @@ main(int argc, char **argv)
 		} else if (i + 1 < argc && strcmp(argv[i], "--timezone") == 0) {
 			shop.timezone = argv[i + 1];
 			used = 2;
+		} else if (i + 1 < argc && strcmp(argv[i], "--shop") == 0) {
+			key_shop = argv[i + 1];
+			used = 2;
+		} else if (i + 1 < argc && strcmp(argv[i], "--scope") == 0) {
+			key_scope = argv[i + 1];
+			used = 2;
 		} else if (strcmp(argv[i], "--help") == 0) {
 			fputs(usage, stdout);
 			config_free(&cfg);
@@ -322,7 +340,15 @@ main(int argc, char **argv)
 		rc = 0;
 	} else if (strcmp(cmd, "keys") == 0 && argc >= 3 &&
 		   strcmp(argv[2], "create-platform") == 0)
-		rc = cmd_create_platform_key(&cfg, key_name);
+		rc = cmd_create_key(&cfg, NULL, NULL, key_name);
+	else if (strcmp(cmd, "keys") == 0 && argc >= 3 && strcmp(argv[2], "create") == 0) {
+		if (!key_shop) {
+			fprintf(stderr, "rebuyd: keys create needs --shop ID\n");
+			rc = 2;
+		} else {
+			rc = cmd_create_key(&cfg, key_shop, key_scope, key_name);
+		}
+	}
 	else if (strcmp(cmd, "shops") == 0 && argc >= 3 && strcmp(argv[2], "create") == 0)
 		rc = cmd_create_shop(&cfg, &shop);
 	else {
