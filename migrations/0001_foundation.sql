@@ -101,15 +101,20 @@ COMMENT ON COLUMN customers.updated_at IS 'When the profile last changed';
 COMMENT ON COLUMN customers.erased_at IS 'When personal data was erased; purchase history stays for metrics';
 
 -- JSON representations, shared by every statement that returns the object.
+CREATE FUNCTION rfc3339(t timestamptz) RETURNS text LANGUAGE sql STABLE STRICT AS $$
+    SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+COMMENT ON FUNCTION rfc3339(timestamptz) IS 'A timestamp as the API writes it: RFC 3339, UTC, microseconds, Z';
+
 CREATE FUNCTION shop_json(s shops) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object('id', s.id, 'name', s.name, 'currency', s.currency,
-        'timezone', s.timezone, 'created_at', s.created_at, 'updated_at', s.updated_at)
+        'timezone', s.timezone, 'created_at', rfc3339(s.created_at), 'updated_at', rfc3339(s.updated_at))
 $$;
 COMMENT ON FUNCTION shop_json(shops) IS 'The Shop object of the API';
 
 CREATE FUNCTION api_key_json(k api_keys) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object('id', k.id, 'name', k.name, 'scope', k.scope,
-        'prefix', 'rb_' || k.prefix, 'created_at', k.created_at, 'revoked_at', k.revoked_at)
+        'prefix', 'rb_' || k.prefix, 'created_at', rfc3339(k.created_at), 'revoked_at', rfc3339(k.revoked_at))
 $$;
 COMMENT ON FUNCTION api_key_json(api_keys) IS 'The ApiKey object of the API (never the secret)';
 
@@ -117,10 +122,10 @@ CREATE FUNCTION customer_json(c customers) RETURNS json LANGUAGE sql STABLE AS $
     SELECT json_build_object('id', c.id, 'name', c.name, 'email', c.email, 'phone', c.phone,
         'tags', to_json(c.tags),
         'consent', json_build_object(
-            'email', json_build_object('granted', c.consent_email, 'updated_at', c.consent_email_at),
-            'sms', json_build_object('granted', c.consent_sms, 'updated_at', c.consent_sms_at),
-            'wechat', json_build_object('granted', c.consent_wechat, 'updated_at', c.consent_wechat_at)),
-        'attributes', c.attributes, 'created_at', c.created_at, 'updated_at', c.updated_at,
-        'erased_at', c.erased_at)
+            'email', json_build_object('granted', c.consent_email, 'updated_at', rfc3339(c.consent_email_at)),
+            'sms', json_build_object('granted', c.consent_sms, 'updated_at', rfc3339(c.consent_sms_at)),
+            'wechat', json_build_object('granted', c.consent_wechat, 'updated_at', rfc3339(c.consent_wechat_at))),
+        'attributes', c.attributes, 'created_at', rfc3339(c.created_at), 'updated_at', rfc3339(c.updated_at),
+        'erased_at', rfc3339(c.erased_at))
 $$;
 COMMENT ON FUNCTION customer_json(customers) IS 'The Customer object of the API';

@@ -33,6 +33,7 @@ static const char usage[] =
 	"  keys create-platform   create a platform API key (printed once)\n"
 	"  keys create            create a shop key: --shop ID --scope admin|storefront|readonly\n"
 	"                         (recovery when a shop has lost its admin keys)\n"
+	"  sql [NAME]             print named prepared statements (for EXPLAIN, benchmarks)\n"
 	"  shops create           create a shop and print its first admin key\n"
 	"                         (--name NAME --currency CUR --timezone TZ)\n"
 	"\n"
@@ -283,6 +284,26 @@ cmd_serve(struct config *cfg)
 	return 0;
 }
 
+static int
+cmd_sql(const char *name)
+{
+	const char *sql;
+
+	if (name) {
+		sql = db_stmt_sql(name);
+		if (!sql) {
+			fprintf(stderr, "rebuyd: no statement named %s\n", name);
+			return 1;
+		}
+		printf("%s\n", sql);
+		return 0;
+	}
+	for (size_t m = 0; db_all_stmts[m]; m++)
+		for (const struct db_stmt *s = db_all_stmts[m]; s->name; s++)
+			printf("-- %s\n%s;\n\n", s->name, s->sql);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -297,7 +318,8 @@ main(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	cmd = argv[1];
-	if ((strcmp(cmd, "keys") == 0 || strcmp(cmd, "shops") == 0) && argc >= 3)
+	if ((strcmp(cmd, "keys") == 0 || strcmp(cmd, "shops") == 0 ||
+	     strcmp(cmd, "sql") == 0) && argc >= 3 && argv[2][0] != '-')
 		first = 3;
 	if (!config_from_env(&cfg))
 		return 2;
@@ -335,7 +357,9 @@ main(int argc, char **argv)
 		rc = cmd_serve(&cfg);
 	else if (strcmp(cmd, "migrate") == 0)
 		rc = cmd_migrate(&cfg);
-	else if (strcmp(cmd, "version") == 0) {
+	else if (strcmp(cmd, "sql") == 0) {
+		rc = cmd_sql(argc >= 3 && argv[2][0] != '-' ? argv[2] : NULL);
+	} else if (strcmp(cmd, "version") == 0) {
 		printf("rebuyd %s (schema %d)\n", REBUY_VERSION, migrate_latest());
 		rc = 0;
 	} else if (strcmp(cmd, "keys") == 0 && argc >= 3 &&

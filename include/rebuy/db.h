@@ -32,6 +32,12 @@ struct db_stmt {
 
 struct db_conn;
 
+/* Every module's statement table, NULL-terminated (src/db/statements.c). */
+extern const struct db_stmt *const db_all_stmts[];
+
+/* The SQL of a named statement, or NULL. */
+const char *db_stmt_sql(const char *name);
+
 /* Set the conninfo used by every connection.  Copies the string. */
 void db_init(const char *conninfo);
 void db_shutdown(void); /* closes all connections; call after workers stop */

@@ -16,8 +16,6 @@
 #include "rebuy/db.h"
 #include "rebuy/log.h"
 
-/* Statement tables of every module, in src/db/statements.c. */
-extern const struct db_stmt *const db_all_stmts[];
 
 struct db_conn {
 	PGconn *pg;
@@ -86,6 +84,16 @@ prepare_all(struct db_conn *c)
 		}
 	}
 	return true;
+}
+
+const char *
+db_stmt_sql(const char *name)
+{
+	for (size_t m = 0; db_all_stmts[m]; m++)
+		for (const struct db_stmt *s = db_all_stmts[m]; s->name; s++)
+			if (strcmp(s->name, name) == 0)
+				return s->sql;
+	return NULL;
 }
 
 bool

@@ -1,0 +1,451 @@
+// Checks openapi.yaml itself (Redocly lint, completeness, examples) and the
+// validator in tests/lib/contract.js, including that it can fail.
+//
+// Run from the repository root: node --test tests/contract/
+
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import {
+  loadSpec,
+  validateResponse,
+  requestExamples,
+  schemaValidator,
+  matchPath,
+} from '../lib/contract.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const REDOCLY = fileURLToPath(new URL('../node_modules/.bin/redocly', import.meta.url));
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+/** [{ path, method, op, segments }] for every operation in the spec. */
+function operations() {
+  const spec = loadSpec();
+  const out = [];
+  for (const [path, item] of Object.entries(spec.paths)) {
+    for (const method of METHODS) {
+      if (item[method]) out.push({ path, method, op: item[method], segments: ['paths', path, method] });
+    }
+  }
+  return out;
+}
+
+/** Follows a local '#/...' $ref; returns { node, segments } (its location). */
+function locate(node, segments) {
+  while (node?.$ref) {
+    segments = node.$ref
+      .slice(2)
+      .split('/')
+      .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+    node = segments.reduce((n, s) => n?.[s], loadSpec());
+  }
+  return { node, segments };
+}
+
+const resolve = (node) => locate(node, []).node;
+
+describe('openapi.yaml', () => {
+  test('passes redocly lint with no errors, warnings or ignored problems', () => {
+    const run = spawnSync(REDOCLY, ['lint', 'openapi.yaml', '--config', 'redocly.yaml', '--format', 'json'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      // No telemetry or update checks from a test run.
+      env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+      timeout: 60_000,
+    });
+    assert.equal(run.error, undefined, `could not run ${REDOCLY}: ${run.error}`);
+    assert.equal(run.status, 0, `redocly lint failed:\n${run.stdout}\n${run.stderr}`);
+    const report = JSON.parse(run.stdout);
+    const problems = report.problems.map((p) => `${p.severity} ${p.ruleId}: ${p.message} at ${p.location?.[0]?.pointer}`);
+    assert.deepEqual(report.totals, { errors: 0, warnings: 0, ignored: 0 }, problems.join('\n'));
+  });
+
+  test('every operation has a unique operationId, a summary and a description', () => {
+    const seen = new Set();
+    for (const { path, method, op } of operations()) {
+      const where = `${method.toUpperCase()} ${path}`;
+      assert.match(op.operationId ?? '', /^[a-zA-Z]+$/, `${where}: operationId`);
+      assert.ok(!seen.has(op.operationId), `${where}: duplicate operationId ${op.operationId}`);
+      seen.add(op.operationId);
+      assert.ok(op.summary, `${where}: summary`);
+      assert.ok(op.description, `${where}: description`);
+    }
+    assert.equal(seen.size, 13, 'api.md defines 13 operations');
+  });
+
+  test('every request body has an example that validates against its own schema', () => {
+    let checked = 0;
+    for (const { path, method, op, segments } of operations()) {
+      if (!op.requestBody) continue;
+      const rb = resolve(op.requestBody);
+      assert.equal(rb.required, true, `${op.operationId}: requestBody.required`);
+      assert.deepEqual(Object.keys(rb.content), ['application/json'], `${op.operationId}: request media types`);
+      const media = rb.content['application/json'];
+      assert.ok('example' in media, `${method.toUpperCase()} ${path}: requestBody has no example`);
+      const validate = schemaValidator([...segments, 'requestBody', 'content', 'application/json', 'schema']);
+      assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
+      checked++;
+    }
+    assert.equal(checked, 4, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}');
+  });
+
+  test('the request schemas reject what the service rejects', () => {
+    // Guards against a request schema so loose that the example test above
+    // would pass for anything.
+    const putCustomer = schemaValidator(['components', 'schemas', 'CustomerPut']);
+    assert.ok(putCustomer({}), 'all fields are optional');
+    assert.ok(!putCustomer({ nickname: 'x' }), 'unknown field');
+    assert.ok(!putCustomer({ email: 'li.wei.example.com' }), 'email without @');
+    assert.ok(!putCustomer({ tags: ['vip', 'vip'] }), 'duplicate tags');
+    assert.ok(!putCustomer({ consent: { email: { at: '2026-11-20T08:30:00Z' } } }), 'consent without granted');
+    assert.ok(!putCustomer({ consent: { fax: { granted: true } } }), 'unknown consent channel');
+    const patchShop = schemaValidator(['components', 'schemas', 'ShopPatch']);
+    assert.ok(!patchShop({}), 'PATCH needs at least one field');
+    assert.ok(!patchShop({ currency: 'USD' }), 'currency is immutable');
+  });
+
+  test('every path parameter has an example, and all examples fit their schema', () => {
+    for (const { path, method, segments } of operations()) {
+      const params = [
+        ...(loadSpec().paths[path].parameters ?? []).map((p, i) => locate(p, ['paths', path, 'parameters', i])),
+        ...(loadSpec().paths[path][method].parameters ?? []).map((p, i) => locate(p, [...segments, 'parameters', i])),
+      ];
+      for (const name of path.match(/\{[^}]+\}/g) ?? []) {
+        const p = params.find(({ node }) => node.in === 'path' && `{${node.name}}` === name);
+        assert.ok(p, `${method.toUpperCase()} ${path}: ${name} is not declared`);
+        assert.ok(p.node.example !== undefined, `${method.toUpperCase()} ${path}: ${name} has no example`);
+      }
+      for (const { node, segments: at } of params) {
+        if (node.example === undefined) continue;
+        const validate = schemaValidator([...at, 'schema']);
+        assert.ok(validate(node.example), `${at.join('/')}: ${JSON.stringify(validate.errors)}`);
+      }
+    }
+  });
+
+  test('every operation documents the statuses the service can return', () => {
+    for (const { path, method, op } of operations()) {
+      const where = `${method.toUpperCase()} ${path}`;
+      const codes = Object.keys(op.responses);
+      const authenticated = !(Array.isArray(op.security) && op.security.length === 0);
+      const expected = ['405', '500'];
+      if (path.startsWith('/v1/')) expected.push('503');
+      if (authenticated) expected.push('401');
+      if (op.requestBody) expected.push('400', '413', '415', '422');
+      for (const code of expected) assert.ok(codes.includes(code), `${where}: no ${code} response`);
+      assert.equal(authenticated, path.startsWith('/v1/'), `${where}: only /v1 routes need a key`);
+
+      for (const code of codes) {
+        const response = resolve(op.responses[code]);
+        assert.ok(response.headers?.['X-Request-Id'], `${where} ${code}: X-Request-Id`);
+        if (code === '201') assert.ok(response.headers.Location, `${where} 201: Location`);
+        if (code === '204') assert.equal(response.content, undefined, `${where} 204: no body`);
+        if (code[0] >= '4') {
+          assert.deepEqual(Object.keys(response.content), ['application/problem+json'], `${where} ${code}: problem+json`);
+        }
+      }
+    }
+  });
+});
+
+describe('requestExamples()', () => {
+  test('lists each request-body example with the path filled in', () => {
+    const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
+    assert.deepEqual(Object.keys(byId).sort(), ['createApiKey', 'createShop', 'putCustomer', 'updateShop']);
+    assert.deepEqual(byId.putCustomer, {
+      operationId: 'putCustomer',
+      method: 'PUT',
+      pathTemplate: '/v1/customers/{id}',
+      pathExample: '/v1/customers/cust-1001',
+      body: byId.putCustomer.body,
+    });
+    assert.equal(byId.putCustomer.body.name, 'Li Wei');
+    assert.equal(byId.createShop.body.timezone, 'Asia/Shanghai');
+    assert.equal(byId.createShop.body.currency, 'CNY');
+    assert.match(byId.updateShop.pathExample, /^\/v1\/shops\/[0-9a-f-]{36}$/);
+  });
+});
+
+describe('matchPath()', () => {
+  test('prefers literal segments over templated ones, leftmost first', () => {
+    const templates = ['/a/{x}', '/a/b', '/a/{x}/c', '/a/{x}/{y}', '/{p}/b/{y}', '/f/{name}.json'];
+    assert.equal(matchPath(templates, '/a/b'), '/a/b');
+    assert.equal(matchPath(templates, '/a/z'), '/a/{x}');
+    assert.equal(matchPath(templates, '/a/z/c'), '/a/{x}/c');
+    assert.equal(matchPath(templates, '/a/z/d'), '/a/{x}/{y}');
+    assert.equal(matchPath(templates, '/a/b/d'), '/a/{x}/{y}', '/a/... beats /{p}/b/...');
+    assert.equal(matchPath(templates, '/f/report.json'), '/f/{name}.json');
+    assert.equal(matchPath(templates, '/f/report.xml'), undefined);
+    assert.equal(matchPath(templates, '/a/'), undefined, 'a template never matches an empty segment');
+    assert.equal(matchPath(templates, '/a'), undefined);
+  });
+});
+
+describe('validateResponse()', () => {
+  const RID = '0123456789abcdef';
+  const json = { 'content-type': 'application/json', 'x-request-id': RID };
+  const problemHeaders = { 'content-type': 'application/problem+json', 'x-request-id': RID };
+  const SHOP_ID = '6f1d3c2a-8b4e-4f7a-9c1d-2e3f4a5b6c7d';
+  const shop = {
+    id: SHOP_ID,
+    name: 'Demo Tea House',
+    currency: 'CNY',
+    timezone: 'Asia/Shanghai',
+    created_at: '2026-11-22T10:37:50.123456Z',
+    updated_at: '2026-11-22T10:37:50Z',
+  };
+  const customer = {
+    id: 'cust-1001',
+    name: 'Li Wei',
+    email: 'li.wei@example.com',
+    phone: '+8613800138000',
+    tags: ['vip', 'tea'],
+    consent: {
+      email: { granted: true, updated_at: '2026-11-20T08:30:00Z' },
+      sms: { granted: false, updated_at: null },
+      wechat: { granted: false, updated_at: null },
+    },
+    attributes: { favourite_tea: 'Longjing', nested: { a: [1, 2] } },
+    created_at: '2026-11-22T10:37:50.123456Z',
+    updated_at: '2026-11-22T10:37:50.123456Z',
+    erased_at: null,
+  };
+  const problem = (status, code, extra = {}) =>
+    JSON.stringify({
+      type: `https://rebuy.dev/problems/${code}`,
+      title: 'Some title',
+      status,
+      detail: 'Some detail',
+      code,
+      request_id: RID,
+      ...extra,
+    });
+  const violation = { message: /contract violation/ };
+
+  test('accepts a valid body (plain-object headers, query string, charset parameter)', () => {
+    assert.equal(
+      validateResponse({
+        method: 'get',
+        path: `/v1/shops/${SHOP_ID}?unused=1`,
+        status: 200,
+        headers: { 'Content-Type': 'application/json; charset=utf-8', 'X-Request-Id': RID },
+        body: JSON.stringify(shop),
+      }),
+      undefined,
+    );
+  });
+
+  test('accepts fetch Headers and nullable / erased customers', () => {
+    const erased = {
+      ...customer,
+      name: null,
+      email: null,
+      phone: null,
+      tags: [],
+      attributes: {},
+      erased_at: '2026-11-23T01:02:03.5Z',
+    };
+    for (const c of [customer, erased]) {
+      validateResponse({
+        method: 'GET',
+        path: '/v1/customers/cust-1001',
+        status: 200,
+        headers: new Headers(json),
+        body: JSON.stringify(c),
+      });
+    }
+    validateResponse({
+      method: 'GET',
+      path: '/v1/customers?limit=2&consent=email',
+      status: 200,
+      headers: json,
+      body: JSON.stringify({ items: [customer], next_cursor: null }),
+    });
+  });
+
+  test('rejects an undocumented field', () => {
+    assert.throws(
+      () =>
+        validateResponse({
+          method: 'GET',
+          path: `/v1/shops/${SHOP_ID}`,
+          status: 200,
+          headers: json,
+          body: JSON.stringify({ ...shop, owner: 'x' }),
+        }),
+      /must NOT have additional properties \(owner\)/,
+    );
+  });
+
+  test('rejects schema violations in nested objects', () => {
+    const bad = { ...customer, consent: { ...customer.consent, sms: { granted: 'no', updated_at: null } } };
+    assert.throws(
+      () => validateResponse({ method: 'GET', path: '/v1/customers/c1', status: 200, headers: json, body: JSON.stringify(bad) }),
+      /\/consent\/sms\/granted must be boolean/,
+    );
+    const noOffset = { ...shop, created_at: '2026-11-22T10:37:50' };
+    assert.throws(
+      () => validateResponse({ method: 'GET', path: `/v1/shops/${SHOP_ID}`, status: 200, headers: json, body: JSON.stringify(noOffset) }),
+      /\/created_at/,
+    );
+  });
+
+  test('rejects an undocumented status', () => {
+    assert.throws(
+      () => validateResponse({ method: 'GET', path: `/v1/shops/${SHOP_ID}`, status: 418, headers: problemHeaders, body: problem(418, 'internal_error') }),
+      /status is not documented/,
+    );
+    // Documented elsewhere, but not for this operation (GET shop is allowed for every scope).
+    assert.throws(
+      () => validateResponse({ method: 'GET', path: `/v1/shops/${SHOP_ID}`, status: 403, headers: problemHeaders, body: problem(403, 'forbidden') }),
+      /status is not documented/,
+    );
+  });
+
+  test('rejects a wrong content type', () => {
+    assert.throws(
+      () =>
+        validateResponse({
+          method: 'GET',
+          path: '/v1/customers/nope',
+          status: 404,
+          headers: json, // problems must be application/problem+json
+          body: problem(404, 'not_found'),
+        }),
+      /Content-Type "application\/json" is not documented/,
+    );
+    assert.throws(
+      () => validateResponse({ method: 'GET', path: '/healthz', status: 200, headers: { 'x-request-id': RID }, body: '{"status":"ok"}' }),
+      /Content-Type header is missing/,
+    );
+  });
+
+  test('rejects undocumented paths and methods', () => {
+    assert.throws(
+      () => validateResponse({ method: 'GET', path: '/v1/shop', status: 200, headers: json, body: '{}' }),
+      /path is not documented/,
+    );
+    assert.throws(
+      () => validateResponse({ method: 'PATCH', path: '/v1/customers/c1', status: 200, headers: json, body: '{}' }),
+      /method is not documented/,
+    );
+  });
+
+  test('rejects missing required headers', () => {
+    assert.throws(
+      () => validateResponse({ method: 'GET', path: '/healthz', status: 200, headers: { 'content-type': 'application/json' }, body: '{"status":"ok"}' }),
+      /required header X-Request-Id is missing/,
+    );
+    assert.throws(
+      () => validateResponse({ method: 'GET', path: '/v1/api-keys', status: 401, headers: problemHeaders, body: problem(401, 'unauthenticated') }),
+      /required header WWW-Authenticate is missing/,
+    );
+    validateResponse({
+      method: 'GET',
+      path: '/v1/api-keys',
+      status: 401,
+      headers: { ...problemHeaders, 'www-authenticate': 'Bearer' },
+      body: problem(401, 'unauthenticated'),
+    });
+  });
+
+  test('checks header values against their schemas', () => {
+    assert.throws(
+      () =>
+        validateResponse({
+          method: 'GET',
+          path: '/healthz',
+          status: 200,
+          headers: { ...json, 'x-request-id': 'not-hex' },
+          body: '{"status":"ok"}',
+        }),
+      /header X-Request-Id/,
+    );
+    const headers = { ...problemHeaders, 'retry-after': '1' };
+    validateResponse({ method: 'GET', path: '/v1/customers', status: 503, headers, body: problem(503, 'database_unavailable') });
+    assert.throws(
+      () =>
+        validateResponse({
+          method: 'GET',
+          path: '/v1/customers',
+          status: 503,
+          headers: { ...headers, 'retry-after': 'soon' },
+          body: problem(503, 'database_unavailable'),
+        }),
+      /header Retry-After/,
+    );
+  });
+
+  test('204 must have an empty body', () => {
+    const args = { method: 'DELETE', path: '/v1/customers/cust-1001', status: 204, headers: { 'x-request-id': RID } };
+    assert.equal(validateResponse({ ...args, body: '' }), undefined);
+    assert.throws(() => validateResponse({ ...args, body: '{}' }), /documents no body/);
+  });
+
+  test('text/plain responses only have their content type checked', () => {
+    const args = { method: 'GET', path: '/metrics', status: 200, body: '# HELP x\nx 1\n' };
+    validateResponse({ ...args, headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'x-request-id': RID } });
+    assert.throws(() => validateResponse({ ...args, headers: { 'content-type': 'application/json', 'x-request-id': RID } }), violation);
+  });
+
+  test('problem documents: code per status, type, status and request_id consistency', () => {
+    const args = { method: 'GET', path: '/v1/customers/c1', status: 404, headers: problemHeaders };
+    validateResponse({ ...args, body: problem(404, 'not_found') });
+    validateResponse({ ...args, body: problem(404, 'not_found', { pointer: '/path/id' }) });
+    assert.throws(() => validateResponse({ ...args, body: problem(404, 'forbidden') }), /\/code/);
+    assert.throws(() => validateResponse({ ...args, body: problem(404, 'not_found', { status: 400 }) }), /\/status/);
+    assert.throws(() => validateResponse({ ...args, body: problem(404, 'not_found', { instance: '/x' }) }), /additional properties/);
+    assert.throws(
+      () => validateResponse({ ...args, body: problem(404, 'not_found', { type: 'https://rebuy.dev/problems/gone' }) }),
+      /problem type/,
+    );
+    assert.throws(
+      () => validateResponse({ ...args, body: problem(404, 'not_found', { request_id: 'fedcba9876543210' }) }),
+      /differs from X-Request-Id/,
+    );
+    assert.throws(() => validateResponse({ ...args, body: '<html>' }), /not valid JSON/);
+  });
+
+  test('405 for an undocumented method: Allow must list the documented methods', () => {
+    const args = { method: 'POST', path: '/v1/customers/c1', status: 405, body: problem(405, 'method_not_allowed') };
+    validateResponse({ ...args, headers: { ...problemHeaders, allow: 'GET, PUT, DELETE' } });
+    assert.throws(() => validateResponse({ ...args, headers: { ...problemHeaders, allow: 'GET, PUT' } }), /Allow header/);
+    assert.throws(() => validateResponse({ ...args, headers: problemHeaders }), /Allow header/);
+    // A 405 for a method the path does support is a bug.
+    assert.throws(
+      () => validateResponse({ ...args, method: 'GET', headers: { ...problemHeaders, allow: 'GET, PUT, DELETE' } }),
+      /405 for a method the path documents/,
+    );
+  });
+
+  test('created shop: Location required, key optional (replay), admin scope only', () => {
+    const created = {
+      shop,
+      admin_key: {
+        id: '0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b',
+        name: 'admin',
+        scope: 'admin',
+        prefix: 'rb_k3j4h5g6',
+        created_at: '2026-11-22T10:37:50.123456Z',
+        revoked_at: null,
+        key: 'rb_k3j4h5g6_' + 'A1b2C3d4E5'.repeat(4) + 'xyz',
+      },
+    };
+    const headers = { ...json, location: `/v1/shops/${SHOP_ID}` };
+    const args = { method: 'POST', path: '/v1/shops', status: 201, headers };
+    validateResponse({ ...args, body: JSON.stringify(created) });
+    const { key, ...withoutKey } = created.admin_key;
+    assert.ok(key);
+    validateResponse({
+      ...args,
+      headers: { ...headers, 'idempotent-replayed': 'true' },
+      body: JSON.stringify({ ...created, admin_key: withoutKey }),
+    });
+    assert.throws(
+      () => validateResponse({ ...args, body: JSON.stringify({ ...created, admin_key: { ...created.admin_key, scope: 'readonly' } }) }),
+      /\/admin_key\/scope/,
+    );
+    assert.throws(() => validateResponse({ ...args, headers: json, body: JSON.stringify(created) }), /Location is missing/);
+  });
+});
