@@ -44,6 +44,7 @@ static const char usage[] =
 	"  --body-limit BYTES     REBUY_BODY_LIMIT    default 1048576\n"
 	"  --log-level LEVEL      REBUY_LOG_LEVEL     debug|info|warn|error, default info\n"
 	"  --drain-timeout SEC    REBUY_DRAIN_TIMEOUT default 30\n"
+	"  --connection-timeout SEC REBUY_CONNECTION_TIMEOUT default 30 (idle connections)\n"
 	"  --migrate              serve: apply pending migrations before serving\n";
 
 /* Open a CLI connection, retrying briefly while PostgreSQL starts. */

@@ -17,6 +17,8 @@
 struct api_result {
 	unsigned status;
 	json_t *body;        /* reply body; NULL for an empty reply */
+	char *raw;           /* or: JSON text as PostgreSQL rendered it (malloc'd),
+	                        sent as is on reads to skip a parse and a dump */
 	json_t *replay_body; /* body stored for replays if it must differ
 	                        (secrets removed); NULL = same as body */
 	char location[256];  /* Location header or "" */
@@ -41,7 +43,7 @@ json_t *api_body(struct request *req, const struct jv_field *spec);
 /* String member or NULL (for JSON null or absent). */
 const char *api_str(const json_t *obj, const char *name);
 
-/* True if s is a UUID in canonical text form. */
+/* True if s is a UUID in canonical (lowercase) text form. */
 bool api_uuid_valid(const char *s);
 
 /* Reply 404 unless the caller may see shop_id. */

@@ -16,6 +16,7 @@ struct config {
 	size_t body_limit;    /* bytes */
 	int log_level;        /* enum log_level */
 	unsigned drain_timeout; /* seconds to finish in-flight requests */
+	unsigned connection_timeout; /* seconds a connection may sit idle */
 	bool migrate;         /* serve: apply pending migrations first */
 };
 

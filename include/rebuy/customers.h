@@ -39,8 +39,9 @@ enum db_qs customers_put(struct db_conn *c, const char *shop_id,
 			 const char *id, const struct customer_input *in,
 			 json_t **customer, bool *created);
 
+/* *customer is the Customer object as JSON text (malloc'd). */
 enum db_qs customers_get(struct db_conn *c, const char *shop_id,
-			 const char *id, json_t **customer);
+			 const char *id, char **customer);
 
 /* Erase personal data, keep the row.  DB_NO_RESULTS if absent. */
 enum db_qs customers_erase(struct db_conn *c, const char *shop_id,

@@ -50,4 +50,10 @@ void err_clear(struct err *e);
  */
 void err_pointer_append(char *buf, size_t size, const char *token);
 
+/*
+ * Replace every byte that is not part of valid UTF-8 with '?', in place:
+ * messages quote user input, and JSON must stay valid.
+ */
+void err_utf8_clean(char *s);
+
 #endif

@@ -42,7 +42,7 @@ struct request {
 	const struct route *route;
 	int route_index;              /* -1 when unmatched */
 	const char *params[ROUTE_MAX_PARAMS]; /* point into params_buf */
-	char params_buf[512];
+	char params_buf[2048];        /* longer segments cannot match */
 
 	/* authentication: the calling key */
 	bool authed;

@@ -43,6 +43,8 @@ create(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	snprintf(out->location, sizeof out->location, "/v1/api-keys/%s",
 		 json_string_value(json_object_get(out->body, "id")));
 	out->replay_body = json_deep_copy(out->body);
+	if (!out->replay_body) /* never fall back to storing the secret */
+		return DB_HARD_ERROR;
 	json_object_del(out->replay_body, "key"); /* secrets are shown once */
 	return qs;
 }
@@ -65,12 +67,12 @@ static enum db_qs
 list(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct key_call *call = cls;
-	json_t *items;
+	json_t *items = NULL;
 	enum db_qs qs = apikeys_list(c, call->shop_id, &items);
 
 	(void)err;
-	if (qs < 0)
-		return qs;
+	if (qs <= 0) /* the aggregate always yields a row */
+		return qs < 0 ? qs : DB_HARD_ERROR;
 	out->status = 200;
 	out->body = json_pack("{s:o}", "items", items);
 	return out->body ? qs : DB_HARD_ERROR;

@@ -37,6 +37,7 @@ api_shop_visible(struct request *req, const char *shop_id)
 	return false;
 }
 
+/* application/json, optionally with charset=utf-8 (JSON is UTF-8). */
 static bool
 is_json_media_type(const char *ct)
 {
@@ -45,9 +46,23 @@ is_json_media_type(const char *ct)
 	if (!ct || strncasecmp(ct, "application/json", n) != 0)
 		return false;
 	ct += n;
-	while (*ct == ' ')
-		ct++;
-	return *ct == '\0' || *ct == ';';
+	ct += strspn(ct, " \t");
+	if (*ct == '\0')
+		return true;
+	if (*ct++ != ';')
+		return false;
+	ct += strspn(ct, " \t");
+	if (strncasecmp(ct, "charset=", 8) != 0)
+		return false;
+	ct += 8;
+	if (strncasecmp(ct, "utf-8", 5) == 0)
+		ct += 5;
+	else if (strncasecmp(ct, "\"utf-8\"", 7) == 0)
+		ct += 7;
+	else
+		return false;
+	ct += strspn(ct, " \t");
+	return *ct == '\0';
 }
 
 json_t *
@@ -72,7 +87,9 @@ api_body(struct request *req, const struct jv_field *spec)
 			    "JSON nesting deeper than %d levels", BODY_MAX_DEPTH);
 		return NULL;
 	}
-	root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	/* any JSON value decodes; a non-object is then a validation error */
+	root = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+			  &jerr);
 	if (!root) {
 		if (json_error_code(&jerr) == json_error_numeric_overflow)
 			reply_error(req, ERR_VALIDATION, NULL,
@@ -107,6 +124,7 @@ result_reset(struct api_result *r)
 {
 	json_decref(r->body);
 	json_decref(r->replay_body);
+	free(r->raw);
 	memset(r, 0, sizeof *r);
 }
 
@@ -188,6 +206,9 @@ reply_result(struct request *req, struct api_result *res)
 	if (res->body) {
 		reply_json(req, res->status, res->body);
 		res->body = NULL;
+	} else if (res->raw) {
+		reply_text(req, res->status, "application/json", res->raw, strlen(res->raw));
+		res->raw = NULL;
 	} else {
 		reply_empty(req, res->status);
 	}
@@ -241,6 +262,7 @@ api_run(struct request *req, api_fn fn, void *cls)
 		reply_result(req, &t.res);
 	}
 out:
+	db_release(c);
 	db_mark_busy(false);
 	result_reset(&t.res);
 	idem_stored_free(&t.stored);
@@ -258,8 +280,8 @@ api_uuid_valid(const char *s)
 			if (s[i] != '-')
 				return false;
 			d++;
-		} else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-			     (s[i] >= 'A' && s[i] <= 'F'))) {
+		} else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+			/* lowercase only: ids are compared as text */
 			return false;
 		}
 	}

@@ -154,7 +154,7 @@ static enum db_qs
 get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct customer_call *call = cls;
-	enum db_qs qs = customers_get(c, call->shop_id, call->id, &out->body);
+	enum db_qs qs = customers_get(c, call->shop_id, call->id, &out->raw);
 
 	if (qs == 0) {
 		err_set(err, ERR_NOT_FOUND, NULL, "customer not found");

@@ -5,6 +5,7 @@
  * no request ever waits for a pool slot and a connection is never shared.
  * All connections are also kept on a list so shutdown can close them.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@ struct db_conn {
 	bool broken;        /* lost the server: reconnect before next use */
 	bool prepared;
 	uint64_t last_fail_ns;
+	unsigned failures;  /* consecutive failed connection attempts */
 	struct db_conn *next; /* registry */
 };
 
@@ -122,7 +124,8 @@ connect_pg(struct db_conn *c, const char *info, bool prepare, struct err *err)
 	}
 	PQsetNoticeReceiver(c->pg, notice_ignore, NULL);
 	/* UTC so timestamps render as RFC 3339 with +00:00; bounded waits */
-	r = PQexec(c->pg, "SET TimeZone TO 'UTC'; SET statement_timeout TO '30s';"
+	r = PQexec(c->pg, "SET client_encoding TO 'UTF8'; SET TimeZone TO 'UTC';"
+			  " SET statement_timeout TO '30s';"
 			  " SET lock_timeout TO '10s';"
 			  " SET idle_in_transaction_session_timeout TO '60s'");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -139,6 +142,7 @@ fail:
 	if (c->pg)
 		PQfinish(c->pg);
 	c->pg = NULL;
+	atomic_fetch_add(&stat_errors, 1);
 	err_set(err, ERR_DB_UNAVAILABLE, NULL, "database is unavailable");
 	return false;
 }
@@ -169,6 +173,26 @@ db_close(struct db_conn *c)
 	free(c);
 }
 
+/*
+ * An idle connection has nothing to read unless the server went away (a
+ * restart sends FATAL 57P01 and closes; a crash closes).  One poll() finds
+ * that before a request is spent on a dead connection, so a restart
+ * between requests costs no request an error.
+ */
+static bool
+server_left(struct db_conn *c)
+{
+	struct pollfd p = { .fd = PQsocket(c->pg), .events = POLLIN };
+
+	if (p.fd < 0)
+		return true;
+	/*
+	 * We LISTEN to nothing, so anything readable on an idle connection is
+	 * the server saying goodbye (or a stray notice): start afresh.
+	 */
+	return poll(&p, 1, 0) != 0;
+}
+
 struct db_conn *
 db_thread_conn(struct err *err)
 {
@@ -188,10 +212,12 @@ db_thread_conn(struct err *err)
 		pthread_mutex_unlock(&registry_lock);
 		thread_conn = c;
 	}
-	if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK)
+	if (c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK && !server_left(c))
 		return c;
 	now = now_ns();
-	if (c->last_fail_ns && now - c->last_fail_ns < RECONNECT_INTERVAL_NS) {
+	/* back off: 200 ms, doubling per failure, at most 6.4 s */
+	if (c->last_fail_ns &&
+	    now - c->last_fail_ns < RECONNECT_INTERVAL_NS << (c->failures < 5 ? c->failures : 5)) {
 		err_set(err, ERR_DB_UNAVAILABLE, NULL, "database is unavailable");
 		return NULL;
 	}
@@ -203,9 +229,11 @@ db_thread_conn(struct err *err)
 	atomic_fetch_add(&stat_reconnects, 1);
 	if (!connect_pg(c, conninfo, true, err)) {
 		c->last_fail_ns = now;
+		c->failures++;
 		return NULL;
 	}
 	c->last_fail_ns = 0;
+	c->failures = 0;
 	atomic_fetch_add(&stat_open, 1);
 	return c;
 }
@@ -234,9 +262,13 @@ classify(struct db_conn *c, PGresult *r, const char *what)
 	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
 		return DB_SOFT_ERROR;
 	atomic_fetch_add(&stat_errors, 1);
-	/* class 08 = connection exception, 57P0x = server shutting down */
-	if (PQstatus(c->pg) == CONNECTION_BAD ||
-	    (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)))
+	/*
+	 * class 08 = connection exception, 57P0x = server shutting down; an
+	 * error without SQLSTATE came from libpq itself ("server closed the
+	 * connection unexpectedly"): the connection cannot be trusted either
+	 */
+	if (PQstatus(c->pg) == CONNECTION_BAD || !state || !*state ||
+	    strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0)
 		c->broken = true;
 	log_emit(c->broken ? LOG_WARN : LOG_ERROR, "database error",
 		 json_pack("{s:s, s:s, s:s}", "statement", what, "sqlstate",
@@ -348,6 +380,16 @@ db_get_stats(struct db_stats *out)
 	out->retries = atomic_load(&stat_retries);
 	out->conns_open = atomic_load(&stat_open);
 	out->conns_busy = atomic_load(&stat_busy);
+}
+
+void
+db_release(struct db_conn *c)
+{
+	/* a session left inside a transaction would poison every later request */
+	if (c->pg && !c->broken && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+		log_warn("connection left in a transaction: reconnecting");
+		c->broken = true;
+	}
 }
 
 void

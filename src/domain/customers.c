@@ -24,7 +24,8 @@ const struct db_stmt customers_stmts[] = {
 	  "INSERT INTO customers AS c (shop_id, id, name, email, phone, tags, attributes,"
 	  "  consent_email, consent_email_at, consent_sms, consent_sms_at,"
 	  "  consent_wechat, consent_wechat_at)"
-	  " VALUES ($1, $2, $3, $4, $5, ARRAY(SELECT jsonb_array_elements_text($6::jsonb)),"
+	  " VALUES ($1, $2, $3, $4, $5, ARRAY(SELECT t FROM jsonb_array_elements_text($6::jsonb)"
+	  "   WITH ORDINALITY AS x(t, n) ORDER BY n),"
 	  "  $7::jsonb,"
 	  "  $8::boolean, coalesce($9::timestamptz, CASE WHEN $8::boolean THEN now() END),"
 	  "  $10::boolean, coalesce($11::timestamptz, CASE WHEN $10::boolean THEN now() END),"
@@ -114,14 +115,14 @@ out:
 
 enum db_qs
 customers_get(struct db_conn *c, const char *shop_id, const char *id,
-	      json_t **customer)
+	      char **customer)
 {
 	const char *params[2] = { shop_id, id };
 	PGresult *r;
 	enum db_qs qs = db_exec(c, "customers_get", 2, params, &r);
 
 	if (qs > 0) {
-		*customer = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+		*customer = strdup(PQgetvalue(r, 0, 0));
 		if (!*customer)
 			qs = DB_HARD_ERROR;
 	}

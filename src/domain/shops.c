@@ -42,8 +42,9 @@ shops_currency_valid(const char *s)
 {
 	if (strlen(s) != 3)
 		return false;
-	for (const char *p = currencies; *p; p += 4)
-		if (memcmp(p, s, 3) == 0)
+	/* codes sit at every fourth position; never read past the last */
+	for (size_t i = 0; i + 3 <= sizeof currencies - 1; i += 4)
+		if (memcmp(currencies + i, s, 3) == 0)
 			return true;
 	return false;
 }

@@ -78,7 +78,9 @@ jv_is_timestamp(const char *s)
 	y = num(s, 4);
 	mo = num(s + 5, 2);
 	d = num(s + 8, 2);
-	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	/* PostgreSQL's range is wider, but no purchase predates 1970, and the
+	 * margin keeps any offset from crossing into year 10000 */
+	if (y < 1970 || y > 9998 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
 	    num(s + 11, 2) > 23 || num(s + 14, 2) > 59 || num(s + 17, 2) > 60)
 		return false;
 	if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
@@ -96,7 +98,7 @@ jv_is_timestamp(const char *s)
 		return s[1] == '\0';
 	if ((*s == '+' || *s == '-') && digits(s + 1, 2) && s[3] == ':' &&
 	    digits(s + 4, 2) && s[6] == '\0')
-		return num(s + 1, 2) <= 23 && num(s + 4, 2) <= 59;
+		return num(s + 1, 2) <= 14 && num(s + 4, 2) <= 59; /* real zones: ±14 h */
 	return false;
 }
 

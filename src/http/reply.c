@@ -112,17 +112,22 @@ reply_problem(struct request *req, const struct err *e)
 {
 	enum err_code code = e->code < ERR__COUNT ? e->code : ERR_INTERNAL;
 	unsigned status = problems[code].status;
-	char type[96];
+	char type[96], message[sizeof e->message], pointer[sizeof e->pointer];
 	json_t *body;
 	char *text;
 
 	snprintf(type, sizeof type, "https://rebuy.dev/problems/%s", problems[code].code);
+	/* messages may quote input cut mid-character: keep the JSON valid */
+	snprintf(message, sizeof message, "%s", e->message);
+	snprintf(pointer, sizeof pointer, "%s", e->pointer);
+	err_utf8_clean(message);
+	err_utf8_clean(pointer);
 	body = json_pack("{s:s, s:s, s:I, s:s, s:s}", "type", type, "title",
 			 problems[code].title, "status", (json_int_t)status, "detail",
-			 e->message[0] ? e->message : problems[code].title, "code",
+			 message[0] ? message : problems[code].title, "code",
 			 problems[code].code);
-	if (body && e->pointer[0])
-		json_object_set_new(body, "pointer", json_string(e->pointer));
+	if (body && pointer[0])
+		json_object_set_new(body, "pointer", json_string(pointer));
 	if (body)
 		json_object_set_new(body, "request_id", json_string(req->id));
 	text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;

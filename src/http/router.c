@@ -158,6 +158,7 @@ struct query_check {
 	int nseen;
 	char bad[64];
 	bool repeated;
+	bool empty;
 };
 
 static bool
@@ -186,6 +187,10 @@ query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value
 	snprintf(q->bad, sizeof q->bad, "%s", key);
 	if (!query_allowed(q->allowed, key))
 		return MHD_NO;
+	if (!value || !*value) {
+		q->empty = true;
+		return MHD_NO;
+	}
 	for (int i = 0; i < q->nseen; i++)
 		if (strcmp(q->seen[i], key) == 0) {
 			q->repeated = true;
@@ -210,7 +215,7 @@ query_known(struct request *req)
 		return true;
 	snprintf(ptr, sizeof ptr, "/query/%s", q.bad);
 	reply_error(req, ERR_INVALID_PARAMETER, ptr, "%s query parameter: %s",
-		    q.repeated ? "repeated" : "unknown", q.bad);
+		    q.repeated ? "repeated" : q.empty ? "empty" : "unknown", q.bad);
 	return false;
 }
 

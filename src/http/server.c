@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,14 +27,15 @@
 #include "rebuy/server.h"
 
 /* Limits chosen for an API whose bodies are small JSON documents. */
-#define CONNECTION_TIMEOUT_S 30   /* idle keep-alive or slow-loris clients */
 #define CONNECTION_LIMIT 1024     /* below the usual 1024+ fd soft limit */
 #define PER_IP_LIMIT 512          /* storefront backends share few IPs */
 #define CONNECTION_MEMORY 65536   /* headers + buffers per connection */
+#define DRAIN_QUIET_NS (300ull * 1000 * 1000)
 
 static struct MHD_Daemon *daemon_handle;
 static size_t body_limit;
 static atomic_int in_flight;
+static _Atomic uint64_t last_activity_ns;
 static atomic_bool draining;
 
 uint64_t
@@ -101,8 +103,10 @@ request_new(struct MHD_Connection *conn, const char *url, const char *method)
 	req->start_ns = request_now_ns();
 	req->route_index = -1;
 	snprintf(req->method, sizeof req->method, "%s", method);
+	err_utf8_clean(req->method); /* logged and quoted in 405 messages */
 	new_request_id(req->id);
 	atomic_fetch_add(&in_flight, 1);
+	atomic_store(&last_activity_ns, req->start_ns);
 	return req;
 }
 
@@ -159,7 +163,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 	   size_t *upload_data_size, void **con_cls)
 {
 	struct request *req = *con_cls;
-	const char *cl;
+	const char *cl, *te;
 
 	(void)cls;
 	(void)version;
@@ -168,6 +172,14 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		if (!req)
 			return MHD_NO; /* out of memory: drop the connection */
 		*con_cls = req;
+		/* libmicrohttpd decodes chunked only; anything else would hang */
+		te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+		if (te && strcasecmp(te, "chunked") != 0) {
+			reply_error(req, ERR_INVALID_PARAMETER, "/header/Transfer-Encoding",
+				    "only chunked transfer encoding is supported");
+			return queue(req);
+		}
 		/* refuse an announced oversize body before reading any of it */
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -216,7 +228,47 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			   "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
 	request_free(req);
 	*con_cls = NULL;
+	atomic_store(&last_activity_ns, request_now_ns());
 	atomic_fetch_sub(&in_flight, 1);
+}
+
+static int
+hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Decode %XX in paths and query values, except %00 and %2F: left encoded,
+ * they can neither cut a C string short nor add a path segment, and the
+ * handlers' validation rejects the literal '%'.
+ */
+static size_t
+on_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *w = s;
+
+	(void)cls;
+	(void)conn;
+	for (const char *r = s; *r; r++) {
+		int hi, lo;
+
+		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+		    (hi << 4 | lo) != 0 && (hi << 4 | lo) != '/') {
+			*w++ = (char)(hi << 4 | lo);
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
 }
 
 static void
@@ -227,6 +279,7 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 	(void)cls;
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	buf[strcspn(buf, "\n")] = '\0';
+	err_utf8_clean(buf);
 	log_emit(LOG_WARN, "http", json_pack("{s:s}", "detail", buf));
 }
 
@@ -266,12 +319,13 @@ server_start(const struct config *cfg)
 		MHD_OPTION_EXTERNAL_LOGGER, &on_mhd_log, NULL,
 		MHD_OPTION_SOCK_ADDR, addr,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg->workers,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)CONNECTION_TIMEOUT_S,
+		/* idle keep-alive, slow-loris and unparseable clients */
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONNECTION_LIMIT,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)PER_IP_LIMIT,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 		MHD_OPTION_NOTIFY_COMPLETED, &on_completed, NULL,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+		MHD_OPTION_UNESCAPE_CALLBACK, &on_unescape, NULL,
 		MHD_OPTION_END);
 	if (!daemon_handle) {
 		log_error("cannot listen on %s:%u", cfg->listen_host, cfg->listen_port);
@@ -289,16 +343,28 @@ server_drain_and_stop(unsigned timeout)
 		return;
 	atomic_store(&draining, true);
 	/* stop accepting; in-flight requests go on */
+	/*
+	 * Quiesce hands the listening socket back; workers may still touch it
+	 * until the daemon stops, so shut it down now and close it after.
+	 */
 	MHD_socket listener = MHD_quiesce_daemon(daemon_handle);
 
 	if (listener != MHD_INVALID_SOCKET)
-		close(listener); /* quiesce hands the socket back to us */
+		shutdown(listener, SHUT_RDWR);
 	deadline = request_now_ns() + (uint64_t)timeout * 1000000000ull;
-	while (atomic_load(&in_flight) > 0 && request_now_ns() < deadline)
+	/*
+	 * Requests already sent on keep-alive connections may still sit in
+	 * socket buffers, not yet counted: wait for a quiet spell too.
+	 */
+	while (request_now_ns() < deadline &&
+	       (atomic_load(&in_flight) > 0 ||
+		request_now_ns() - atomic_load(&last_activity_ns) < DRAIN_QUIET_NS))
 		usleep(10000);
 	if (atomic_load(&in_flight) > 0)
 		log_warn("drain timeout: %d requests still in flight",
 			 atomic_load(&in_flight));
 	MHD_stop_daemon(daemon_handle);
 	daemon_handle = NULL;
+	if (listener != MHD_INVALID_SOCKET)
+		close(listener);
 }

@@ -76,6 +76,12 @@ set_option(struct config *cfg, const char *name, const char *value)
 		cfg->log_level = level;
 		return true;
 	}
+	if (strcmp(name, "connection-timeout") == 0) {
+		if (!parse_uint(value, 1, 3600, &v))
+			return false;
+		cfg->connection_timeout = (unsigned)v;
+		return true;
+	}
 	if (strcmp(name, "drain-timeout") == 0) {
 		if (!parse_uint(value, 0, 3600, &v))
 			return false;
@@ -94,6 +100,7 @@ static const struct {
 	{ "REBUY_BODY_LIMIT", "body-limit" },
 	{ "REBUY_LOG_LEVEL", "log-level" },
 	{ "REBUY_DRAIN_TIMEOUT", "drain-timeout" },
+	{ "REBUY_CONNECTION_TIMEOUT", "connection-timeout" },
 };
 
 bool
@@ -107,6 +114,7 @@ config_from_env(struct config *cfg)
 	cfg->body_limit = 1 << 20;
 	cfg->log_level = LOG_INFO;
 	cfg->drain_timeout = 30;
+	cfg->connection_timeout = 30;
 	if (!cfg->database_url)
 		return false;
 	for (size_t i = 0; i < sizeof env_map / sizeof env_map[0]; i++) {

@@ -18,6 +18,28 @@ err_set(struct err *e, enum err_code code, const char *pointer,
 }
 
 void
+err_utf8_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		size_t n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
+			   : (*p & 0xF8) == 0xF0 ? 4 : 0;
+		size_t i = 1;
+
+		for (; n && i < n; i++)
+			if ((p[i] & 0xC0) != 0x80)
+				break;
+		/* overlong 2-byte forms and bad lead bytes are replaced too */
+		if (n == 0 || i < n || (n == 2 && *p < 0xC2) || (n == 4 && *p > 0xF4)) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
+void
 err_clear(struct err *e)
 {
 	e->code = ERR_NONE;

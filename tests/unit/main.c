@@ -186,6 +186,27 @@ test_body_validation(void)
 	CHECK(!jv_is_timestamp("2026-11-22T10:37:50+0800"));
 	CHECK(!jv_is_timestamp("2026-11-22T10:37:50Zjunk"));
 
+	CHECK(!jv_is_timestamp("2026-11-22T10:37:50+15:00")); /* PostgreSQL refuses > 15 h */
+	CHECK(jv_is_timestamp("2026-11-22T10:37:50+14:00"));
+	CHECK(!jv_is_timestamp("1969-12-31T23:59:59Z"));
+	CHECK(!jv_is_timestamp("9999-12-31T23:30:00-01:00")); /* would be year 10000 in UTC */
+
+	{
+		char s1[] = "ok \xc3\xa9 fine";       /* valid é stays */
+		char s2[] = "cut \xc3";                 /* truncated sequence */
+		char s3[] = "\xff\xfe x";              /* invalid bytes */
+		char s4[] = "\xc0\xaf";                /* overlong '/' */
+
+		err_utf8_clean(s1);
+		err_utf8_clean(s2);
+		err_utf8_clean(s3);
+		err_utf8_clean(s4);
+		CHECK(strcmp(s1, "ok \xc3\xa9 fine") == 0);
+		CHECK(strcmp(s2, "cut ?") == 0);
+		CHECK(strcmp(s3, "?? x") == 0);
+		CHECK(strcmp(s4, "??") == 0);
+	}
+
 	CHECK(jv_depth("{}", 2) == 1);
 	CHECK(jv_depth("[[[]]]", 6) == 3);
 	CHECK(jv_depth("{\"a\":\"[[[[\"}", 11) == 1);     /* brackets in strings */
