@@ -15,7 +15,12 @@ extern const char *const customer_channel_names[CHANNEL__COUNT];
 struct customer_input {
 	const char *name, *email, *phone; /* NULL = none */
 	json_t *tags;                     /* array of strings, borrowed */
-	json_t *attributes;               /* object, borrowed */
+	/*
+	 * The JSON text of an object whose "attributes" member (if any) is
+	 * stored: PostgreSQL reads the numbers as the client wrote them, where
+	 * a round trip through doubles would turn 0.1 into 0.10000000000000001.
+	 */
+	const char *attributes_doc;
 	struct {
 		bool granted;
 		const char *at;           /* RFC 3339 or NULL = now on change */
@@ -34,12 +39,16 @@ struct customer_filter {
 /* A storefront id: 1–128 chars of [A-Za-z0-9._:@-]. */
 bool customers_id_valid(const char *id);
 
+/*
+ * Customer objects come back as the JSON text PostgreSQL rendered
+ * (malloc'd): free-form attributes keep their numbers exactly.
+ */
+
 /* Create or replace; *created tells which.  Inside a transaction. */
 enum db_qs customers_put(struct db_conn *c, const char *shop_id,
 			 const char *id, const struct customer_input *in,
-			 json_t **customer, bool *created);
+			 char **customer, bool *created);
 
-/* *customer is the Customer object as JSON text (malloc'd). */
 enum db_qs customers_get(struct db_conn *c, const char *shop_id,
 			 const char *id, char **customer);
 
@@ -47,9 +56,9 @@ enum db_qs customers_get(struct db_conn *c, const char *shop_id,
 enum db_qs customers_erase(struct db_conn *c, const char *shop_id,
 			   const char *id);
 
-/* One page; *next is the cursor for the next page or 0 at the end. */
+/* One page as a JSON array text; *next is the next position or 0 at the end. */
 enum db_qs customers_list(struct db_conn *c, const char *shop_id,
-			  const struct customer_filter *f, json_t **items,
+			  const struct customer_filter *f, char **items,
 			  long long *next);
 
 extern const struct db_stmt customers_stmts[];

@@ -95,7 +95,7 @@ put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct customer_call *call = cls;
 	bool created = false;
-	enum db_qs qs = customers_put(c, call->shop_id, call->id, &call->in, &out->body,
+	enum db_qs qs = customers_put(c, call->shop_id, call->id, &call->in, &out->raw,
 				      &created);
 
 	(void)err;
@@ -111,8 +111,7 @@ void
 api_customers_put(struct request *req)
 {
 	struct customer_call call = { .shop_id = req->shop_id };
-	json_t *body, *empty_tags = NULL, *empty_attrs = NULL;
-	size_t attrs_len;
+	json_t *body, *empty_tags = NULL;
 
 	if (!customer_path(req, &call.id))
 		return;
@@ -123,13 +122,12 @@ api_customers_put(struct request *req)
 	call.in.email = api_str(body, "email");
 	call.in.phone = api_str(body, "phone");
 	call.in.tags = json_object_get(body, "tags");
-	call.in.attributes = json_object_get(body, "attributes");
 	if (!call.in.tags)
 		call.in.tags = empty_tags = json_array();
-	if (!call.in.attributes)
-		call.in.attributes = empty_attrs = json_object();
-	attrs_len = json_dumpb(call.in.attributes, NULL, 0, JSON_COMPACT);
-	if (attrs_len > ATTRIBUTES_MAX_BYTES) {
+	/* the body was validated: its attributes member is the one stored */
+	call.in.attributes_doc = req->body;
+	if (json_dumpb(json_object_get(body, "attributes"), NULL, 0, JSON_COMPACT) >
+	    ATTRIBUTES_MAX_BYTES) {
 		reply_error(req, ERR_VALIDATION, "/attributes",
 			    "/attributes: must serialize to at most %d bytes",
 			    ATTRIBUTES_MAX_BYTES);
@@ -146,7 +144,6 @@ api_customers_put(struct request *req)
 	api_run(req, put, &call);
 out:
 	json_decref(empty_tags);
-	json_decref(empty_attrs);
 	json_decref(body);
 }
 
@@ -203,18 +200,26 @@ list(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct customer_call *call = cls;
 	long long next = 0;
-	json_t *items;
+	char *items = NULL;
 	enum db_qs qs = customers_list(c, call->shop_id, &call->filter, &items, &next);
-	char cursor[32];
+	char cursor[40];
+	int n;
 
 	(void)err;
 	if (qs < 0)
 		return qs;
-	snprintf(cursor, sizeof cursor, "c%llx", next);
+	if (next)
+		snprintf(cursor, sizeof cursor, "\"c%llx\"", next);
+	else
+		snprintf(cursor, sizeof cursor, "null");
 	out->status = 200;
-	out->body = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
-			      next ? cursor : NULL);
-	return out->body ? qs : DB_HARD_ERROR;
+	n = asprintf(&out->raw, "{\"items\":%s,\"next_cursor\":%s}", items, cursor);
+	free(items);
+	if (n < 0) {
+		out->raw = NULL;
+		return DB_HARD_ERROR;
+	}
+	return qs;
 }
 
 /* Cursors are opaque to clients: "c" + hex position. */

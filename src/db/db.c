@@ -21,6 +21,7 @@
 struct db_conn {
 	PGconn *pg;
 	bool broken;        /* lost the server: reconnect before next use */
+	bool busy;          /* last error was a lock or statement timeout */
 	bool prepared;
 	uint64_t last_fail_ns;
 	unsigned failures;  /* consecutive failed connection attempts */
@@ -262,6 +263,8 @@ classify(struct db_conn *c, PGresult *r, const char *what)
 	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
 		return DB_SOFT_ERROR;
 	atomic_fetch_add(&stat_errors, 1);
+	/* lock_timeout, statement_timeout: overloaded, worth a retry later */
+	c->busy = state && (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0);
 	/*
 	 * class 08 = connection exception, 57P0x = server shutting down; an
 	 * error without SQLSTATE came from libpq itself ("server closed the
@@ -333,6 +336,8 @@ db_fail(struct db_conn *c, enum db_qs qs, struct err *err)
 		return;
 	if (c->broken || !c->pg)
 		err_set(err, ERR_DB_UNAVAILABLE, NULL, "database is unavailable");
+	else if (c->busy)
+		err_set(err, ERR_DB_UNAVAILABLE, NULL, "database is busy, retry");
 	else
 		err_set(err, ERR_INTERNAL, NULL, "internal error");
 }

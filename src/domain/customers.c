@@ -26,7 +26,7 @@ const struct db_stmt customers_stmts[] = {
 	  "  consent_wechat, consent_wechat_at)"
 	  " VALUES ($1, $2, $3, $4, $5, ARRAY(SELECT t FROM jsonb_array_elements_text($6::jsonb)"
 	  "   WITH ORDINALITY AS x(t, n) ORDER BY n),"
-	  "  $7::jsonb,"
+	  "  coalesce(($7::jsonb)->'attributes', '{}'),"
 	  "  $8::boolean, coalesce($9::timestamptz, CASE WHEN $8::boolean THEN now() END),"
 	  "  $10::boolean, coalesce($11::timestamptz, CASE WHEN $10::boolean THEN now() END),"
 	  "  $12::boolean, coalesce($13::timestamptz, CASE WHEN $12::boolean THEN now() END))"
@@ -85,15 +85,15 @@ customers_id_valid(const char *id)
 
 enum db_qs
 customers_put(struct db_conn *c, const char *shop_id, const char *id,
-	      const struct customer_input *in, json_t **customer, bool *created)
+	      const struct customer_input *in, char **customer, bool *created)
 {
 	char *tags = json_dumps(in->tags, JSON_COMPACT);
-	char *attrs = json_dumps(in->attributes, JSON_COMPACT);
-	const char *params[13] = { shop_id, id, in->name, in->email, in->phone, tags, attrs };
+	const char *params[13] = { shop_id, id, in->name, in->email, in->phone, tags,
+				   in->attributes_doc };
 	PGresult *r = NULL;
 	enum db_qs qs = DB_HARD_ERROR;
 
-	if (!tags || !attrs)
+	if (!tags)
 		goto out;
 	for (int ch = 0; ch < CHANNEL__COUNT; ch++) {
 		params[7 + 2 * ch] = in->consent[ch].granted ? "true" : "false";
@@ -102,14 +102,13 @@ customers_put(struct db_conn *c, const char *shop_id, const char *id,
 	qs = db_exec(c, "customers_put", 13, params, &r);
 	if (qs > 0) {
 		*created = PQgetvalue(r, 0, 0)[0] == 't';
-		*customer = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
+		*customer = strdup(PQgetvalue(r, 0, 1));
 		if (!*customer)
 			qs = DB_HARD_ERROR;
 	}
 out:
 	PQclear(r);
 	free(tags);
-	free(attrs);
 	return qs;
 }
 
@@ -148,7 +147,7 @@ customers_erase(struct db_conn *c, const char *shop_id, const char *id)
 
 enum db_qs
 customers_list(struct db_conn *c, const char *shop_id,
-	       const struct customer_filter *f, json_t **items, long long *next)
+	       const struct customer_filter *f, char **items, long long *next)
 {
 	char after[24], limit[16];
 	const char *params[7] = {
@@ -158,34 +157,41 @@ customers_list(struct db_conn *c, const char *shop_id,
 	};
 	PGresult *r;
 	enum db_qs qs;
+	size_t len = 2, at = 0;
 	int rows;
+	char *out;
 
 	snprintf(after, sizeof after, "%lld", f->after);
 	/* one extra row tells whether another page follows */
 	snprintf(limit, sizeof limit, "%d", f->limit + 1);
 	*next = 0;
-	*items = json_array();
-	if (!*items)
-		return DB_HARD_ERROR;
+	*items = NULL;
 	qs = db_exec(c, "customers_list", 7, params, &r);
 	if (qs < 0)
-		goto fail;
+		return qs;
 	rows = (int)qs > f->limit ? f->limit : (int)qs;
-	for (int i = 0; i < rows; i++) {
-		json_t *row = json_loads(PQgetvalue(r, i, 1), 0, NULL);
-
-		if (!row || json_array_append_new(*items, row) != 0) {
-			PQclear(r);
-			qs = DB_HARD_ERROR;
-			goto fail;
-		}
+	for (int i = 0; i < rows; i++)
+		len += (size_t)PQgetlength(r, i, 1) + 1;
+	/* "[" row "," row "]": the rows are already JSON */
+	out = malloc(len + 1);
+	if (!out) {
+		PQclear(r);
+		return DB_HARD_ERROR;
 	}
+	out[at++] = '[';
+	for (int i = 0; i < rows; i++) {
+		size_t n = (size_t)PQgetlength(r, i, 1);
+
+		if (i)
+			out[at++] = ',';
+		memcpy(out + at, PQgetvalue(r, i, 1), n);
+		at += n;
+	}
+	out[at++] = ']';
+	out[at] = '\0';
 	if ((int)qs > f->limit)
 		*next = atoll(PQgetvalue(r, rows - 1, 0));
 	PQclear(r);
-	return qs;
-fail:
-	json_decref(*items);
-	*items = NULL;
+	*items = out;
 	return qs;
 }

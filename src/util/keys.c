@@ -1,5 +1,6 @@
 /* keys.c — see include/rebuy/keys.h */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -79,6 +80,16 @@ keys_parse(const char *key, char prefix[KEYS_PREFIX_LEN + 1])
 	return true;
 }
 
+/* OpenSSL 3 looks the algorithm up on every EVP_sha256() use: do it once */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void
 keys_sha256_hex(const void *data, size_t len, char out[KEYS_HASH_HEX + 1])
 {
@@ -86,7 +97,8 @@ keys_sha256_hex(const void *data, size_t len, char out[KEYS_HASH_HEX + 1])
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 
-	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+	pthread_once(&sha256_once, sha256_fetch);
+	if (!sha256 || !EVP_Digest(data, len, md, &mdlen, sha256, NULL) || mdlen != 32)
 		memset(md, 0, sizeof md); /* never matches a stored key hash */
 	for (int i = 0; i < 32; i++) {
 		out[2 * i] = hex[md[i] >> 4];

@@ -78,7 +78,7 @@ SQL
 PGB_VARS=(-D "auth_lookup_1=$PREFIX" -D "customers_get_1=$SHOP" -D "customers_put_1=$SHOP"
     -D "customers_put_3=Bench Customer" -D "customers_put_4=bench@example.com"
     -D "customers_put_5=+8613800138000" -D 'customers_put_6=["bench","vip"]'
-    -D 'customers_put_7={"city":"Hangzhou"}' -D customers_put_8=true -D customers_put_10=false -D customers_put_12=false)
+    -D 'customers_put_7={"attributes":{"city":"Hangzhou"}}' -D customers_put_8=true -D customers_put_10=false -D customers_put_12=false)
 # the consent times rebuyd sends as NULL parameters (pgbench has no NULL variables)
 sed -i -E 's/:customers_put_(9|11|13)\b/NULL/g' "$TMP/put.sql"
 

@@ -135,6 +135,21 @@ describe('create, update, get', () => {
     assert.deepEqual((await get(id)).body.attributes, attributes);
   });
 
+  test('attribute numbers keep the digits the client sent (no binary floating point round trip)', async () => {
+    const id = uniq('attrnum');
+    // JSON.parse would map 0.10000000000000001 back to 0.1: compare the raw text
+    const raw = '{"tags":["exactnum"],"attributes":{"ratio":0.1,"price":19.99,"third":0.3333333333333333333}}';
+    const r = await c.req('PUT', `/v1/customers/${id}`, { key: admin, rawBody: raw,
+      headers: { 'content-type': 'application/json' } });
+    assert.equal(r.status, 201, r.text);
+    for (const text of [r.text, (await get(id)).text,
+      (await c.get('/v1/customers?tag=exactnum', { key: admin })).text]) {
+      assert.match(text, /"ratio"\s*:\s*0\.1[,}]/);
+      assert.match(text, /"price"\s*:\s*19\.99[,}]/);
+      assert.match(text, /"third"\s*:\s*0\.3333333333333333333[,}]/);
+    }
+  });
+
   test('attributes larger than 4096 bytes serialized → 422 /attributes; ~3000 bytes ok', async () => {
     const id = uniq('big');
     const ok = await put(id, { attributes: { blob: 'x'.repeat(3000) } });
