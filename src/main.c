@@ -16,6 +16,7 @@
 #include "rebuy/idempotency.h"
 #include "rebuy/log.h"
 #include "rebuy/migrate.h"
+#include "rebuy/orders.h"
 #include "rebuy/server.h"
 #include "rebuy/shops.h"
 
@@ -33,6 +34,8 @@ static const char usage[] =
 	"  keys create-platform   create a platform API key (printed once)\n"
 	"  keys create            create a shop key: --shop ID --scope admin|storefront|readonly\n"
 	"                         (recovery when a shop has lost its admin keys)\n"
+	"  verify [--shop ID]     recompute every customer's repurchase facts and report\n"
+	"                         differences with what is stored (exit 1 if any)\n"
 	"  sql [NAME]             print named prepared statements (for EXPLAIN, benchmarks)\n"
 	"  shops create           create a shop and print its first admin key\n"
 	"                         (--name NAME --currency CUR --timezone TZ)\n"
@@ -285,6 +288,32 @@ cmd_serve(struct config *cfg)
 	return 0;
 }
 
+static void
+verify_report(const char *shop, const char *customer, const char *stored,
+	      const char *computed)
+{
+	printf("shop %s customer %s\n  stored:   %s\n  computed: %s\n", shop, customer,
+	       stored, computed);
+}
+
+static int
+cmd_verify(const struct config *cfg, const char *shop_id)
+{
+	struct db_conn *c = open_current_db(cfg);
+	enum db_qs qs;
+
+	if (!c)
+		return 1;
+	qs = orders_verify(c, shop_id, verify_report);
+	db_close(c);
+	if (qs < 0) {
+		fprintf(stderr, "rebuyd: verify failed\n");
+		return 1;
+	}
+	printf("%d differences\n", (int)qs);
+	return qs == 0 ? 0 : 1;
+}
+
 static int
 cmd_sql(const char *name)
 {
@@ -358,6 +387,8 @@ main(int argc, char **argv)
 		rc = cmd_serve(&cfg);
 	else if (strcmp(cmd, "migrate") == 0)
 		rc = cmd_migrate(&cfg);
+	else if (strcmp(cmd, "verify") == 0)
+		rc = cmd_verify(&cfg, key_shop);
 	else if (strcmp(cmd, "sql") == 0) {
 		rc = cmd_sql(argc >= 3 && argv[2][0] != '-' ? argv[2] : NULL);
 	} else if (strcmp(cmd, "version") == 0) {

@@ -172,7 +172,8 @@ tx_body(struct db_conn *c, void *cls, struct err *err)
 			return DB_HARD_ERROR;
 	}
 	qs = idem_store(c, req->key_id, req->idem_key, t->fingerprint, t->res.status,
-			text, t->res.location[0] ? t->res.location : NULL);
+			text ? text : t->res.raw,
+			t->res.location[0] ? t->res.location : NULL);
 	free(text);
 	return qs;
 }

@@ -14,11 +14,24 @@ check_currency(const char *s)
 	return shops_currency_valid(s) ? NULL : "not an active ISO 4217 currency code";
 }
 
+static const struct jv_field rule_spec[] = {
+	{ .name = "exclude_refunded", .kind = JV_BOOLEAN },
+	{ .name = "min_order_amount", .kind = JV_INTEGER, .min = 0, .max = 1000000000000000LL },
+	{ .name = "merge_window_hours", .kind = JV_INTEGER, .min = 0, .max = 8760 },
+	{ .name = NULL },
+};
+
+static const struct jv_field settings_spec[] = {
+	{ .name = "repurchase_rule", .kind = JV_OBJECT, .fields = rule_spec },
+	{ .name = NULL },
+};
+
 static const struct jv_field shop_create_spec[] = {
 	{ .name = "name", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 200 },
 	{ .name = "currency", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 3, .max = 3,
 	  .check = check_currency },
 	{ .name = "timezone", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64 },
+	{ .name = "settings", .kind = JV_OBJECT, .fields = settings_spec },
 	{ .name = NULL },
 };
 
@@ -26,13 +39,24 @@ static const struct jv_field shop_patch_spec[] = {
 	{ .name = "name", .kind = JV_STRING, .min = 1, .max = 200 },
 	{ .name = "timezone", .kind = JV_STRING, .min = 1, .max = 64 },
 	{ .name = "currency", .kind = JV_STRING }, /* named so we can say why not */
+	{ .name = "settings", .kind = JV_OBJECT, .fields = settings_spec },
 	{ .name = NULL },
 };
 
 struct shop_call {
 	const char *id;
 	struct shop_input in;
+	char *settings; /* owned JSON text */
 };
+
+/* The settings member as JSON text, or NULL. */
+static char *
+settings_text(const json_t *body)
+{
+	json_t *s = json_object_get(body, "settings");
+
+	return s ? json_dumps(s, JSON_COMPACT) : NULL;
+}
 
 static enum db_qs
 create(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
@@ -65,7 +89,9 @@ api_shops_post(struct request *req)
 	call.in.name = api_str(body, "name");
 	call.in.currency = api_str(body, "currency");
 	call.in.timezone = api_str(body, "timezone");
+	call.in.settings = call.settings = settings_text(body);
 	api_run(req, create, &call);
+	free(call.settings);
 	json_decref(body);
 }
 
@@ -133,11 +159,13 @@ api_shops_patch(struct request *req)
 		reply_error(req, ERR_VALIDATION, "/currency",
 			    "/currency: a shop's currency cannot be changed");
 	} else if (json_object_size(body) == 0) {
-		reply_error(req, ERR_VALIDATION, NULL, "body: give name and/or timezone");
+		reply_error(req, ERR_VALIDATION, NULL, "body: give name, timezone and/or settings");
 	} else {
 		call.in.name = api_str(body, "name");
 		call.in.timezone = api_str(body, "timezone");
+		call.in.settings = call.settings = settings_text(body);
 		api_run(req, patch, &call);
+		free(call.settings);
 	}
 	json_decref(body);
 }

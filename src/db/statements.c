@@ -10,11 +10,12 @@
 #include "rebuy/customers.h"
 #include "rebuy/db.h"
 #include "rebuy/idempotency.h"
+#include "rebuy/orders.h"
 #include "rebuy/shops.h"
 
 extern const struct db_stmt migrate_stmts[];
 
 const struct db_stmt *const db_all_stmts[] = {
 	migrate_stmts, auth_stmts, idem_stmts, shops_stmts, apikeys_stmts,
-	customers_stmts, NULL,
+	customers_stmts, orders_stmts, NULL,
 };

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rebuy/apikeys.h"
+#include "rebuy/orders.h"
 #include "rebuy/shops.h"
 
 const struct db_stmt shops_stmts[] = {
@@ -14,9 +15,15 @@ const struct db_stmt shops_stmts[] = {
 	  " RETURNING s.id, shop_json(s)" },
 	{ "shops_tz_known", "SELECT 1 FROM pg_timezone_names WHERE name = $1" },
 	{ "shops_get", "SELECT shop_json(s) FROM shops s WHERE s.id = $1" },
+	/* settings merge member by member: a PATCH of one rule field keeps the rest */
 	{ "shops_update",
 	  "UPDATE shops s SET name = coalesce($2, s.name),"
-	  " timezone = coalesce($3, s.timezone), updated_at = now()"
+	  " timezone = coalesce($3, s.timezone),"
+	  " settings = CASE WHEN $4::jsonb IS NULL THEN s.settings"
+	  "   ELSE jsonb_set(s.settings, '{repurchase_rule}',"
+	  "     (s.settings -> 'repurchase_rule') || coalesce($4::jsonb -> 'repurchase_rule', '{}'))"
+	  "   END,"
+	  " updated_at = now()"
 	  " WHERE s.id = $1 RETURNING shop_json(s)" },
 	{ NULL, NULL },
 };
@@ -96,6 +103,15 @@ shops_create(struct db_conn *c, const struct shop_input *in, json_t **shop,
 	qs = json_col(r, 1, shop);
 	if (qs < 0)
 		goto out;
+	if (in->settings) { /* defaults first, then the given members */
+		const struct shop_input patch = { .settings = in->settings };
+
+		json_decref(*shop);
+		*shop = NULL;
+		qs = shops_patch(c, PQgetvalue(r, 0, 0), &patch, shop, err);
+		if (qs <= 0)
+			goto out;
+	}
 	qs = apikeys_create(c, PQgetvalue(r, 0, 0), "initial admin key", "admin",
 			    admin_key, err);
 out:
@@ -124,7 +140,7 @@ enum db_qs
 shops_patch(struct db_conn *c, const char *id, const struct shop_input *in,
 	    json_t **shop, struct err *err)
 {
-	const char *params[3] = { id, in->name, in->timezone };
+	const char *params[4] = { id, in->name, in->timezone, in->settings };
 	PGresult *r;
 	enum db_qs qs;
 
@@ -133,9 +149,18 @@ shops_patch(struct db_conn *c, const char *id, const struct shop_input *in,
 		if (qs < 0)
 			return qs;
 	}
-	qs = db_exec(c, "shops_update", 3, params, &r);
+	qs = db_exec(c, "shops_update", 4, params, &r);
 	if (qs > 0)
 		qs = json_col(r, 0, shop);
 	PQclear(r);
+	if (qs > 0 && in->settings) {
+		enum db_qs rq = orders_refresh_shop(c, id);
+
+		if (rq < 0) {
+			json_decref(*shop);
+			*shop = NULL;
+			return rq;
+		}
+	}
 	return qs;
 }

@@ -1,0 +1,70 @@
+/*
+ * orders.h — orders, cancellations and refunds, and the repurchase facts
+ * they keep current.
+ *
+ * Every change recomputes the customer's facts from its orders in the same
+ * transaction (customer_facts_refresh in migrations/0002_orders.sql), so
+ * the stored facts equal a full recomputation whatever order the orders
+ * arrived in.  Order objects come back as PostgreSQL's JSON text (malloc'd).
+ */
+#ifndef REBUY_ORDERS_H
+#define REBUY_ORDERS_H
+
+#include <stdbool.h>
+#include "rebuy/db.h"
+
+struct order_input {
+	const char *customer_id;
+	const char *placed_at;   /* RFC 3339 */
+	const char *channel;
+	const char *currency;
+	const char *lines_json;  /* JSON array of lines, defaults filled in */
+	long long shipping, discount, total;
+	const char *fingerprint; /* SHA-256 hex of the canonical body */
+};
+
+struct refund_input {
+	const char *id;
+	long long amount;
+	const char *reason;      /* NULL = none */
+};
+
+/*
+ * Create, or recognise a resend.  *created tells which.  DB_ABORT with
+ * ERR_VALIDATION (/currency) or ERR_ORDER_CONFLICT.  Inside a transaction.
+ */
+enum db_qs orders_put(struct db_conn *c, const char *shop_id, const char *id,
+		      const struct order_input *in, char **order, bool *created,
+		      struct err *err);
+
+enum db_qs orders_get(struct db_conn *c, const char *shop_id, const char *id,
+		      char **order);
+
+/* Cancel (idempotent).  DB_NO_RESULTS if absent.  Inside a transaction. */
+enum db_qs orders_cancel(struct db_conn *c, const char *shop_id, const char *id,
+			 char **order);
+
+/*
+ * Record a refund: *result is {"refund":…, "order":…}.  DB_NO_RESULTS if
+ * the order is absent; DB_ABORT with ERR_VALIDATION (/amount) when it
+ * would exceed the total, ERR_REFUND_CONFLICT for a reused refund id.
+ */
+enum db_qs orders_refund(struct db_conn *c, const char *shop_id,
+			 const char *order_id, const struct refund_input *in,
+			 char **result, bool *created, struct err *err);
+
+/* Recompute the facts of every customer of a shop (after a rule change). */
+enum db_qs orders_refresh_shop(struct db_conn *c, const char *shop_id);
+
+/*
+ * Compare stored facts with a recomputation for one shop (NULL = all);
+ * each difference is passed to report.  Returns the number of differences
+ * (DB status), or a negative status.
+ */
+enum db_qs orders_verify(struct db_conn *c, const char *shop_id,
+			 void (*report)(const char *shop, const char *customer,
+					const char *stored, const char *computed));
+
+extern const struct db_stmt orders_stmts[];
+
+#endif

@@ -1,0 +1,303 @@
+/*
+ * orders.c — PUT/GET /v1/orders/{id}, POST /v1/orders/{id}/cancel,
+ * POST /v1/orders/{id}/refunds.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rebuy/api.h"
+#include "rebuy/customers.h"
+#include "rebuy/keys.h"
+#include "rebuy/orders.h"
+#include "rebuy/reply.h"
+
+#define MONEY_MAX 1000000000000LL /* 10^12 minor units on one price or fee */
+
+static const char *
+check_id(const char *s)
+{
+	return customers_id_valid(s) ? NULL
+				     : "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -";
+}
+
+static const char *
+check_token(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("._:-", *s)))
+			return "may contain only letters, digits and . _ : -";
+	return NULL;
+}
+
+static const char *
+check_role(const char *s)
+{
+	if (strcmp(s, "traffic") == 0 || strcmp(s, "activity") == 0 ||
+	    strcmp(s, "regular") == 0)
+		return NULL;
+	return "must be one of traffic, activity, regular";
+}
+
+static const struct jv_field line_fields[] = {
+	{ .name = "sku", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64 },
+	{ .name = "name", .kind = JV_STRING, .flags = JV_NULLABLE, .min = 1, .max = 200 },
+	{ .name = "category", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64,
+	  .check = check_token },
+	{ .name = "role", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 20,
+	  .check = check_role },
+	{ .name = "quantity", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = 1000000 },
+	{ .name = "unit_price", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 0, .max = MONEY_MAX },
+	{ .name = "discount", .kind = JV_INTEGER, .min = 0, .max = MONEY_MAX * 1000000 },
+	{ .name = NULL },
+};
+
+static const struct jv_field line_spec = { .kind = JV_OBJECT, .fields = line_fields };
+
+static const struct jv_field order_spec[] = {
+	{ .name = "customer_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
+	  .check = check_id },
+	{ .name = "placed_at", .kind = JV_TIMESTAMP, .flags = JV_REQUIRED },
+	{ .name = "channel", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64,
+	  .check = check_token },
+	{ .name = "currency", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 3, .max = 3 },
+	{ .name = "lines", .kind = JV_ARRAY, .flags = JV_REQUIRED, .min = 1, .max = 200,
+	  .items = &line_spec },
+	{ .name = "shipping", .kind = JV_INTEGER, .min = 0, .max = MONEY_MAX },
+	{ .name = "discount", .kind = JV_INTEGER, .min = 0, .max = MONEY_MAX * 1000 },
+	{ .name = "total", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 0,
+	  .max = MONEY_MAX * 1000 },
+	{ .name = NULL },
+};
+
+static const struct jv_field refund_spec[] = {
+	{ .name = "id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
+	  .check = check_id },
+	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1,
+	  .max = MONEY_MAX * 1000 },
+	{ .name = "reason", .kind = JV_STRING, .min = 1, .max = 200 },
+	{ .name = NULL },
+};
+
+struct order_call {
+	const char *shop_id, *id;
+	struct order_input in;
+	struct refund_input refund;
+};
+
+static bool
+order_path(struct request *req, const char **id)
+{
+	*id = req->params[0];
+	if (!customers_id_valid(*id)) {
+		reply_error(req, ERR_INVALID_PARAMETER, "/path/id",
+			    "order id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+		return false;
+	}
+	return true;
+}
+
+static json_int_t
+int_or(const json_t *obj, const char *name, json_int_t fallback)
+{
+	json_t *v = json_object_get(obj, name);
+
+	return v ? json_integer_value(v) : fallback;
+}
+
+/*
+ * Check the arithmetic and build the canonical form: defaults filled in,
+ * keys sorted.  Its SHA-256 is the order's fingerprint, so a resend with
+ * other key order or omitted defaults is still the same order.
+ */
+static json_t *
+canonical_order(struct request *req, const json_t *body)
+{
+	json_t *lines = json_array(), *canon = NULL, *src = json_object_get(body, "lines");
+	long long sum = 0, shipping = int_or(body, "shipping", 0),
+		  discount = int_or(body, "discount", 0), total = int_or(body, "total", 0);
+	size_t i;
+	json_t *l;
+
+	if (!lines)
+		return NULL;
+	json_array_foreach(src, i, l) {
+		long long q = int_or(l, "quantity", 0), p = int_or(l, "unit_price", 0),
+			  d = int_or(l, "discount", 0), amount = q * p; /* ≤ 10^18 */
+		char ptr[48];
+
+		if (d > amount) {
+			snprintf(ptr, sizeof ptr, "/lines/%zu/discount", i);
+			reply_error(req, ERR_VALIDATION, ptr,
+				    "%s: exceeds the line amount (%lld)", ptr, amount);
+			goto fail;
+		}
+		if (__builtin_add_overflow(sum, amount - d, &sum)) {
+			reply_error(req, ERR_VALIDATION, "/lines", "/lines: amounts too large");
+			goto fail;
+		}
+		json_array_append_new(lines, json_pack("{s:O, s:O, s:O, s:O, s:I, s:I, s:I}",
+			"sku", json_object_get(l, "sku"),
+			"name", json_object_get(l, "name") ? json_object_get(l, "name") : json_null(),
+			"category", json_object_get(l, "category"), "role", json_object_get(l, "role"),
+			"quantity", (json_int_t)q, "unit_price", (json_int_t)p, "discount", (json_int_t)d));
+	}
+	if (__builtin_add_overflow(sum, shipping, &sum) || sum - discount != total) {
+		reply_error(req, ERR_VALIDATION, "/total",
+			    "/total: must equal lines - line discounts + shipping - discount = %lld",
+			    sum - discount);
+		goto fail;
+	}
+	canon = json_pack("{s:O, s:O, s:O, s:O, s:O, s:I, s:I, s:I}",
+			  "customer_id", json_object_get(body, "customer_id"),
+			  "placed_at", json_object_get(body, "placed_at"),
+			  "channel", json_object_get(body, "channel"),
+			  "currency", json_object_get(body, "currency"), "lines", lines,
+			  "shipping", (json_int_t)shipping, "discount", (json_int_t)discount,
+			  "total", (json_int_t)total);
+	if (!canon)
+		reply_error(req, ERR_INTERNAL, NULL, "out of memory");
+fail:
+	json_decref(lines);
+	return canon;
+}
+
+static enum db_qs
+put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct order_call *call = cls;
+	bool created = false;
+	enum db_qs qs = orders_put(c, call->shop_id, call->id, &call->in, &out->raw,
+				   &created, err);
+
+	if (qs < 0)
+		return qs;
+	out->status = created ? 201 : 200;
+	if (created)
+		snprintf(out->location, sizeof out->location, "/v1/orders/%s", call->id);
+	return qs;
+}
+
+void
+api_orders_put(struct request *req)
+{
+	struct order_call call = { .shop_id = req->shop_id };
+	json_t *body, *canon = NULL;
+	char *canon_text = NULL, *lines_text = NULL, fp[KEYS_HASH_HEX + 1];
+
+	if (!order_path(req, &call.id))
+		return;
+	body = api_body(req, order_spec);
+	if (!body)
+		return;
+	canon = canonical_order(req, body);
+	if (!canon)
+		goto out;
+	canon_text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
+	lines_text = json_dumps(json_object_get(canon, "lines"), JSON_COMPACT);
+	if (!canon_text || !lines_text) {
+		reply_error(req, ERR_INTERNAL, NULL, "out of memory");
+		goto out;
+	}
+	keys_sha256_hex(canon_text, strlen(canon_text), fp);
+	call.in = (struct order_input){
+		.customer_id = api_str(body, "customer_id"),
+		.placed_at = api_str(body, "placed_at"),
+		.channel = api_str(body, "channel"),
+		.currency = api_str(body, "currency"),
+		.lines_json = lines_text,
+		.shipping = int_or(body, "shipping", 0),
+		.discount = int_or(body, "discount", 0),
+		.total = int_or(body, "total", 0),
+		.fingerprint = fp,
+	};
+	api_run(req, put, &call);
+out:
+	free(canon_text);
+	free(lines_text);
+	json_decref(canon);
+	json_decref(body);
+}
+
+static enum db_qs
+get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct order_call *call = cls;
+	enum db_qs qs = orders_get(c, call->shop_id, call->id, &out->raw);
+
+	if (qs == 0) {
+		err_set(err, ERR_NOT_FOUND, NULL, "order not found");
+		return DB_ABORT;
+	}
+	out->status = 200;
+	return qs;
+}
+
+void
+api_orders_get(struct request *req)
+{
+	struct order_call call = { .shop_id = req->shop_id };
+
+	if (!order_path(req, &call.id))
+		return;
+	api_run(req, get, &call);
+}
+
+static enum db_qs
+cancel(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct order_call *call = cls;
+	enum db_qs qs = orders_cancel(c, call->shop_id, call->id, &out->raw);
+
+	if (qs == 0) {
+		err_set(err, ERR_NOT_FOUND, NULL, "order not found");
+		return DB_ABORT;
+	}
+	out->status = 200;
+	return qs;
+}
+
+void
+api_orders_cancel(struct request *req)
+{
+	struct order_call call = { .shop_id = req->shop_id };
+
+	if (!order_path(req, &call.id))
+		return;
+	api_run(req, cancel, &call);
+}
+
+static enum db_qs
+refund(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct order_call *call = cls;
+	bool created = false;
+	enum db_qs qs = orders_refund(c, call->shop_id, call->id, &call->refund, &out->raw,
+				      &created, err);
+
+	if (qs == 0) {
+		err_set(err, ERR_NOT_FOUND, NULL, "order not found");
+		return DB_ABORT;
+	}
+	out->status = created ? 201 : 200;
+	return qs;
+}
+
+void
+api_orders_refund(struct request *req)
+{
+	struct order_call call = { .shop_id = req->shop_id };
+	json_t *body;
+
+	if (!order_path(req, &call.id))
+		return;
+	body = api_body(req, refund_spec);
+	if (!body)
+		return;
+	call.refund.id = api_str(body, "id");
+	call.refund.amount = int_or(body, "amount", 0);
+	call.refund.reason = api_str(body, "reason");
+	api_run(req, refund, &call);
+	json_decref(body);
+}

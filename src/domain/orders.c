@@ -1,0 +1,311 @@
+/*
+ * orders.c — orders, cancellations, refunds; see include/rebuy/orders.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rebuy/orders.h"
+
+const struct db_stmt orders_stmts[] = {
+	{ "orders_shop_currency", "SELECT currency FROM shops WHERE id = $1" },
+	{ "orders_find",
+	  "SELECT seq, fingerprint FROM orders WHERE shop_id = $1 AND id = $2" },
+	/* a concurrent first order of the same new customer makes the
+	 * statement see neither row: the transaction is then retried */
+	{ "orders_customer",
+	  "WITH ins AS (INSERT INTO customers (shop_id, id) VALUES ($1, $2)"
+	  "   ON CONFLICT (shop_id, id) DO NOTHING RETURNING seq)"
+	  " SELECT seq FROM ins UNION ALL"
+	  " SELECT seq FROM customers WHERE shop_id = $1 AND id = $2 LIMIT 1" },
+	{ "orders_insert",
+	  "INSERT INTO orders (shop_id, id, customer_seq, placed_at, channel, currency,"
+	  "  shipping, discount, total, fingerprint)"
+	  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+	  " ON CONFLICT (shop_id, id) DO NOTHING RETURNING seq" },
+	{ "orders_lines_insert",
+	  "INSERT INTO order_lines (order_seq, line_no, sku, name, category, role, quantity,"
+	  "  unit_price, discount)"
+	  " SELECT $1, x.n, x.sku, x.name, x.category, x.role, x.quantity, x.unit_price, x.discount"
+	  " FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (sku text, name text, category text,"
+	  "   role text, quantity bigint, unit_price bigint, discount bigint))"
+	  "   WITH ORDINALITY AS x(sku, name, category, role, quantity, unit_price, discount, n)" },
+	{ "orders_facts_refresh", "SELECT customer_facts_refresh($1)" },
+	{ "orders_json", "SELECT order_json(o) FROM orders o WHERE o.seq = $1" },
+	{ "orders_get",
+	  "SELECT order_json(o) FROM orders o WHERE o.shop_id = $1 AND o.id = $2" },
+	/* refunds and cancellations of one order queue on its row */
+	{ "orders_lock",
+	  "SELECT seq, customer_seq, total - refunded_amount FROM orders"
+	  " WHERE shop_id = $1 AND id = $2 FOR UPDATE" },
+	{ "orders_cancel",
+	  "UPDATE orders SET status = 'cancelled', cancelled_at = now()"
+	  " WHERE seq = $1 AND status = 'placed'" },
+	{ "orders_refund_find",
+	  "SELECT amount, coalesce(reason, ''), reason IS NULL FROM refunds"
+	  " WHERE order_seq = $1 AND id = $2" },
+	{ "orders_refund_insert",
+	  "INSERT INTO refunds (order_seq, id, amount, reason) VALUES ($1, $2, $3, $4)" },
+	{ "orders_refund_apply",
+	  "UPDATE orders SET refunded_amount = refunded_amount + $2 WHERE seq = $1" },
+	{ "orders_refund_json",
+	  "SELECT json_build_object('refund', json_build_object('id', r.id, 'amount', r.amount,"
+	  "   'reason', r.reason, 'created_at', rfc3339(r.created_at)), 'order', order_json(o))"
+	  " FROM refunds r JOIN orders o ON o.seq = r.order_seq"
+	  " WHERE r.order_seq = $1 AND r.id = $2" },
+	{ "orders_refresh_shop",
+	  "SELECT count(*) FROM (SELECT customer_facts_refresh(seq) FROM customers"
+	  " WHERE shop_id = $1) x" },
+	{ "orders_verify",
+	  "SELECT shop_id, id, stored::text, computed::text FROM ("
+	  "  SELECT c.shop_id, c.id, customer_facts_stored(c.seq) AS stored,"
+	  "         customer_facts_compute(c.seq) AS computed"
+	  "  FROM customers c WHERE $1::uuid IS NULL OR c.shop_id = $1) x"
+	  " WHERE stored IS DISTINCT FROM computed ORDER BY shop_id, id" },
+	{ NULL, NULL },
+};
+
+/* Run a statement and keep column 0 of its single row as malloc'd text. */
+static enum db_qs
+exec_text(struct db_conn *c, const char *stmt, int n, const char *const *params,
+	  char **out)
+{
+	PGresult *r;
+	enum db_qs qs = db_exec(c, stmt, n, params, &r);
+
+	*out = NULL;
+	if (qs > 0) {
+		*out = strdup(PQgetvalue(r, 0, 0));
+		if (!*out)
+			qs = DB_HARD_ERROR;
+	}
+	PQclear(r);
+	return qs;
+}
+
+static enum db_qs
+exec_none(struct db_conn *c, const char *stmt, int n, const char *const *params)
+{
+	PGresult *r;
+	enum db_qs qs = db_exec(c, stmt, n, params, &r);
+
+	PQclear(r);
+	return qs;
+}
+
+static enum db_qs
+refresh_facts(struct db_conn *c, const char *customer_seq)
+{
+	const char *params[1] = { customer_seq };
+	enum db_qs qs = exec_none(c, "orders_facts_refresh", 1, params);
+
+	return qs < 0 ? qs : DB_ONE_RESULT;
+}
+
+enum db_qs
+orders_put(struct db_conn *c, const char *shop_id, const char *id,
+	   const struct order_input *in, char **order, bool *created, struct err *err)
+{
+	const char *key[2] = { shop_id, id };
+	char shipping[24], discount[24], total[24], *currency = NULL, *seq = NULL,
+	     *customer = NULL;
+	PGresult *r;
+	enum db_qs qs;
+
+	*order = NULL;
+	*created = false;
+	qs = exec_text(c, "orders_shop_currency", 1, key, &currency);
+	if (qs <= 0)
+		goto out;
+	if (strcmp(currency, in->currency) != 0) {
+		err_set(err, ERR_VALIDATION, "/currency",
+			"/currency: the shop trades in %s, not %s", currency, in->currency);
+		qs = DB_ABORT;
+		goto out;
+	}
+	qs = db_exec(c, "orders_find", 2, key, &r);
+	if (qs < 0)
+		goto out;
+	if (qs > 0) { /* a resend: the same order, or a conflict */
+		bool same = strcmp(PQgetvalue(r, 0, 1), in->fingerprint) == 0;
+		const char *p[1] = { PQgetvalue(r, 0, 0) };
+
+		if (!same) {
+			PQclear(r);
+			err_set(err, ERR_ORDER_CONFLICT, NULL,
+				"order %s was already received with different content", id);
+			qs = DB_ABORT;
+			goto out;
+		}
+		qs = exec_text(c, "orders_json", 1, p, order);
+		PQclear(r);
+		goto out;
+	}
+	PQclear(r);
+	{
+		const char *p[2] = { shop_id, in->customer_id };
+
+		qs = exec_text(c, "orders_customer", 2, p, &customer);
+		if (qs == 0)
+			qs = DB_SOFT_ERROR; /* created concurrently: retry sees it */
+		if (qs < 0)
+			goto out;
+	}
+	snprintf(shipping, sizeof shipping, "%lld", in->shipping);
+	snprintf(discount, sizeof discount, "%lld", in->discount);
+	snprintf(total, sizeof total, "%lld", in->total);
+	{
+		const char *p[10] = { shop_id, id, customer, in->placed_at, in->channel,
+				      in->currency, shipping, discount, total, in->fingerprint };
+
+		qs = exec_text(c, "orders_insert", 10, p, &seq);
+		if (qs == 0)
+			qs = DB_SOFT_ERROR; /* same id inserted concurrently: retry */
+		if (qs < 0)
+			goto out;
+	}
+	{
+		const char *p[2] = { seq, in->lines_json };
+
+		qs = exec_none(c, "orders_lines_insert", 2, p);
+		if (qs < 0)
+			goto out;
+	}
+	qs = refresh_facts(c, customer);
+	if (qs < 0)
+		goto out;
+	{
+		const char *p[1] = { seq };
+
+		qs = exec_text(c, "orders_json", 1, p, order);
+	}
+	*created = qs > 0;
+out:
+	free(currency);
+	free(seq);
+	free(customer);
+	return qs;
+}
+
+enum db_qs
+orders_get(struct db_conn *c, const char *shop_id, const char *id, char **order)
+{
+	const char *p[2] = { shop_id, id };
+
+	return exec_text(c, "orders_get", 2, p, order);
+}
+
+enum db_qs
+orders_cancel(struct db_conn *c, const char *shop_id, const char *id, char **order)
+{
+	const char *key[2] = { shop_id, id };
+	PGresult *r;
+	enum db_qs qs;
+
+	*order = NULL;
+	qs = db_exec(c, "orders_lock", 2, key, &r);
+	if (qs <= 0) {
+		PQclear(r);
+		return qs;
+	}
+	{
+		const char *p[1] = { PQgetvalue(r, 0, 0) };
+
+		qs = exec_none(c, "orders_cancel", 1, p);
+		if (qs > 0) /* it was placed: the customer's facts change */
+			qs = refresh_facts(c, PQgetvalue(r, 0, 1));
+		if (qs >= 0)
+			qs = exec_text(c, "orders_json", 1, p, order);
+	}
+	PQclear(r);
+	return qs;
+}
+
+enum db_qs
+orders_refund(struct db_conn *c, const char *shop_id, const char *order_id,
+	      const struct refund_input *in, char **result, bool *created,
+	      struct err *err)
+{
+	const char *key[2] = { shop_id, order_id };
+	char amount[24];
+	PGresult *r, *f = NULL;
+	enum db_qs qs;
+	long long refundable;
+
+	*result = NULL;
+	*created = false;
+	snprintf(amount, sizeof amount, "%lld", in->amount);
+	qs = db_exec(c, "orders_lock", 2, key, &r);
+	if (qs <= 0) {
+		PQclear(r);
+		return qs;
+	}
+	const char *seq = PQgetvalue(r, 0, 0);
+	const char *find[2] = { seq, in->id };
+
+	refundable = atoll(PQgetvalue(r, 0, 2));
+	qs = db_exec(c, "orders_refund_find", 2, find, &f);
+	if (qs < 0)
+		goto out;
+	if (qs > 0) { /* the same refund again, or a reused id */
+		bool same = strcmp(PQgetvalue(f, 0, 0), amount) == 0 &&
+			    (PQgetvalue(f, 0, 2)[0] == 't' ? in->reason == NULL
+			     : in->reason && strcmp(PQgetvalue(f, 0, 1), in->reason) == 0);
+
+		if (!same) {
+			err_set(err, ERR_REFUND_CONFLICT, NULL,
+				"refund %s was already recorded with different content", in->id);
+			qs = DB_ABORT;
+			goto out;
+		}
+		qs = exec_text(c, "orders_refund_json", 2, find, result);
+		goto out;
+	}
+	if (in->amount > refundable) {
+		err_set(err, ERR_VALIDATION, "/amount",
+			"/amount: exceeds what is left to refund on this order (%lld)", refundable);
+		qs = DB_ABORT;
+		goto out;
+	}
+	{
+		const char *ins[4] = { seq, in->id, amount, in->reason };
+		const char *apply[2] = { seq, amount };
+
+		qs = exec_none(c, "orders_refund_insert", 4, ins);
+		if (qs >= 0)
+			qs = exec_none(c, "orders_refund_apply", 2, apply);
+		if (qs >= 0)
+			qs = refresh_facts(c, PQgetvalue(r, 0, 1));
+		if (qs >= 0)
+			qs = exec_text(c, "orders_refund_json", 2, find, result);
+		*created = qs > 0;
+	}
+out:
+	PQclear(f);
+	PQclear(r);
+	return qs;
+}
+
+enum db_qs
+orders_refresh_shop(struct db_conn *c, const char *shop_id)
+{
+	const char *p[1] = { shop_id };
+
+	return exec_none(c, "orders_refresh_shop", 1, p);
+}
+
+enum db_qs
+orders_verify(struct db_conn *c, const char *shop_id,
+	      void (*report)(const char *shop, const char *customer,
+			     const char *stored, const char *computed))
+{
+	const char *p[1] = { shop_id };
+	PGresult *r;
+	enum db_qs qs = db_exec(c, "orders_verify", 1, p, &r);
+
+	for (int i = 0; qs > 0 && i < (int)qs; i++)
+		report(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+		       PQgetvalue(r, i, 3));
+	PQclear(r);
+	return qs;
+}
