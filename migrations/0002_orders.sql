@@ -221,10 +221,17 @@ COMMENT ON FUNCTION customer_facts_stored(bigint) IS 'Stored facts of one custom
 CREATE FUNCTION customer_facts_refresh(p_customer bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    f    jsonb := customer_facts_compute(p_customer);
+    f    jsonb;
     shop uuid;
 BEGIN
-    SELECT shop_id INTO shop FROM customers WHERE seq = p_customer;
+    -- Changes to one customer's orders queue here.  Computing only after
+    -- the lock (a new statement, so a new snapshot under READ COMMITTED)
+    -- sees every order committed before us: two concurrent orders of the
+    -- same customer cannot each store facts that miss the other.
+    -- NO KEY UPDATE: it must not conflict with the KEY SHARE locks that
+    -- foreign-key checks of concurrent order inserts hold on this row.
+    SELECT shop_id INTO shop FROM customers WHERE seq = p_customer FOR NO KEY UPDATE;
+    f := customer_facts_compute(p_customer);
     DELETE FROM customer_category_facts WHERE customer_seq = p_customer;
     IF (f ->> 'order_count')::integer = 0 THEN
         DELETE FROM customer_facts WHERE customer_seq = p_customer;

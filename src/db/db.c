@@ -260,8 +260,12 @@ classify(struct db_conn *c, PGresult *r, const char *what)
 {
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 
-	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
+	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)) {
+		if (log_get_level() <= LOG_DEBUG)
+			log_emit(LOG_DEBUG, "retryable database error",
+				 json_pack("{s:s, s:s}", "statement", what, "sqlstate", state));
 		return DB_SOFT_ERROR;
+	}
 	atomic_fetch_add(&stat_errors, 1);
 	/* lock_timeout, statement_timeout: overloaded, worth a retry later */
 	c->busy = state && (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0);
