@@ -63,5 +63,9 @@ void api_customers_put(struct request *req);
 void api_customers_get(struct request *req);
 void api_customers_delete(struct request *req);
 void api_customers_list(struct request *req);
+void api_orders_put(struct request *req);
+void api_orders_get(struct request *req);
+void api_orders_cancel(struct request *req);
+void api_orders_refund(struct request *req);
 
 #endif

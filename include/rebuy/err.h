@@ -21,6 +21,8 @@ enum err_code {
 	ERR_CONFLICT,              /* 409 */
 	ERR_LAST_ADMIN_KEY,        /* 409 */
 	ERR_IDEMPOTENCY_IN_PROGRESS, /* 409 */
+	ERR_ORDER_CONFLICT,        /* 409 */
+	ERR_REFUND_CONFLICT,       /* 409 */
 	ERR_PAYLOAD_TOO_LARGE,     /* 413 */
 	ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 */
 	ERR_VALIDATION,            /* 422 */

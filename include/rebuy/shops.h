@@ -11,6 +11,8 @@ struct shop_input {
 	const char *name;     /* NULL = unchanged (patch) */
 	const char *currency; /* ISO 4217; immutable after creation */
 	const char *timezone; /* IANA, as PostgreSQL knows it */
+	/* JSON text of a settings object; members given replace, others stay */
+	const char *settings;
 };
 
 /*
@@ -23,7 +25,10 @@ enum db_qs shops_create(struct db_conn *c, const struct shop_input *in,
 /* Fetch; DB_NO_RESULTS if absent. */
 enum db_qs shops_get(struct db_conn *c, const char *id, json_t **shop);
 
-/* Update name and/or timezone; DB_NO_RESULTS if absent. */
+/*
+ * Update name, timezone and/or settings; DB_NO_RESULTS if absent.  A new
+ * repurchase rule recomputes every customer's facts (inside a transaction).
+ */
 enum db_qs shops_patch(struct db_conn *c, const char *id,
 		       const struct shop_input *in, json_t **shop,
 		       struct err *err);
