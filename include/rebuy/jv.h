@@ -51,8 +51,17 @@ bool jv_validate(const json_t *obj, const struct jv_field *spec,
 /* Maximum nesting of arrays/objects in a raw JSON text. */
 size_t jv_depth(const char *text, size_t len);
 
-/* Parse RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)"; true if valid. */
+/*
+ * RFC 3339 "YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)": at most microseconds,
+ * years 1970-9998, offsets up to ±14:59.
+ */
 bool jv_is_timestamp(const char *s);
+
+/*
+ * The same instant as "YYYY-MM-DDTHH:MM:SS.ffffffZ" (27 chars + NUL), the
+ * form the API writes: two spellings of one instant compare equal.
+ */
+bool jv_timestamp_utc(const char *s, char out[28]);
 
 /* Number of UTF-8 code points in s (s is valid UTF-8: jansson checked). */
 size_t jv_utf8_len(const char *s);

@@ -2,6 +2,7 @@
  * orders.c — PUT/GET /v1/orders/{id}, POST /v1/orders/{id}/cancel,
  * POST /v1/orders/{id}/refunds.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,17 +66,16 @@ static const struct jv_field order_spec[] = {
 	{ .name = "lines", .kind = JV_ARRAY, .flags = JV_REQUIRED, .min = 1, .max = 200,
 	  .items = &line_spec },
 	{ .name = "shipping", .kind = JV_INTEGER, .min = 0, .max = MONEY_MAX },
-	{ .name = "discount", .kind = JV_INTEGER, .min = 0, .max = MONEY_MAX * 1000 },
-	{ .name = "total", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 0,
-	  .max = MONEY_MAX * 1000 },
+	{ .name = "discount", .kind = JV_INTEGER, .min = 0, .max = INT64_MAX },
+	/* any int64: an impossible total fails the arithmetic check instead */
+	{ .name = "total", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 0, .max = INT64_MAX },
 	{ .name = NULL },
 };
 
 static const struct jv_field refund_spec[] = {
 	{ .name = "id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
 	  .check = check_id },
-	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1,
-	  .max = MONEY_MAX * 1000 },
+	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = INT64_MAX },
 	{ .name = "reason", .kind = JV_STRING, .min = 1, .max = 200 },
 	{ .name = NULL },
 };
@@ -112,7 +112,7 @@ int_or(const json_t *obj, const char *name, json_int_t fallback)
  * other key order or omitted defaults is still the same order.
  */
 static json_t *
-canonical_order(struct request *req, const json_t *body)
+canonical_order(struct request *req, const json_t *body, const char *placed_utc)
 {
 	json_t *lines = json_array(), *canon = NULL, *src = json_object_get(body, "lines");
 	long long sum = 0, shipping = int_or(body, "shipping", 0),
@@ -143,15 +143,16 @@ canonical_order(struct request *req, const json_t *body)
 			"category", json_object_get(l, "category"), "role", json_object_get(l, "role"),
 			"quantity", (json_int_t)q, "unit_price", (json_int_t)p, "discount", (json_int_t)d));
 	}
-	if (__builtin_add_overflow(sum, shipping, &sum) || sum - discount != total) {
+	if (__builtin_add_overflow(sum, shipping, &sum) || sum - discount < 0 ||
+	    sum - discount != total) {
 		reply_error(req, ERR_VALIDATION, "/total",
 			    "/total: must equal lines - line discounts + shipping - discount = %lld",
 			    sum - discount);
 		goto fail;
 	}
-	canon = json_pack("{s:O, s:O, s:O, s:O, s:O, s:I, s:I, s:I}",
+	canon = json_pack("{s:O, s:o, s:O, s:O, s:O, s:I, s:I, s:I}",
 			  "customer_id", json_object_get(body, "customer_id"),
-			  "placed_at", json_object_get(body, "placed_at"),
+			  "placed_at", json_string(placed_utc),
 			  "channel", json_object_get(body, "channel"),
 			  "currency", json_object_get(body, "currency"), "lines", lines,
 			  "shipping", (json_int_t)shipping, "discount", (json_int_t)discount,
@@ -184,14 +185,19 @@ api_orders_put(struct request *req)
 {
 	struct order_call call = { .shop_id = req->shop_id };
 	json_t *body, *canon = NULL;
-	char *canon_text = NULL, *lines_text = NULL, fp[KEYS_HASH_HEX + 1];
+	char *canon_text = NULL, *lines_text = NULL, fp[KEYS_HASH_HEX + 1], placed[28];
 
 	if (!order_path(req, &call.id))
 		return;
 	body = api_body(req, order_spec);
 	if (!body)
 		return;
-	canon = canonical_order(req, body);
+	/* one instant, one fingerprint, whatever offset it was written with */
+	if (!jv_timestamp_utc(api_str(body, "placed_at"), placed)) {
+		reply_error(req, ERR_VALIDATION, "/placed_at", "/placed_at: not a valid date-time");
+		goto out;
+	}
+	canon = canonical_order(req, body, placed);
 	if (!canon)
 		goto out;
 	canon_text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
@@ -203,7 +209,7 @@ api_orders_put(struct request *req)
 	keys_sha256_hex(canon_text, strlen(canon_text), fp);
 	call.in = (struct order_input){
 		.customer_id = api_str(body, "customer_id"),
-		.placed_at = api_str(body, "placed_at"),
+		.placed_at = placed,
 		.channel = api_str(body, "channel"),
 		.currency = api_str(body, "currency"),
 		.lines_json = lines_text,
@@ -281,6 +287,8 @@ refund(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 		return DB_ABORT;
 	}
 	out->status = created ? 201 : 200;
+	if (created)
+		snprintf(out->location, sizeof out->location, "/v1/orders/%s", call->id);
 	return qs;
 }
 

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "rebuy/jv.h"
 
@@ -91,7 +92,7 @@ jv_is_timestamp(const char *s)
 
 		for (s++; isdigit((unsigned char)*s); s++)
 			n++;
-		if (n == 0 || n > 9)
+		if (n == 0 || n > 6) /* microseconds: what PostgreSQL stores */
 			return false;
 	}
 	if (*s == 'Z' || *s == 'z')
@@ -100,6 +101,46 @@ jv_is_timestamp(const char *s)
 	    digits(s + 4, 2) && s[6] == '\0')
 		return num(s + 1, 2) <= 14 && num(s + 4, 2) <= 59; /* real zones: ±14 h */
 	return false;
+}
+
+bool
+jv_timestamp_utc(const char *s, char out[28])
+{
+	struct tm tm = { 0 };
+	char frac[7] = "000000";
+	const char *p = s + 19;
+	time_t t;
+	int off = 0;
+
+	if (!jv_is_timestamp(s))
+		return false;
+	tm.tm_year = num(s, 4) - 1900;
+	tm.tm_mon = num(s + 5, 2) - 1;
+	tm.tm_mday = num(s + 8, 2);
+	tm.tm_hour = num(s + 11, 2);
+	tm.tm_min = num(s + 14, 2);
+	tm.tm_sec = num(s + 17, 2);
+	if (*p == '.') {
+		for (int i = 0; isdigit((unsigned char)*++p); i++)
+			frac[i] = *p;
+	}
+	if (*p == '+' || *p == '-')
+		off = (num(p + 1, 2) * 60 + num(p + 4, 2)) * 60 * (*p == '-' ? -1 : 1);
+	t = timegm(&tm) - off; /* timegm normalises :60 like PostgreSQL does */
+	if (!gmtime_r(&t, &tm))
+		return false;
+	if (tm.tm_year + 1900 > 9999)
+		return false;
+	/* gmtime_r bounds every field; the wide buffer only calms the compiler */
+	char wide[96];
+	int n = snprintf(wide, sizeof wide, "%04d-%02d-%02dT%02d:%02d:%02d.%sZ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, frac);
+
+	if (n != 27)
+		return false;
+	memcpy(out, wide, 28);
+	return true;
 }
 
 static const char *

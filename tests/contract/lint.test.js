@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 13, 'api.md defines 13 operations');
+    assert.equal(seen.size, 17, 'api.md defines 13 operations, orders.md 4 more');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -87,7 +87,7 @@ describe('openapi.yaml', () => {
       assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
       checked++;
     }
-    assert.equal(checked, 4, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}');
+    assert.equal(checked, 6, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/{id}/refunds');
   });
 
   test('the request schemas reject what the service rejects', () => {
@@ -103,6 +103,46 @@ describe('openapi.yaml', () => {
     const patchShop = schemaValidator(['components', 'schemas', 'ShopPatch']);
     assert.ok(!patchShop({}), 'PATCH needs at least one field');
     assert.ok(!patchShop({ currency: 'USD' }), 'currency is immutable');
+    assert.ok(patchShop({ settings: { repurchase_rule: { merge_window_hours: 8760 } } }), 'partial rule');
+    assert.ok(!patchShop({ settings: { repurchase_rule: { merge_window_hours: 8761 } } }), 'merge window above a year');
+    assert.ok(!patchShop({ settings: { repurchase_rule: { min_order_amount: -1 } } }), 'negative minimum');
+    assert.ok(!patchShop({ settings: { repurchase_rule: { window: 1 } } }), 'unknown rule member');
+    assert.ok(!patchShop({ settings: { rule: {} } }), 'unknown settings member');
+
+    const putOrder = schemaValidator(['components', 'schemas', 'OrderInput']);
+    const order = {
+      customer_id: 'cust-1', placed_at: '2026-11-01T10:00:00+08:00', channel: 'web', currency: 'CNY',
+      lines: [{ sku: 'TEA-1', category: 'tea', role: 'regular', quantity: 1, unit_price: 100 }], total: 100,
+    };
+    const line = (l) => ({ ...order, lines: [{ ...order.lines[0], ...l }] });
+    assert.ok(putOrder(order), 'minimal order');
+    for (const k of ['customer_id', 'placed_at', 'channel', 'currency', 'lines', 'total']) {
+      const { [k]: _, ...without } = order;
+      assert.ok(!putOrder(without), `${k} is required`);
+    }
+    for (const k of ['sku', 'category', 'role', 'quantity', 'unit_price']) {
+      const { [k]: _, ...without } = order.lines[0];
+      assert.ok(!putOrder({ ...order, lines: [without] }), `lines[].${k} is required`);
+    }
+    assert.ok(!putOrder({ ...order, coupon: 'X' }), 'unknown field');
+    assert.ok(!putOrder(line({ colour: 'red' })), 'unknown line field');
+    assert.ok(!putOrder({ ...order, lines: [] }), 'empty lines');
+    assert.ok(!putOrder({ ...order, lines: Array(201).fill(order.lines[0]) }), 'more than 200 lines');
+    assert.ok(!putOrder(line({ role: 'gift' })), 'unknown role');
+    assert.ok(!putOrder(line({ quantity: 0 })), 'zero quantity');
+    assert.ok(!putOrder(line({ quantity: 1.5 })), 'fractional quantity');
+    assert.ok(!putOrder(line({ unit_price: -1 })), 'negative price');
+    assert.ok(!putOrder(line({ category: 'tea leaves' })), 'category pattern');
+    assert.ok(!putOrder({ ...order, channel: 'web shop' }), 'channel pattern');
+    assert.ok(!putOrder({ ...order, total: -1 }), 'negative total');
+    assert.ok(!putOrder({ ...order, placed_at: '2026-11-01 10:00' }), 'placed_at format');
+
+    const refund = schemaValidator(['components', 'schemas', 'RefundInput']);
+    assert.ok(refund({ id: 'rf-1', amount: 1 }), 'minimal refund');
+    assert.ok(!refund({ id: 'rf-1', amount: 0 }), 'zero amount');
+    assert.ok(!refund({ id: 'rf 1', amount: 5 }), 'refund id pattern');
+    assert.ok(!refund({ id: 'rf-1', amount: 5, reason: '' }), 'empty reason');
+    assert.ok(!refund({ amount: 5 }), 'id is required');
   });
 
   test('every path parameter has an example, and all examples fit their schema', () => {
@@ -152,7 +192,7 @@ describe('openapi.yaml', () => {
 describe('requestExamples()', () => {
   test('lists each request-body example with the path filled in', () => {
     const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
-    assert.deepEqual(Object.keys(byId).sort(), ['createApiKey', 'createShop', 'putCustomer', 'updateShop']);
+    assert.deepEqual(Object.keys(byId).sort(), ['createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'updateShop']);
     assert.deepEqual(byId.putCustomer, {
       operationId: 'putCustomer',
       method: 'PUT',
@@ -164,6 +204,18 @@ describe('requestExamples()', () => {
     assert.equal(byId.createShop.body.timezone, 'Asia/Shanghai');
     assert.equal(byId.createShop.body.currency, 'CNY');
     assert.match(byId.updateShop.pathExample, /^\/v1\/shops\/[0-9a-f-]{36}$/);
+    // examples.test.js sends the examples in document order: the refund
+    // example must refund the order the putOrder example creates, in the
+    // currency of the createShop example, and fit within its total.
+    assert.equal(byId.createRefund.pathExample, `${byId.putOrder.pathExample}/refunds`);
+    const order = byId.putOrder.body;
+    assert.equal(order.currency, byId.createShop.body.currency);
+    const lines = order.lines.reduce((sum, l) => sum + l.quantity * l.unit_price - (l.discount ?? 0), 0);
+    assert.equal(order.total, lines + (order.shipping ?? 0) - (order.discount ?? 0), 'putOrder example: total adds up');
+    for (const l of order.lines) assert.ok((l.discount ?? 0) <= l.quantity * l.unit_price, 'line discount within line amount');
+    assert.ok(byId.createRefund.body.amount <= order.total, 'refund example fits the order total');
+    const ops = requestExamples().map((e) => e.operationId);
+    assert.ok(ops.indexOf('putOrder') < ops.indexOf('createRefund'), 'putOrder example comes before createRefund');
   });
 });
 
@@ -192,6 +244,7 @@ describe('validateResponse()', () => {
     name: 'Demo Tea House',
     currency: 'CNY',
     timezone: 'Asia/Shanghai',
+    settings: { repurchase_rule: { exclude_refunded: true, min_order_amount: 0, merge_window_hours: 0 } },
     created_at: '2026-11-22T10:37:50.123456Z',
     updated_at: '2026-11-22T10:37:50Z',
   };
@@ -207,6 +260,18 @@ describe('validateResponse()', () => {
       wechat: { granted: false, updated_at: null },
     },
     attributes: { favourite_tea: 'Longjing', nested: { a: [1, 2] } },
+    facts: {
+      order_count: 2,
+      first_order_at: '2026-11-01T02:00:00Z',
+      second_order_at: '2026-11-10T02:00:00.5Z',
+      last_order_at: '2026-11-10T02:00:00.5Z',
+      days_since_last_order: 12,
+      total_spent: 51000,
+      average_order_value: 25500,
+      first_order_channel: 'web',
+      first_order_categories: ['tea', 'teaware'],
+      first_order_roles: ['regular'],
+    },
     created_at: '2026-11-22T10:37:50.123456Z',
     updated_at: '2026-11-22T10:37:50.123456Z',
     erased_at: null,
@@ -447,5 +512,69 @@ describe('validateResponse()', () => {
       /\/admin_key\/scope/,
     );
     assert.throws(() => validateResponse({ ...args, headers: json, body: JSON.stringify(created) }), /Location is missing/);
+  });
+  test('orders, refunds and facts', () => {
+    const order = {
+      id: 'ord-1',
+      customer_id: 'cust-1001',
+      placed_at: '2026-11-01T02:00:00Z',
+      channel: 'web',
+      currency: 'CNY',
+      lines: [{ sku: 'TEA-LJ-250', name: null, category: 'tea', role: 'regular', quantity: 2, unit_price: 12800, discount: 0, line_total: 25600 }],
+      shipping: 1000,
+      discount: 600,
+      total: 26000,
+      status: 'placed',
+      cancelled_at: null,
+      refunded_amount: 500,
+      refunds: [{ id: 'rf-1', amount: 500, reason: null, created_at: '2026-11-02T02:00:00Z' }],
+      qualifying: true,
+      created_at: '2026-11-22T10:37:50.123456Z',
+    };
+    const args = { method: 'GET', path: '/v1/orders/ord-1', status: 200, headers: json };
+    validateResponse({ ...args, body: JSON.stringify(order) });
+    assert.throws(() => validateResponse({ ...args, body: JSON.stringify({ ...order, status: 'refunded' }) }), /\/status/);
+    assert.throws(() => validateResponse({ ...args, body: JSON.stringify({ ...order, updated_at: order.created_at }) }), /additional properties/);
+    const { qualifying, ...noQualifying } = order;
+    assert.equal(qualifying, true);
+    assert.throws(() => validateResponse({ ...args, body: JSON.stringify(noQualifying) }), /qualifying/);
+
+    const put = { method: 'PUT', path: '/v1/orders/ord-1', status: 201, body: JSON.stringify(order) };
+    validateResponse({ ...put, headers: { ...json, location: '/v1/orders/ord-1' } });
+    assert.throws(() => validateResponse({ ...put, headers: json }), /Location is missing/);
+    const conflict = { method: 'PUT', path: '/v1/orders/ord-1', status: 409, headers: problemHeaders };
+    validateResponse({ ...conflict, body: problem(409, 'order_conflict') });
+    assert.throws(() => validateResponse({ ...conflict, body: problem(409, 'refund_conflict') }), /\/code/);
+
+    const refund = { method: 'POST', path: '/v1/orders/ord-1/refunds', headers: { ...json, location: '/v1/orders/ord-1' } };
+    const result = JSON.stringify({ refund: order.refunds[0], order });
+    validateResponse({ ...refund, status: 201, body: result });
+    validateResponse({ ...refund, status: 200, headers: json, body: result });
+    validateResponse({ ...refund, status: 409, headers: problemHeaders, body: problem(409, 'refund_conflict') });
+    assert.throws(() => validateResponse({ ...refund, status: 201, body: JSON.stringify({ refund: order.refunds[0] }) }), /order/);
+
+    const cancel = { method: 'POST', path: '/v1/orders/ord-1/cancel', headers: json };
+    validateResponse({ ...cancel, status: 200, body: JSON.stringify({ ...order, status: 'cancelled', cancelled_at: '2026-11-03T00:00:00Z' }) });
+    assert.throws(() => validateResponse({ ...cancel, status: 201, body: JSON.stringify(order) }), /status is not documented/);
+
+    const c = { method: 'GET', path: '/v1/customers/cust-1001', status: 200, headers: json };
+    const { facts, ...noFacts } = customer;
+    assert.throws(() => validateResponse({ ...c, body: JSON.stringify(noFacts) }), /facts/);
+    const none = {
+      order_count: 0, first_order_at: null, second_order_at: null, last_order_at: null, days_since_last_order: null,
+      total_spent: 0, average_order_value: null, first_order_channel: null, first_order_categories: [], first_order_roles: [],
+    };
+    validateResponse({ ...c, body: JSON.stringify({ ...customer, facts: none }) });
+    assert.throws(() => validateResponse({ ...c, body: JSON.stringify({ ...customer, facts: { ...facts, first_order_roles: ['gift'] } }) }), /first_order_roles/);
+    const { average_order_value: _, ...noAov } = facts;
+    assert.throws(() => validateResponse({ ...c, body: JSON.stringify({ ...customer, facts: noAov }) }), /average_order_value/);
+
+    const s = { method: 'GET', path: `/v1/shops/${SHOP_ID}`, status: 200, headers: json };
+    const { settings, ...noSettings } = shop;
+    assert.throws(() => validateResponse({ ...s, body: JSON.stringify(noSettings) }), /settings/);
+    assert.throws(
+      () => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: { repurchase_rule: { ...settings.repurchase_rule, merge_window_hours: null } } }) }),
+      /merge_window_hours/,
+    );
   });
 });

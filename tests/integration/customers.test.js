@@ -12,7 +12,7 @@ let c;
 let shop;
 let admin;
 
-const CUSTOMER_KEYS = ['attributes', 'consent', 'created_at', 'email', 'erased_at', 'id', 'name', 'phone', 'tags', 'updated_at'];
+const CUSTOMER_KEYS = ['attributes', 'consent', 'created_at', 'email', 'erased_at', 'facts', 'id', 'name', 'phone', 'tags', 'updated_at'];
 const nowMicros = () => BigInt(Date.now()) * 1000n;
 const SKEW = 2_000_000n; // 2 s tolerance between test clock and server clock
 

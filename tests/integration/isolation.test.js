@@ -144,7 +144,7 @@ describe('platform key', () => {
   test('a shop admin can read and patch its own shop', async () => {
     const g = await c.get(`/v1/shops/${A.shopId}`, { key: A.keys.admin });
     assert.equal(g.status, 200);
-    assert.deepEqual(Object.keys(g.body).sort(), ['created_at', 'currency', 'id', 'name', 'timezone', 'updated_at']);
+    assert.deepEqual(Object.keys(g.body).sort(), ['created_at', 'currency', 'id', 'name', 'settings', 'timezone', 'updated_at']);
     const p = await c.patch(`/v1/shops/${A.shopId}`, { timezone: 'Asia/Tokyo' }, { key: A.keys.admin });
     assert.equal(p.status, 200, p.text);
     assert.equal(p.body.timezone, 'Asia/Tokyo');

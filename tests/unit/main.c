@@ -177,6 +177,18 @@ test_body_validation(void)
 
 	CHECK(jv_is_timestamp("2026-11-22T10:37:50Z"));
 	CHECK(jv_is_timestamp("2026-11-22T10:37:50.123456+08:00"));
+	CHECK(!jv_is_timestamp("2026-11-22T10:37:50.1234567Z")); /* beyond microseconds */
+	{
+		char a[28], b[28];
+
+		CHECK(jv_timestamp_utc("2026-11-01T10:00:00+08:00", a));
+		CHECK(strcmp(a, "2026-11-01T02:00:00.000000Z") == 0);
+		CHECK(jv_timestamp_utc("2026-11-01T02:00:00.000000Z", b) && strcmp(a, b) == 0);
+		CHECK(jv_timestamp_utc("2026-03-01T00:30:00.5+01:00", a));
+		CHECK(strcmp(a, "2026-02-28T23:30:00.500000Z") == 0);
+		CHECK(jv_timestamp_utc("2024-12-31T23:00:00-05:30", a));
+		CHECK(strcmp(a, "2025-01-01T04:30:00.000000Z") == 0);
+	}
 	CHECK(jv_is_timestamp("2024-02-29T00:00:00-05:30"));
 	CHECK(!jv_is_timestamp("2023-02-29T00:00:00Z"));
 	CHECK(!jv_is_timestamp("2026-11-22 10:37:50Z"));
