@@ -43,6 +43,19 @@ json_t *api_body(struct request *req, const struct jv_field *spec);
 /* String member or NULL (for JSON null or absent). */
 const char *api_str(const json_t *obj, const char *name);
 
+/* jv check: letters, digits and . _ : - (tags, categories, channels). */
+const char *api_check_token(const char *s);
+
+/*
+ * Read the limit and cursor query parameters of a list (limit 1..200,
+ * default 50).  On a bad value replies 400 and returns false.
+ */
+bool api_page_params(struct request *req, int *limit, long long *after);
+
+/* Set out to {"items": items, "next_cursor": …}; frees items. */
+enum db_qs api_page_reply(struct api_result *out, char *items, long long next,
+			  enum db_qs qs);
+
 /* True if s is a UUID in canonical (lowercase) text form. */
 bool api_uuid_valid(const char *s);
 
@@ -67,5 +80,8 @@ void api_orders_put(struct request *req);
 void api_orders_get(struct request *req);
 void api_orders_cancel(struct request *req);
 void api_orders_refund(struct request *req);
+void api_orders_event(struct request *req);
+void api_orders_list(struct request *req);
+void api_customer_orders_list(struct request *req);
 
 #endif

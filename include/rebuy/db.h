@@ -70,6 +70,12 @@ enum db_qs db_exec(struct db_conn *c, const char *stmt, int nparams,
 /* Like db_exec for a statement with no parameters that returns no rows. */
 enum db_qs db_exec_simple(struct db_conn *c, const char *sql);
 
+/*
+ * Column col of the first n rows, which hold JSON texts, joined into one
+ * JSON array text (malloc'd), without parsing them.  NULL on no memory.
+ */
+char *db_json_array(PGresult *r, int col, int n);
+
 typedef enum db_qs (*db_tx_fn)(struct db_conn *c, void *cls, struct err *err);
 
 /*

@@ -23,6 +23,7 @@ enum err_code {
 	ERR_IDEMPOTENCY_IN_PROGRESS, /* 409 */
 	ERR_ORDER_CONFLICT,        /* 409 */
 	ERR_REFUND_CONFLICT,       /* 409 */
+	ERR_ORDER_CANCELLED,       /* 409 */
 	ERR_PAYLOAD_TOO_LARGE,     /* 413 */
 	ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 */
 	ERR_VALIDATION,            /* 422 */

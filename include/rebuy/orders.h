@@ -53,6 +53,29 @@ enum db_qs orders_refund(struct db_conn *c, const char *shop_id,
 			 const char *order_id, const struct refund_input *in,
 			 char **result, bool *created, struct err *err);
 
+/*
+ * Record a fulfilment event (shipped, delivered, completed) at time at.
+ * DB_NO_RESULTS if absent; DB_ABORT with ERR_ORDER_CANCELLED.
+ */
+enum db_qs orders_event(struct db_conn *c, const char *shop_id, const char *id,
+			const char *type, const char *at, char **order, struct err *err);
+
+struct order_filter {
+	const char *customer_id, *channel, *status; /* NULL = any */
+	const char *placed_after;  /* inclusive, NULL = open */
+	const char *placed_before; /* exclusive, NULL = open */
+	long long after;           /* cursor position */
+	int limit;
+};
+
+/* One page as a JSON array text; *next is the next position or 0. */
+enum db_qs orders_list(struct db_conn *c, const char *shop_id,
+		       const struct order_filter *f, char **items, long long *next);
+
+/* DB_ONE_RESULT if the customer exists in the shop. */
+enum db_qs orders_customer_exists(struct db_conn *c, const char *shop_id,
+				  const char *customer_id);
+
 /* Recompute the facts of every customer of a shop (after a rule change). */
 enum db_qs orders_refresh_shop(struct db_conn *c, const char *shop_id);
 

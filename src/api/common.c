@@ -6,6 +6,8 @@
  * and the stored response, so a retried POST can never apply twice and a
  * crash can never leave a claim without its effect.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +269,84 @@ out:
 	db_mark_busy(false);
 	result_reset(&t.res);
 	idem_stored_free(&t.stored);
+}
+
+const char *
+api_check_token(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("._:-", *s)))
+			return "may contain only letters, digits and . _ : -";
+	return NULL;
+}
+
+#define PAGE_DEFAULT 50
+#define PAGE_MAX 200
+
+/* Cursors are opaque to clients: "c" + hex position. */
+static bool
+parse_cursor(const char *s, long long *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s[0] != 'c' || !s[1] || strlen(s) > 17 ||
+	    strspn(s + 1, "0123456789abcdef") != strlen(s + 1))
+		return false;
+	errno = 0;
+	v = strtoull(s + 1, &end, 16);
+	if (errno || *end || v == 0 || v > (unsigned long long)INT64_MAX)
+		return false;
+	*out = (long long)v;
+	return true;
+}
+
+bool
+api_page_params(struct request *req, int *limit, long long *after)
+{
+	const char *l = request_query(req, "limit"), *c = request_query(req, "cursor");
+	char *end;
+	long v;
+
+	*limit = PAGE_DEFAULT;
+	*after = 0;
+	if (l) {
+		errno = 0;
+		v = strtol(l, &end, 10);
+		if (errno || !*l || *end || v < 1 || v > PAGE_MAX) {
+			reply_error(req, ERR_INVALID_PARAMETER, "/query/limit",
+				    "limit must be an integer from 1 to %d", PAGE_MAX);
+			return false;
+		}
+		*limit = (int)v;
+	}
+	if (c && !parse_cursor(c, after)) {
+		reply_error(req, ERR_INVALID_PARAMETER, "/query/cursor",
+			    "cursor is not one this service returned");
+		return false;
+	}
+	return true;
+}
+
+enum db_qs
+api_page_reply(struct api_result *out, char *items, long long next, enum db_qs qs)
+{
+	char cursor[40];
+	int n;
+
+	if (next)
+		snprintf(cursor, sizeof cursor, "\"c%llx\"", next);
+	else
+		snprintf(cursor, sizeof cursor, "null");
+	out->status = 200;
+	n = asprintf(&out->raw, "{\"items\":%s,\"next_cursor\":%s}", items, cursor);
+	free(items);
+	if (n < 0) {
+		out->raw = NULL;
+		return DB_HARD_ERROR;
+	}
+	return qs;
 }
 
 bool

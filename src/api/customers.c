@@ -11,8 +11,6 @@
 #include "rebuy/reply.h"
 
 #define ATTRIBUTES_MAX_BYTES 4096
-#define LIST_DEFAULT 50
-#define LIST_MAX 200
 
 static const char *
 check_email(const char *s)
@@ -32,16 +30,6 @@ check_phone(const char *s)
 	return NULL;
 }
 
-static const char *
-check_tag(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._:-", *s)))
-			return "may contain only letters, digits and . _ : -";
-	return NULL;
-}
-
 static const struct jv_field consent_channel_spec[] = {
 	{ .name = "granted", .kind = JV_BOOLEAN, .flags = JV_REQUIRED },
 	{ .name = "at", .kind = JV_TIMESTAMP },
@@ -56,7 +44,7 @@ static const struct jv_field consent_spec[] = {
 };
 
 static const struct jv_field tag_spec = {
-	.kind = JV_STRING, .min = 1, .max = 64, .check = check_tag,
+	.kind = JV_STRING, .min = 1, .max = 64, .check = api_check_token,
 };
 
 static const struct jv_field customer_spec[] = {
@@ -202,42 +190,9 @@ list(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	long long next = 0;
 	char *items = NULL;
 	enum db_qs qs = customers_list(c, call->shop_id, &call->filter, &items, &next);
-	char cursor[40];
-	int n;
 
 	(void)err;
-	if (qs < 0)
-		return qs;
-	if (next)
-		snprintf(cursor, sizeof cursor, "\"c%llx\"", next);
-	else
-		snprintf(cursor, sizeof cursor, "null");
-	out->status = 200;
-	n = asprintf(&out->raw, "{\"items\":%s,\"next_cursor\":%s}", items, cursor);
-	free(items);
-	if (n < 0) {
-		out->raw = NULL;
-		return DB_HARD_ERROR;
-	}
-	return qs;
-}
-
-/* Cursors are opaque to clients: "c" + hex position. */
-static bool
-parse_cursor(const char *s, long long *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s[0] != 'c' || !s[1] || strlen(s) > 17 ||
-	    strspn(s + 1, "0123456789abcdef") != strlen(s + 1))
-		return false;
-	errno = 0;
-	v = strtoull(s + 1, &end, 16);
-	if (errno || *end || v == 0 || v > (unsigned long long)INT64_MAX)
-		return false;
-	*out = (long long)v;
-	return true;
+	return qs < 0 ? qs : api_page_reply(out, items, next, qs);
 }
 
 void
@@ -245,31 +200,13 @@ api_customers_list(struct request *req)
 {
 	struct customer_call call = { .shop_id = req->shop_id };
 	struct customer_filter *f = &call.filter;
-	const char *limit = request_query(req, "limit");
-	const char *cursor = request_query(req, "cursor");
 	const char *consent = request_query(req, "consent");
-	char *end;
-	long v;
 
-	f->limit = LIST_DEFAULT;
 	f->consent = -1;
-	if (limit) {
-		errno = 0;
-		v = strtol(limit, &end, 10);
-		if (errno || !*limit || *end || v < 1 || v > LIST_MAX) {
-			reply_error(req, ERR_INVALID_PARAMETER, "/query/limit",
-				    "limit must be an integer from 1 to %d", LIST_MAX);
-			return;
-		}
-		f->limit = (int)v;
-	}
-	if (cursor && !parse_cursor(cursor, &f->after)) {
-		reply_error(req, ERR_INVALID_PARAMETER, "/query/cursor",
-			    "cursor is not one this service returned");
+	if (!api_page_params(req, &f->limit, &f->after))
 		return;
-	}
 	f->tag = request_query(req, "tag");
-	if (f->tag && (!*f->tag || strlen(f->tag) > 64 || check_tag(f->tag))) {
+	if (f->tag && (!*f->tag || strlen(f->tag) > 64 || api_check_token(f->tag))) {
 		reply_error(req, ERR_INVALID_PARAMETER, "/query/tag",
 			    "tag must be 1-64 characters of letters, digits and . _ : -");
 		return;

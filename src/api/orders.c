@@ -23,16 +23,6 @@ check_id(const char *s)
 }
 
 static const char *
-check_token(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._:-", *s)))
-			return "may contain only letters, digits and . _ : -";
-	return NULL;
-}
-
-static const char *
 check_role(const char *s)
 {
 	if (strcmp(s, "traffic") == 0 || strcmp(s, "activity") == 0 ||
@@ -45,7 +35,7 @@ static const struct jv_field line_fields[] = {
 	{ .name = "sku", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64 },
 	{ .name = "name", .kind = JV_STRING, .flags = JV_NULLABLE, .min = 1, .max = 200 },
 	{ .name = "category", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64,
-	  .check = check_token },
+	  .check = api_check_token },
 	{ .name = "role", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 20,
 	  .check = check_role },
 	{ .name = "quantity", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = 1000000 },
@@ -61,7 +51,7 @@ static const struct jv_field order_spec[] = {
 	  .check = check_id },
 	{ .name = "placed_at", .kind = JV_TIMESTAMP, .flags = JV_REQUIRED },
 	{ .name = "channel", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64,
-	  .check = check_token },
+	  .check = api_check_token },
 	{ .name = "currency", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 3, .max = 3 },
 	{ .name = "lines", .kind = JV_ARRAY, .flags = JV_REQUIRED, .min = 1, .max = 200,
 	  .items = &line_spec },
@@ -308,4 +298,144 @@ api_orders_refund(struct request *req)
 	call.refund.reason = api_str(body, "reason");
 	api_run(req, refund, &call);
 	json_decref(body);
+}
+
+static const char *
+check_event_type(const char *s)
+{
+	if (strcmp(s, "shipped") == 0 || strcmp(s, "delivered") == 0 ||
+	    strcmp(s, "completed") == 0)
+		return NULL;
+	return "must be one of shipped, delivered, completed";
+}
+
+static const struct jv_field event_spec[] = {
+	{ .name = "type", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 20,
+	  .check = check_event_type },
+	{ .name = "at", .kind = JV_TIMESTAMP, .flags = JV_REQUIRED },
+	{ .name = NULL },
+};
+
+struct event_call {
+	const char *shop_id, *id, *type, *at;
+};
+
+static enum db_qs
+event(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct event_call *call = cls;
+	enum db_qs qs = orders_event(c, call->shop_id, call->id, call->type, call->at,
+				     &out->raw, err);
+
+	if (qs == 0) {
+		err_set(err, ERR_NOT_FOUND, NULL, "order not found");
+		return DB_ABORT;
+	}
+	out->status = 200;
+	return qs;
+}
+
+void
+api_orders_event(struct request *req)
+{
+	struct event_call call = { .shop_id = req->shop_id };
+	json_t *body;
+
+	if (!order_path(req, &call.id))
+		return;
+	body = api_body(req, event_spec);
+	if (!body)
+		return;
+	call.type = api_str(body, "type");
+	call.at = api_str(body, "at");
+	api_run(req, event, &call);
+	json_decref(body);
+}
+
+struct list_call {
+	const char *shop_id;
+	struct order_filter filter;
+	bool customer_must_exist;
+};
+
+static enum db_qs
+list(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct list_call *call = cls;
+	long long next = 0;
+	char *items = NULL;
+	enum db_qs qs;
+
+	if (call->customer_must_exist) {
+		qs = orders_customer_exists(c, call->shop_id, call->filter.customer_id);
+		if (qs == 0) {
+			err_set(err, ERR_NOT_FOUND, NULL, "customer not found");
+			return DB_ABORT;
+		}
+		if (qs < 0)
+			return qs;
+	}
+	qs = orders_list(c, call->shop_id, &call->filter, &items, &next);
+	return qs < 0 ? qs : api_page_reply(out, items, next, qs);
+}
+
+/* A query parameter checked by check (NULL = fine); replies 400 if bad. */
+static bool
+query_param(struct request *req, const char *name, const char *(*check)(const char *),
+	    size_t max, const char **out)
+{
+	char ptr[48];
+
+	*out = request_query(req, name);
+	if (!*out || (strlen(*out) <= max && !check(*out)))
+		return true;
+	snprintf(ptr, sizeof ptr, "/query/%s", name);
+	reply_error(req, ERR_INVALID_PARAMETER, ptr, "%s: %s", name,
+		    strlen(*out) > max ? "too long" : check(*out));
+	return false;
+}
+
+static const char *
+check_status(const char *s)
+{
+	return strcmp(s, "placed") == 0 || strcmp(s, "cancelled") == 0
+		       ? NULL : "must be placed or cancelled";
+}
+
+static const char *
+check_timestamp(const char *s)
+{
+	return jv_is_timestamp(s) ? NULL : "must be an RFC 3339 date-time";
+}
+
+void
+api_orders_list(struct request *req)
+{
+	struct list_call call = { .shop_id = req->shop_id };
+	struct order_filter *f = &call.filter;
+
+	if (!api_page_params(req, &f->limit, &f->after) ||
+	    !query_param(req, "customer_id", check_id, 128, &f->customer_id) ||
+	    !query_param(req, "channel", api_check_token, 64, &f->channel) ||
+	    !query_param(req, "status", check_status, 20, &f->status) ||
+	    !query_param(req, "placed_after", check_timestamp, 40, &f->placed_after) ||
+	    !query_param(req, "placed_before", check_timestamp, 40, &f->placed_before))
+		return;
+	api_run(req, list, &call);
+}
+
+void
+api_customer_orders_list(struct request *req)
+{
+	struct list_call call = { .shop_id = req->shop_id, .customer_must_exist = true };
+
+	call.filter.customer_id = req->params[0];
+	if (!customers_id_valid(call.filter.customer_id)) {
+		reply_error(req, ERR_INVALID_PARAMETER, "/path/id",
+			    "customer id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+		return;
+	}
+	if (!api_page_params(req, &call.filter.limit, &call.filter.after))
+		return;
+	api_run(req, list, &call);
 }

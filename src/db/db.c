@@ -333,6 +333,31 @@ db_exec_simple(struct db_conn *c, const char *sql)
 	return qs;
 }
 
+char *
+db_json_array(PGresult *r, int col, int n)
+{
+	size_t len = 2, at = 0;
+	char *out;
+
+	for (int i = 0; i < n; i++)
+		len += (size_t)PQgetlength(r, i, col) + 1;
+	out = malloc(len + 1);
+	if (!out)
+		return NULL;
+	out[at++] = '[';
+	for (int i = 0; i < n; i++) {
+		size_t k = (size_t)PQgetlength(r, i, col);
+
+		if (i)
+			out[at++] = ',';
+		memcpy(out + at, PQgetvalue(r, i, col), k);
+		at += k;
+	}
+	out[at++] = ']';
+	out[at] = '\0';
+	return out;
+}
+
 void
 db_fail(struct db_conn *c, enum db_qs qs, struct err *err)
 {

@@ -157,7 +157,6 @@ customers_list(struct db_conn *c, const char *shop_id,
 	};
 	PGresult *r;
 	enum db_qs qs;
-	size_t len = 2, at = 0;
 	int rows;
 	char *out;
 
@@ -170,25 +169,11 @@ customers_list(struct db_conn *c, const char *shop_id,
 	if (qs < 0)
 		return qs;
 	rows = (int)qs > f->limit ? f->limit : (int)qs;
-	for (int i = 0; i < rows; i++)
-		len += (size_t)PQgetlength(r, i, 1) + 1;
-	/* "[" row "," row "]": the rows are already JSON */
-	out = malloc(len + 1);
+	out = db_json_array(r, 1, rows);
 	if (!out) {
 		PQclear(r);
 		return DB_HARD_ERROR;
 	}
-	out[at++] = '[';
-	for (int i = 0; i < rows; i++) {
-		size_t n = (size_t)PQgetlength(r, i, 1);
-
-		if (i)
-			out[at++] = ',';
-		memcpy(out + at, PQgetvalue(r, i, 1), n);
-		at += n;
-	}
-	out[at++] = ']';
-	out[at] = '\0';
 	if ((int)qs > f->limit)
 		*next = atoll(PQgetvalue(r, rows - 1, 0));
 	PQclear(r);

@@ -36,8 +36,27 @@ const struct db_stmt orders_stmts[] = {
 	  "SELECT order_json(o) FROM orders o WHERE o.shop_id = $1 AND o.id = $2" },
 	/* refunds and cancellations of one order queue on its row */
 	{ "orders_lock",
-	  "SELECT seq, customer_seq, total - refunded_amount FROM orders"
+	  "SELECT seq, customer_seq, total - refunded_amount, status FROM orders"
 	  " WHERE shop_id = $1 AND id = $2 FOR UPDATE" },
+	{ "orders_event",
+	  "UPDATE orders SET"
+	  " shipped_at = CASE WHEN $2 = 'shipped' THEN $3::timestamptz ELSE shipped_at END,"
+	  " delivered_at = CASE WHEN $2 = 'delivered' THEN $3::timestamptz ELSE delivered_at END,"
+	  " completed_at = CASE WHEN $2 = 'completed' THEN $3::timestamptz ELSE completed_at END"
+	  " WHERE seq = $1" },
+	/* an unknown customer_id matches nothing: an empty page, not an error */
+	{ "orders_list",
+	  "SELECT o.seq, order_json(o) FROM orders o"
+	  " WHERE o.shop_id = $1 AND o.seq > $2"
+	  "   AND ($3::text IS NULL OR o.customer_seq ="
+	  "        (SELECT cu.seq FROM customers cu WHERE cu.shop_id = $1 AND cu.id = $3))"
+	  "   AND ($4::text IS NULL OR o.channel = $4)"
+	  "   AND ($5::text IS NULL OR o.status = $5)"
+	  "   AND ($6::timestamptz IS NULL OR o.placed_at >= $6::timestamptz)"
+	  "   AND ($7::timestamptz IS NULL OR o.placed_at < $7::timestamptz)"
+	  " ORDER BY o.seq LIMIT $8" },
+	{ "orders_customer_exists",
+	  "SELECT 1 FROM customers WHERE shop_id = $1 AND id = $2" },
 	{ "orders_cancel",
 	  "UPDATE orders SET status = 'cancelled', cancelled_at = now()"
 	  " WHERE seq = $1 AND status = 'placed'" },
@@ -284,6 +303,71 @@ out:
 	PQclear(f);
 	PQclear(r);
 	return qs;
+}
+
+enum db_qs
+orders_event(struct db_conn *c, const char *shop_id, const char *id, const char *type,
+	     const char *at, char **order, struct err *err)
+{
+	const char *key[2] = { shop_id, id };
+	PGresult *r;
+	enum db_qs qs;
+
+	*order = NULL;
+	qs = db_exec(c, "orders_lock", 2, key, &r);
+	if (qs <= 0) {
+		PQclear(r);
+		return qs;
+	}
+	if (strcmp(PQgetvalue(r, 0, 3), "cancelled") == 0) {
+		err_set(err, ERR_ORDER_CANCELLED, NULL,
+			"order %s is cancelled: it is not shipped, delivered or completed", id);
+		PQclear(r);
+		return DB_ABORT;
+	}
+	{
+		const char *p[3] = { PQgetvalue(r, 0, 0), type, at };
+
+		qs = exec_none(c, "orders_event", 3, p);
+		if (qs >= 0)
+			qs = exec_text(c, "orders_json", 1, p, order);
+	}
+	PQclear(r);
+	return qs;
+}
+
+enum db_qs
+orders_list(struct db_conn *c, const char *shop_id, const struct order_filter *f,
+	    char **items, long long *next)
+{
+	char after[24], limit[16];
+	const char *p[8] = { shop_id, after, f->customer_id, f->channel, f->status,
+			     f->placed_after, f->placed_before, limit };
+	PGresult *r;
+	enum db_qs qs;
+	int rows;
+
+	snprintf(after, sizeof after, "%lld", f->after);
+	snprintf(limit, sizeof limit, "%d", f->limit + 1); /* +1: is there more? */
+	*next = 0;
+	*items = NULL;
+	qs = db_exec(c, "orders_list", 8, p, &r);
+	if (qs < 0)
+		return qs;
+	rows = (int)qs > f->limit ? f->limit : (int)qs;
+	*items = db_json_array(r, 1, rows);
+	if ((int)qs > f->limit)
+		*next = atoll(PQgetvalue(r, rows - 1, 0));
+	PQclear(r);
+	return *items ? qs : DB_HARD_ERROR;
+}
+
+enum db_qs
+orders_customer_exists(struct db_conn *c, const char *shop_id, const char *customer_id)
+{
+	const char *p[2] = { shop_id, customer_id };
+
+	return exec_none(c, "orders_customer_exists", 2, p);
 }
 
 enum db_qs

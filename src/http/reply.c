@@ -30,6 +30,7 @@ static const struct {
 				 "Order id already used for a different order" },
 	[ERR_REFUND_CONFLICT] = { 409, "refund_conflict",
 				  "Refund id already used for a different refund" },
+	[ERR_ORDER_CANCELLED] = { 409, "order_cancelled", "The order is cancelled" },
 	[ERR_PAYLOAD_TOO_LARGE] = { 413, "payload_too_large", "Request body too large" },
 	[ERR_UNSUPPORTED_MEDIA_TYPE] = { 415, "unsupported_media_type",
 					 "Unsupported media type" },

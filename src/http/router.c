@@ -34,11 +34,17 @@ const struct route router_routes[] = {
 	{ "PUT", "/v1/customers/{id}", api_customers_put, SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_BODY },
 	{ "GET", "/v1/customers/{id}", api_customers_get, ANY_SHOP, 0 },
 	{ "DELETE", "/v1/customers/{id}", api_customers_delete, SCOPE_ADMIN | SCOPE_STOREFRONT, 0 },
+	{ "GET", "/v1/customers/{id}/orders", api_customer_orders_list, ANY_SHOP, 0,
+	  "limit cursor" },
+	{ "GET", "/v1/orders", api_orders_list, SCOPE_ADMIN | SCOPE_READONLY, 0,
+	  "limit cursor customer_id channel status placed_after placed_before" },
 	{ "PUT", "/v1/orders/{id}", api_orders_put, SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_BODY },
 	{ "GET", "/v1/orders/{id}", api_orders_get, ANY_SHOP, 0 },
 	{ "POST", "/v1/orders/{id}/cancel", api_orders_cancel, SCOPE_ADMIN | SCOPE_STOREFRONT,
 	  ROUTE_IDEMPOTENT },
 	{ "POST", "/v1/orders/{id}/refunds", api_orders_refund, SCOPE_ADMIN | SCOPE_STOREFRONT,
+	  ROUTE_BODY | ROUTE_IDEMPOTENT },
+	{ "POST", "/v1/orders/{id}/events", api_orders_event, SCOPE_ADMIN | SCOPE_STOREFRONT,
 	  ROUTE_BODY | ROUTE_IDEMPOTENT },
 };
 const size_t router_route_count = sizeof router_routes / sizeof router_routes[0];
