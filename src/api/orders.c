@@ -88,6 +88,14 @@ order_path(struct request *req, const char **id)
 	return true;
 }
 
+/* An absent order is a 404 for every call under /v1/orders/{id}. */
+static enum db_qs
+order_absent(struct err *err)
+{
+	err_set(err, ERR_NOT_FOUND, NULL, "order not found");
+	return DB_ABORT;
+}
+
 static json_int_t
 int_or(const json_t *obj, const char *name, json_int_t fallback)
 {
@@ -222,10 +230,8 @@ get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	struct order_call *call = cls;
 	enum db_qs qs = orders_get(c, call->shop_id, call->id, &out->raw);
 
-	if (qs == 0) {
-		err_set(err, ERR_NOT_FOUND, NULL, "order not found");
-		return DB_ABORT;
-	}
+	if (qs == 0)
+		return order_absent(err);
 	out->status = 200;
 	return qs;
 }
@@ -246,10 +252,8 @@ cancel(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	struct order_call *call = cls;
 	enum db_qs qs = orders_cancel(c, call->shop_id, call->id, &out->raw);
 
-	if (qs == 0) {
-		err_set(err, ERR_NOT_FOUND, NULL, "order not found");
-		return DB_ABORT;
-	}
+	if (qs == 0)
+		return order_absent(err);
 	out->status = 200;
 	return qs;
 }
@@ -272,10 +276,8 @@ refund(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	enum db_qs qs = orders_refund(c, call->shop_id, call->id, &call->refund, &out->raw,
 				      &created, err);
 
-	if (qs == 0) {
-		err_set(err, ERR_NOT_FOUND, NULL, "order not found");
-		return DB_ABORT;
-	}
+	if (qs == 0)
+		return order_absent(err);
 	out->status = created ? 201 : 200;
 	if (created)
 		snprintf(out->location, sizeof out->location, "/v1/orders/%s", call->id);
@@ -327,10 +329,8 @@ event(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	enum db_qs qs = orders_event(c, call->shop_id, call->id, call->type, call->at,
 				     &out->raw, err);
 
-	if (qs == 0) {
-		err_set(err, ERR_NOT_FOUND, NULL, "order not found");
-		return DB_ABORT;
-	}
+	if (qs == 0)
+		return order_absent(err);
 	out->status = 200;
 	return qs;
 }
