@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 17, 'api.md defines 13 operations, orders.md 4 more');
+    assert.equal(seen.size, 20, 'api.md defines 13 operations, orders.md 4 more in slice 1 and 3 in slice 2');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -87,7 +87,7 @@ describe('openapi.yaml', () => {
       assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
       checked++;
     }
-    assert.equal(checked, 6, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/{id}/refunds');
+    assert.equal(checked, 7, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events');
   });
 
   test('the request schemas reject what the service rejects', () => {
@@ -143,6 +143,19 @@ describe('openapi.yaml', () => {
     assert.ok(!refund({ id: 'rf 1', amount: 5 }), 'refund id pattern');
     assert.ok(!refund({ id: 'rf-1', amount: 5, reason: '' }), 'empty reason');
     assert.ok(!refund({ amount: 5 }), 'id is required');
+
+    const event = schemaValidator(['components', 'schemas', 'OrderEventInput']);
+    for (const type of ['shipped', 'delivered', 'completed']) {
+      assert.ok(event({ type, at: '2026-11-02T16:45:00+08:00' }), `${type} event`);
+    }
+    assert.ok(!event({ type: 'returned', at: '2026-11-02T16:45:00Z' }), 'unknown type');
+    assert.ok(!event({ type: 'Shipped', at: '2026-11-02T16:45:00Z' }), 'types are lower case');
+    assert.ok(!event({ type: 'shipped', at: '2026-11-02 16:45' }), 'at format');
+    assert.ok(!event({ type: 'shipped', at: '2026-11-02T16:45:00' }), 'at needs an offset');
+    assert.ok(!event({ type: 'shipped', at: null }), 'at is not nullable');
+    assert.ok(!event({ type: 'shipped' }), 'at is required');
+    assert.ok(!event({ at: '2026-11-02T16:45:00Z' }), 'type is required');
+    assert.ok(!event({ type: 'shipped', at: '2026-11-02T16:45:00Z', carrier: 'SF' }), 'unknown field');
   });
 
   test('every path parameter has an example, and all examples fit their schema', () => {
@@ -192,7 +205,7 @@ describe('openapi.yaml', () => {
 describe('requestExamples()', () => {
   test('lists each request-body example with the path filled in', () => {
     const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
-    assert.deepEqual(Object.keys(byId).sort(), ['createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'updateShop']);
+    assert.deepEqual(Object.keys(byId).sort(), ['createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'recordOrderEvent', 'updateShop']);
     assert.deepEqual(byId.putCustomer, {
       operationId: 'putCustomer',
       method: 'PUT',
@@ -216,6 +229,14 @@ describe('requestExamples()', () => {
     assert.ok(byId.createRefund.body.amount <= order.total, 'refund example fits the order total');
     const ops = requestExamples().map((e) => e.operationId);
     assert.ok(ops.indexOf('putOrder') < ops.indexOf('createRefund'), 'putOrder example comes before createRefund');
+    // ...and the fulfilment event is recorded on that same order, after it
+    // exists; no example before it cancels the order (cancel takes no body,
+    // so it has no example) and the refund leaves it placed.
+    assert.equal(byId.recordOrderEvent.pathExample, `${byId.putOrder.pathExample}/events`);
+    assert.ok(ops.indexOf('putOrder') < ops.indexOf('recordOrderEvent'), 'putOrder example comes before recordOrderEvent');
+    assert.ok(!ops.includes('cancelOrder'), 'no cancel example');
+    assert.ok(byId.createRefund.body.amount < order.total, 'the refund example does not refund the order in full');
+    assert.ok(Date.parse(byId.recordOrderEvent.body.at) > Date.parse(order.placed_at), 'the event happens after the order was placed');
   });
 });
 
@@ -529,6 +550,7 @@ describe('validateResponse()', () => {
       refunded_amount: 500,
       refunds: [{ id: 'rf-1', amount: 500, reason: null, created_at: '2026-11-02T02:00:00Z' }],
       qualifying: true,
+      fulfilment: { shipped_at: '2026-11-01T08:45:00Z', delivered_at: null, completed_at: null },
       created_at: '2026-11-22T10:37:50.123456Z',
     };
     const args = { method: 'GET', path: '/v1/orders/ord-1', status: 200, headers: json };
@@ -538,6 +560,40 @@ describe('validateResponse()', () => {
     const { qualifying, ...noQualifying } = order;
     assert.equal(qualifying, true);
     assert.throws(() => validateResponse({ ...args, body: JSON.stringify(noQualifying) }), /qualifying/);
+    const { fulfilment, ...noFulfilment } = order;
+    assert.throws(() => validateResponse({ ...args, body: JSON.stringify(noFulfilment) }), /fulfilment/);
+    assert.throws(() => validateResponse({ ...args, body: JSON.stringify({ ...order, fulfilment: { ...fulfilment, returned_at: null } }) }), /additional properties/);
+    assert.throws(() => validateResponse({ ...args, body: JSON.stringify({ ...order, fulfilment: { shipped_at: null, delivered_at: null } }) }), /completed_at/);
+    assert.throws(() => validateResponse({ ...args, body: JSON.stringify({ ...order, fulfilment: { ...fulfilment, shipped_at: '2026-11-01T16:45:00+08:00' } }) }), /shipped_at/);
+
+    const event = { method: 'POST', path: '/v1/orders/ord-1/events', headers: json };
+    validateResponse({ ...event, status: 200, body: JSON.stringify(order) });
+    validateResponse({ ...event, status: 200, headers: { ...json, 'idempotent-replayed': 'true' }, body: JSON.stringify(order) });
+    validateResponse({ ...event, status: 409, headers: problemHeaders, body: problem(409, 'order_cancelled') });
+    assert.throws(() => validateResponse({ ...event, status: 409, headers: problemHeaders, body: problem(409, 'order_conflict') }), /\/code/);
+    assert.throws(() => validateResponse({ ...event, status: 201, body: JSON.stringify(order) }), /status is not documented/);
+
+    const lists = [
+      { method: 'GET', path: '/v1/orders?limit=2&status=placed&placed_after=2026-11-01T00:00:00Z', headers: json },
+      { method: 'GET', path: '/v1/customers/cust-1001/orders?limit=2', headers: json },
+    ];
+    for (const l of lists) {
+      validateResponse({ ...l, status: 200, body: JSON.stringify({ items: [order], next_cursor: 'abc' }) });
+      validateResponse({ ...l, status: 200, body: JSON.stringify({ items: [], next_cursor: null }) });
+      assert.throws(() => validateResponse({ ...l, status: 200, body: JSON.stringify({ items: [order] }) }), /next_cursor/);
+      assert.throws(() => validateResponse({ ...l, status: 200, body: JSON.stringify({ items: [noFulfilment], next_cursor: null }) }), /fulfilment/);
+      validateResponse({ ...l, status: 400, headers: problemHeaders, body: problem(400, 'invalid_parameter', { pointer: '/query/limit' }) });
+    }
+    assert.throws(
+      () => validateResponse({ ...lists[0], status: 404, headers: problemHeaders, body: problem(404, 'not_found') }),
+      /status is not documented/,
+      'listing orders never answers 404',
+    );
+    validateResponse({ ...lists[1], status: 404, headers: problemHeaders, body: problem(404, 'not_found') });
+    validateResponse({ ...lists[1], status: 403, headers: problemHeaders, body: problem(403, 'forbidden') });
+    const put405 = { method: 'PUT', path: '/v1/orders', status: 405, body: problem(405, 'method_not_allowed') };
+    validateResponse({ ...put405, headers: { ...problemHeaders, allow: 'GET' } });
+    assert.throws(() => validateResponse({ ...put405, headers: { ...problemHeaders, allow: 'GET, PUT' } }), /Allow header/);
 
     const put = { method: 'PUT', path: '/v1/orders/ord-1', status: 201, body: JSON.stringify(order) };
     validateResponse({ ...put, headers: { ...json, location: '/v1/orders/ord-1' } });

@@ -15,8 +15,9 @@ let T; // another shop (CNY) for isolation
 const nowMicros = () => BigInt(Date.now()) * 1000n;
 const SKEW = 2_000_000n; // 2 s between the test's clock and the server's
 
-const ORDER_KEYS = ['cancelled_at', 'channel', 'created_at', 'currency', 'customer_id', 'discount', 'id', 'lines',
+const ORDER_KEYS = ['cancelled_at', 'channel', 'created_at', 'currency', 'customer_id', 'discount', 'fulfilment', 'id', 'lines',
   'placed_at', 'qualifying', 'refunded_amount', 'refunds', 'shipping', 'status', 'total'].sort();
+const FULFILMENT_KEYS = ['completed_at', 'delivered_at', 'shipped_at'];
 const LINE_KEYS = ['category', 'discount', 'line_total', 'name', 'quantity', 'role', 'sku', 'unit_price'];
 
 /** Σ(quantity*unit_price − line discount) + shipping − discount */
@@ -57,6 +58,8 @@ function assertOrderShape(o) {
     assert.deepEqual(Object.keys(l).sort(), LINE_KEYS, `line members: ${JSON.stringify(l)}`);
     assert.equal(l.line_total, l.quantity * l.unit_price - l.discount, 'line_total');
   }
+  assert.deepEqual(Object.keys(o.fulfilment).sort(), FULFILMENT_KEYS, `fulfilment members: ${JSON.stringify(o.fulfilment)}`);
+  for (const k of FULFILMENT_KEYS) if (o.fulfilment[k] !== null) assertServerTs(o.fulfilment[k], `fulfilment.${k}`);
   assertServerTs(o.placed_at, 'placed_at');
   assertServerTs(o.created_at, 'created_at');
   if (o.cancelled_at !== null) assertServerTs(o.cancelled_at, 'cancelled_at');
@@ -131,6 +134,7 @@ describe('create and replay', () => {
     assert.equal(r.body.refunded_amount, 0);
     assert.deepEqual(r.body.refunds, []);
     assert.equal(r.body.qualifying, true);
+    assert.deepEqual(r.body.fulfilment, { shipped_at: null, delivered_at: null, completed_at: null }, 'a new order has no fulfilment events');
     const created = tsMicros(r.body.created_at);
     assert.ok(created >= t0 - SKEW && created <= t1 + SKEW, 'created_at is the time of the request');
 
