@@ -33,6 +33,7 @@
  * so bigger is slower: 16 KiB holds any sane API request's headers */
 #define CONNECTION_MEMORY 16384
 #define DRAIN_QUIET_NS (300ull * 1000 * 1000)
+#define DISCARD_FACTOR 8 /* oversize bodies up to 8x the limit are drained */
 
 static struct MHD_Daemon *daemon_handle;
 static size_t body_limit;
@@ -186,6 +187,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url,
 		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						 MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > body_limit) {
+			/*
+			 * A modest excess is read and dropped so the client, still
+			 * writing, can read our 413; a huge one is refused at once
+			 * and the connection closed.
+			 */
+			if (strtoull(cl, NULL, 10) <= DISCARD_FACTOR * (unsigned long long)body_limit) {
+				req->body_too_large = true;
+				return MHD_YES;
+			}
 			reply_error(req, ERR_PAYLOAD_TOO_LARGE, NULL,
 				    "request body exceeds %zu bytes", body_limit);
 			return queue(req);
