@@ -14,6 +14,7 @@
 #include "rebuy/config.h"
 #include "rebuy/db.h"
 #include "rebuy/idempotency.h"
+#include "rebuy/import.h"
 #include "rebuy/log.h"
 #include "rebuy/migrate.h"
 #include "rebuy/orders.h"
@@ -34,6 +35,8 @@ static const char usage[] =
 	"  keys create-platform   create a platform API key (printed once)\n"
 	"  keys create            create a shop key: --shop ID --scope admin|storefront|readonly\n"
 	"                         (recovery when a shop has lost its admin keys)\n"
+	"  import orders FILE     import order history (CSV or NDJSON, see README):\n"
+	"                         --shop ID [--format csv|ndjson] [--rejects PATH]\n"
 	"  verify [--shop ID]     recompute every customer's repurchase facts and report\n"
 	"                         differences with what is stored (exit 1 if any)\n"
 	"  sql [NAME]             print named prepared statements (for EXPLAIN, benchmarks)\n"
@@ -297,6 +300,25 @@ verify_report(const char *shop, const char *customer, const char *stored,
 }
 
 static int
+cmd_import(const struct config *cfg, struct import_options *imp, const char *shop_id)
+{
+	struct db_conn *c;
+	int rc;
+
+	if (!shop_id) {
+		fprintf(stderr, "rebuyd: import orders needs --shop ID\n");
+		return 2;
+	}
+	imp->shop_id = shop_id;
+	c = open_current_db(cfg);
+	if (!c)
+		return 1;
+	rc = import_orders(c, imp);
+	db_close(c);
+	return rc;
+}
+
+static int
 cmd_verify(const struct config *cfg, const char *shop_id)
 {
 	struct db_conn *c = open_current_db(cfg);
@@ -340,6 +362,7 @@ main(int argc, char **argv)
 	struct config cfg;
 	struct shop_input shop = { 0 };
 	const char *cmd, *key_name = NULL, *key_shop = NULL, *key_scope = NULL;
+	struct import_options imp = { 0 };
 	int first = 2, rc;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -351,6 +374,10 @@ main(int argc, char **argv)
 	if ((strcmp(cmd, "keys") == 0 || strcmp(cmd, "shops") == 0 ||
 	     strcmp(cmd, "sql") == 0) && argc >= 3 && argv[2][0] != '-')
 		first = 3;
+	if (strcmp(cmd, "import") == 0 && argc >= 4) { /* import orders FILE */
+		imp.path = argv[3];
+		first = 4;
+	}
 	if (!config_from_env(&cfg))
 		return 2;
 	for (int i = first; i < argc;) {
@@ -368,6 +395,12 @@ main(int argc, char **argv)
 			used = 2;
 		} else if (i + 1 < argc && strcmp(argv[i], "--shop") == 0) {
 			key_shop = argv[i + 1];
+			used = 2;
+		} else if (i + 1 < argc && strcmp(argv[i], "--format") == 0) {
+			imp.format = argv[i + 1];
+			used = 2;
+		} else if (i + 1 < argc && strcmp(argv[i], "--rejects") == 0) {
+			imp.rejects = argv[i + 1];
 			used = 2;
 		} else if (i + 1 < argc && strcmp(argv[i], "--scope") == 0) {
 			key_scope = argv[i + 1];
@@ -387,6 +420,8 @@ main(int argc, char **argv)
 		rc = cmd_serve(&cfg);
 	else if (strcmp(cmd, "migrate") == 0)
 		rc = cmd_migrate(&cfg);
+	else if (strcmp(cmd, "import") == 0 && argc >= 4 && strcmp(argv[2], "orders") == 0)
+		rc = cmd_import(&cfg, &imp, key_shop);
 	else if (strcmp(cmd, "verify") == 0)
 		rc = cmd_verify(&cfg, key_shop);
 	else if (strcmp(cmd, "sql") == 0) {

@@ -23,6 +23,28 @@ struct order_input {
 	const char *fingerprint; /* SHA-256 hex of the canonical body */
 };
 
+/* The PUT /v1/orders/{id} body rules (jv). */
+#include <jansson.h>
+#include "rebuy/jv.h"
+extern const struct jv_field orders_body_spec[];
+
+/* A validated order: in points into the body and into this struct. */
+struct order_parsed {
+	struct order_input in;
+	char *lines_json;  /* owned */
+	char placed[28];   /* placed_at as canonical UTC */
+	char fingerprint[65];
+};
+
+/*
+ * Check an order body that passed orders_body_spec: the arithmetic, then
+ * build the canonical form and its fingerprint.  False with err
+ * (ERR_VALIDATION and a pointer) if the order is not valid.  Free with
+ * orders_parsed_free; the body must outlive *out.
+ */
+bool orders_parse(const json_t *body, struct order_parsed *out, struct err *err);
+void orders_parsed_free(struct order_parsed *p);
+
 struct refund_input {
 	const char *id;
 	long long amount;

@@ -13,54 +13,12 @@
 #include "rebuy/orders.h"
 #include "rebuy/reply.h"
 
-#define MONEY_MAX 1000000000000LL /* 10^12 minor units on one price or fee */
-
 static const char *
 check_id(const char *s)
 {
 	return customers_id_valid(s) ? NULL
 				     : "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -";
 }
-
-static const char *
-check_role(const char *s)
-{
-	if (strcmp(s, "traffic") == 0 || strcmp(s, "activity") == 0 ||
-	    strcmp(s, "regular") == 0)
-		return NULL;
-	return "must be one of traffic, activity, regular";
-}
-
-static const struct jv_field line_fields[] = {
-	{ .name = "sku", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64 },
-	{ .name = "name", .kind = JV_STRING, .flags = JV_NULLABLE, .min = 1, .max = 200 },
-	{ .name = "category", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64,
-	  .check = api_check_token },
-	{ .name = "role", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 20,
-	  .check = check_role },
-	{ .name = "quantity", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = 1000000 },
-	{ .name = "unit_price", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 0, .max = MONEY_MAX },
-	{ .name = "discount", .kind = JV_INTEGER, .min = 0, .max = MONEY_MAX * 1000000 },
-	{ .name = NULL },
-};
-
-static const struct jv_field line_spec = { .kind = JV_OBJECT, .fields = line_fields };
-
-static const struct jv_field order_spec[] = {
-	{ .name = "customer_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
-	  .check = check_id },
-	{ .name = "placed_at", .kind = JV_TIMESTAMP, .flags = JV_REQUIRED },
-	{ .name = "channel", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64,
-	  .check = api_check_token },
-	{ .name = "currency", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 3, .max = 3 },
-	{ .name = "lines", .kind = JV_ARRAY, .flags = JV_REQUIRED, .min = 1, .max = 200,
-	  .items = &line_spec },
-	{ .name = "shipping", .kind = JV_INTEGER, .min = 0, .max = MONEY_MAX },
-	{ .name = "discount", .kind = JV_INTEGER, .min = 0, .max = INT64_MAX },
-	/* any int64: an impossible total fails the arithmetic check instead */
-	{ .name = "total", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 0, .max = INT64_MAX },
-	{ .name = NULL },
-};
 
 static const struct jv_field refund_spec[] = {
 	{ .name = "id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
@@ -104,64 +62,6 @@ int_or(const json_t *obj, const char *name, json_int_t fallback)
 	return v ? json_integer_value(v) : fallback;
 }
 
-/*
- * Check the arithmetic and build the canonical form: defaults filled in,
- * keys sorted.  Its SHA-256 is the order's fingerprint, so a resend with
- * other key order or omitted defaults is still the same order.
- */
-static json_t *
-canonical_order(struct request *req, const json_t *body, const char *placed_utc)
-{
-	json_t *lines = json_array(), *canon = NULL, *src = json_object_get(body, "lines");
-	long long sum = 0, shipping = int_or(body, "shipping", 0),
-		  discount = int_or(body, "discount", 0), total = int_or(body, "total", 0);
-	size_t i;
-	json_t *l;
-
-	if (!lines)
-		return NULL;
-	json_array_foreach(src, i, l) {
-		long long q = int_or(l, "quantity", 0), p = int_or(l, "unit_price", 0),
-			  d = int_or(l, "discount", 0), amount = q * p; /* ≤ 10^18 */
-		char ptr[48];
-
-		if (d > amount) {
-			snprintf(ptr, sizeof ptr, "/lines/%zu/discount", i);
-			reply_error(req, ERR_VALIDATION, ptr,
-				    "%s: exceeds the line amount (%lld)", ptr, amount);
-			goto fail;
-		}
-		if (__builtin_add_overflow(sum, amount - d, &sum)) {
-			reply_error(req, ERR_VALIDATION, "/lines", "/lines: amounts too large");
-			goto fail;
-		}
-		json_array_append_new(lines, json_pack("{s:O, s:O, s:O, s:O, s:I, s:I, s:I}",
-			"sku", json_object_get(l, "sku"),
-			"name", json_object_get(l, "name") ? json_object_get(l, "name") : json_null(),
-			"category", json_object_get(l, "category"), "role", json_object_get(l, "role"),
-			"quantity", (json_int_t)q, "unit_price", (json_int_t)p, "discount", (json_int_t)d));
-	}
-	if (__builtin_add_overflow(sum, shipping, &sum) || sum - discount < 0 ||
-	    sum - discount != total) {
-		reply_error(req, ERR_VALIDATION, "/total",
-			    "/total: must equal lines - line discounts + shipping - discount = %lld",
-			    sum - discount);
-		goto fail;
-	}
-	canon = json_pack("{s:O, s:o, s:O, s:O, s:O, s:I, s:I, s:I}",
-			  "customer_id", json_object_get(body, "customer_id"),
-			  "placed_at", json_string(placed_utc),
-			  "channel", json_object_get(body, "channel"),
-			  "currency", json_object_get(body, "currency"), "lines", lines,
-			  "shipping", (json_int_t)shipping, "discount", (json_int_t)discount,
-			  "total", (json_int_t)total);
-	if (!canon)
-		reply_error(req, ERR_INTERNAL, NULL, "out of memory");
-fail:
-	json_decref(lines);
-	return canon;
-}
-
 static enum db_qs
 put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
@@ -182,45 +82,22 @@ void
 api_orders_put(struct request *req)
 {
 	struct order_call call = { .shop_id = req->shop_id };
-	json_t *body, *canon = NULL;
-	char *canon_text = NULL, *lines_text = NULL, fp[KEYS_HASH_HEX + 1], placed[28];
+	struct order_parsed parsed = { 0 };
+	struct err err;
+	json_t *body;
 
 	if (!order_path(req, &call.id))
 		return;
-	body = api_body(req, order_spec);
+	body = api_body(req, orders_body_spec);
 	if (!body)
 		return;
-	/* one instant, one fingerprint, whatever offset it was written with */
-	if (!jv_timestamp_utc(api_str(body, "placed_at"), placed)) {
-		reply_error(req, ERR_VALIDATION, "/placed_at", "/placed_at: not a valid date-time");
-		goto out;
+	if (!orders_parse(body, &parsed, &err)) {
+		reply_problem(req, &err);
+	} else {
+		call.in = parsed.in;
+		api_run(req, put, &call);
 	}
-	canon = canonical_order(req, body, placed);
-	if (!canon)
-		goto out;
-	canon_text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
-	lines_text = json_dumps(json_object_get(canon, "lines"), JSON_COMPACT);
-	if (!canon_text || !lines_text) {
-		reply_error(req, ERR_INTERNAL, NULL, "out of memory");
-		goto out;
-	}
-	keys_sha256_hex(canon_text, strlen(canon_text), fp);
-	call.in = (struct order_input){
-		.customer_id = api_str(body, "customer_id"),
-		.placed_at = placed,
-		.channel = api_str(body, "channel"),
-		.currency = api_str(body, "currency"),
-		.lines_json = lines_text,
-		.shipping = int_or(body, "shipping", 0),
-		.discount = int_or(body, "discount", 0),
-		.total = int_or(body, "total", 0),
-		.fingerprint = fp,
-	};
-	api_run(req, put, &call);
-out:
-	free(canon_text);
-	free(lines_text);
-	json_decref(canon);
+	orders_parsed_free(&parsed);
 	json_decref(body);
 }
 

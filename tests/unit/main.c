@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rebuy/csv.h"
 #include "rebuy/jv.h"
 #include "rebuy/keys.h"
 #include "rebuy/router.h"
@@ -264,12 +265,64 @@ test_keys(void)
 	CHECK(!keys_parse("rb_abcdefgh_tooshort", prefix));
 }
 
+/* Parse text; describe each record as "line:f1|f2|..." or "line:ERR". */
+static void
+csv_describe(const char *text, char *out, size_t size)
+{
+	FILE *f = fmemopen((void *)text, strlen(text), "r");
+	struct csv_reader *r = csv_new(f);
+	struct csv_record rec;
+	const char *why;
+	int st;
+
+	out[0] = '\0';
+	while ((st = csv_next(r, &rec, &why)) != 0) {
+		size_t n = strlen(out);
+
+		if (st < 0) {
+			snprintf(out + n, size - n, "%zu:ERR;", rec.line);
+			continue;
+		}
+		n += (size_t)snprintf(out + n, size - n, "%zu:", rec.line);
+		for (size_t i = 0; i < rec.nfields && n < size; i++)
+			n += (size_t)snprintf(out + n, size - n, "%s%s", i ? "|" : "", rec.fields[i]);
+		if (n < size)
+			snprintf(out + n, size - n, ";");
+	}
+	csv_free(r);
+	fclose(f);
+}
+
+static void
+test_csv(void)
+{
+	char out[512];
+
+	csv_describe("a,b,c\n1,2,3\n", out, sizeof out);
+	CHECK(strcmp(out, "1:a|b|c;2:1|2|3;") == 0);
+	csv_describe("a,b\r\n1,2", out, sizeof out);              /* CRLF, no final newline */
+	CHECK(strcmp(out, "1:a|b;2:1|2;") == 0);
+	csv_describe("\"x,y\",\"say \"\"hi\"\"\",\"two\nlines\"\nz,,\n", out, sizeof out);
+	CHECK(strcmp(out, "1:x,y|say \"hi\"|two\nlines;3:z||;") == 0); /* quoted newline */
+	csv_describe("a\"b,c\nok,1\n", out, sizeof out);           /* quote in unquoted field */
+	CHECK(strcmp(out, "1:ERR;2:ok|1;") == 0);
+	csv_describe("\"a\"b,c\nok,1\n", out, sizeof out);         /* text after closing quote */
+	CHECK(strcmp(out, "1:ERR;2:ok|1;") == 0);
+	csv_describe("ok\n\"never closed,1\n", out, sizeof out);  /* unterminated quote */
+	CHECK(strcmp(out, "1:ok;2:ERR;") == 0);
+	csv_describe("", out, sizeof out);
+	CHECK(strcmp(out, "") == 0);
+	csv_describe("\n\n", out, sizeof out);                     /* blank lines: one empty field */
+	CHECK(strcmp(out, "1:;2:;") == 0);
+}
+
 int
 main(void)
 {
 	test_router();
 	test_body_validation();
 	test_keys();
+	test_csv();
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
