@@ -81,6 +81,7 @@ void api_orders_get(struct request *req);
 void api_orders_cancel(struct request *req);
 void api_orders_refund(struct request *req);
 void api_orders_event(struct request *req);
+void api_orders_bulk(struct request *req);
 void api_orders_list(struct request *req);
 void api_customer_orders_list(struct request *req);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rebuy/api.h"
 #include "rebuy/customers.h"
@@ -315,4 +316,169 @@ api_customer_orders_list(struct request *req)
 	if (!api_page_params(req, &call.filter.limit, &call.filter.after))
 		return;
 	api_run(req, list, &call);
+}
+
+/*
+ * POST /v1/orders/bulk: NDJSON, one order per line (the PUT body plus
+ * "id"), each line handled like PUT /v1/orders/{id} in its own
+ * transaction, so one bad line never undoes the others.  Every line is
+ * idempotent by its order id, which is why no Idempotency-Key is needed.
+ */
+#define BULK_MAX_LINES 1000
+
+struct bulk_line {
+	const char *shop_id, *id;
+	struct order_input in;
+	char *raw;
+	bool created;
+};
+
+static enum db_qs
+bulk_put(struct db_conn *c, void *cls, struct err *err)
+{
+	struct bulk_line *b = cls;
+
+	free(b->raw); /* a retried transaction starts over */
+	b->raw = NULL;
+	return orders_put(c, b->shop_id, b->id, &b->in, &b->raw, &b->created, err);
+}
+
+static bool
+is_ndjson(const char *ct)
+{
+	static const char *const types[] = { "application/x-ndjson", "application/jsonl" };
+
+	for (size_t i = 0; ct && i < sizeof types / sizeof types[0]; i++) {
+		size_t n = strlen(types[i]);
+
+		if (strncasecmp(ct, types[i], n) == 0 && (ct[n] == '\0' || ct[n] == ';'))
+			return true;
+	}
+	return false;
+}
+
+/* Handle one line; the result object describes what happened to it. */
+static json_t *
+bulk_one(struct db_conn *c, const char *shop_id, char *line, size_t len, size_t lineno)
+{
+	struct bulk_line b = { .shop_id = shop_id };
+	struct order_parsed p = { 0 };
+	json_error_t jerr;
+	json_t *body = NULL, *res;
+	struct err err;
+	char *id = NULL;
+
+	err_clear(&err);
+	res = json_pack("{s:I, s:n}", "line", (json_int_t)lineno, "id");
+	if (jv_depth(line, len) > 32) {
+		err_set(&err, ERR_MALFORMED_JSON, NULL, "JSON nesting deeper than 32 levels");
+		goto out;
+	}
+	body = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!body) {
+		err_set(&err, ERR_MALFORMED_JSON, NULL, "invalid JSON at column %d: %s", jerr.column,
+			jerr.text);
+		goto out;
+	}
+	if (!json_is_object(body)) {
+		err_set(&err, ERR_VALIDATION, "", "body: must be an object");
+		goto out;
+	}
+	if (json_is_string(json_object_get(body, "id"))) {
+		id = strdup(json_string_value(json_object_get(body, "id")));
+		json_object_set_new(res, "id", json_string(id));
+	}
+	if (!id || !customers_id_valid(id)) {
+		err_set(&err, ERR_VALIDATION, "/id",
+			"/id: must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+		goto out;
+	}
+	json_object_del(body, "id");
+	if (!jv_validate(body, orders_body_spec, "", &err) || !orders_parse(body, &p, &err))
+		goto out;
+	b.id = id;
+	b.in = p.in;
+	if (db_run_tx(c, "/v1/orders/bulk", bulk_put, &b, &err))
+		json_object_set_new(res, "status", json_integer(b.created ? 201 : 200));
+out:
+	if (err.code != ERR_NONE) {
+		err_utf8_clean(err.message);
+		json_object_set_new(res, "status", json_integer(reply_status_of(err.code)));
+		json_object_set_new(res, "code", json_string(reply_code_of(err.code)));
+		json_object_set_new(res, "detail", json_string(err.message));
+		if (err.pointer[0]) {
+			err_utf8_clean(err.pointer);
+			json_object_set_new(res, "pointer", json_string(err.pointer));
+		}
+	}
+	orders_parsed_free(&p);
+	free(b.raw);
+	free(id);
+	json_decref(body);
+	return res;
+}
+
+void
+api_orders_bulk(struct request *req)
+{
+	struct db_conn *c;
+	struct err err;
+	json_t *results, *out;
+	size_t lines = 0, created = 0, unchanged = 0, failed = 0, lineno = 0;
+	char *p, *end;
+
+	if (!is_ndjson(request_header(req, "Content-Type"))) {
+		reply_error(req, ERR_UNSUPPORTED_MEDIA_TYPE, "/header/Content-Type",
+			    "send one order per line as Content-Type: application/x-ndjson");
+		return;
+	}
+	for (p = req->body, end = p ? p + req->body_len : NULL; p && p < end;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (strspn(p, " \t\r") < n)
+			lines++;
+		p += n + 1;
+	}
+	if (lines == 0) {
+		reply_error(req, ERR_MALFORMED_JSON, NULL, "request body has no orders");
+		return;
+	}
+	if (lines > BULK_MAX_LINES) {
+		reply_error(req, ERR_PAYLOAD_TOO_LARGE, NULL, "at most %d orders per request, got %zu",
+			    BULK_MAX_LINES, lines);
+		return;
+	}
+	err_clear(&err);
+	c = db_thread_conn(&err);
+	if (!c) {
+		reply_problem(req, &err);
+		return;
+	}
+	db_mark_busy(true);
+	results = json_array();
+	for (p = req->body; p < end;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		json_t *r;
+		json_int_t st;
+
+		lineno++;
+		if (strspn(p, " \t\r") >= n) {
+			p += n + 1;
+			continue;
+		}
+		r = bulk_one(c, req->shop_id, p, n, lineno);
+		st = json_integer_value(json_object_get(r, "status"));
+		created += st == 201;
+		unchanged += st == 200;
+		failed += st != 201 && st != 200;
+		json_array_append_new(results, r);
+		p += n + 1;
+	}
+	db_release(c);
+	db_mark_busy(false);
+	out = json_pack("{s:o, s:I, s:I, s:I}", "results", results, "created", (json_int_t)created,
+			"unchanged", (json_int_t)unchanged, "failed", (json_int_t)failed);
+	reply_json(req, 200, out);
 }

@@ -38,6 +38,7 @@ const struct route router_routes[] = {
 	  "limit cursor" },
 	{ "GET", "/v1/orders", api_orders_list, SCOPE_ADMIN | SCOPE_READONLY, 0,
 	  "limit cursor customer_id channel status placed_after placed_before" },
+	{ "POST", "/v1/orders/bulk", api_orders_bulk, SCOPE_ADMIN | SCOPE_STOREFRONT, 0 },
 	{ "PUT", "/v1/orders/{id}", api_orders_put, SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_BODY },
 	{ "GET", "/v1/orders/{id}", api_orders_get, ANY_SHOP, 0 },
 	{ "POST", "/v1/orders/{id}/cancel", api_orders_cancel, SCOPE_ADMIN | SCOPE_STOREFRONT,
