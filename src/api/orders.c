@@ -346,7 +346,7 @@ bulk_put(struct db_conn *c, void *cls, struct err *err)
 static bool
 is_ndjson(const char *ct)
 {
-	static const char *const types[] = { "application/x-ndjson", "application/jsonl" };
+	static const char *const types[] = { "application/x-ndjson" };
 
 	for (size_t i = 0; ct && i < sizeof types / sizeof types[0]; i++) {
 		size_t n = strlen(types[i]);

@@ -93,12 +93,18 @@ router_match(const char *method, const char *path, int *index,
 	     char *allow, size_t allowsize)
 {
 	const char *tmp[ROUTE_MAX_PARAMS];
-	bool path_known = false;
+	bool path_known = false, literal = false;
 
+	/* a literal path (/v1/orders/bulk) wins over a template (/v1/orders/{id}) */
+	for (size_t i = 0; i < router_route_count && !literal; i++)
+		literal = !strchr(router_routes[i].pattern, '{') &&
+			  strcmp(router_routes[i].pattern, path) == 0;
 	allow[0] = '\0';
 	for (size_t i = 0; i < router_route_count; i++) {
 		const struct route *r = &router_routes[i];
 
+		if (literal && strchr(r->pattern, '{'))
+			continue;
 		if (!match_pattern(r->pattern, path, tmp, buf, bufsize))
 			continue;
 		if (strcmp(r->method, method) == 0) {

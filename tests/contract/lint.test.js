@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 20, 'api.md defines 13 operations, orders.md 4 more in slice 1 and 3 in slice 2');
+    assert.equal(seen.size, 21, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -80,14 +80,16 @@ describe('openapi.yaml', () => {
       if (!op.requestBody) continue;
       const rb = resolve(op.requestBody);
       assert.equal(rb.required, true, `${op.operationId}: requestBody.required`);
-      assert.deepEqual(Object.keys(rb.content), ['application/json'], `${op.operationId}: request media types`);
-      const media = rb.content['application/json'];
+      // Only the bulk ingest takes NDJSON (orders.md, slice 3).
+      const mt = op.operationId === 'bulkPutOrders' ? 'application/x-ndjson' : 'application/json';
+      assert.deepEqual(Object.keys(rb.content), [mt], `${op.operationId}: request media types`);
+      const media = rb.content[mt];
       assert.ok('example' in media, `${method.toUpperCase()} ${path}: requestBody has no example`);
-      const validate = schemaValidator([...segments, 'requestBody', 'content', 'application/json', 'schema']);
+      const validate = schemaValidator([...segments, 'requestBody', 'content', mt, 'schema']);
       assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
       checked++;
     }
-    assert.equal(checked, 7, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events');
+    assert.equal(checked, 8, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events');
   });
 
   test('the request schemas reject what the service rejects', () => {
@@ -185,7 +187,9 @@ describe('openapi.yaml', () => {
       const expected = ['405', '500'];
       if (path.startsWith('/v1/')) expected.push('503');
       if (authenticated) expected.push('401');
-      if (op.requestBody) expected.push('400', '413', '415', '422');
+      if (op.requestBody) expected.push('400', '413', '415');
+      // The bulk ingest answers invalid orders line by line inside its 200.
+      if (op.requestBody && op.operationId !== 'bulkPutOrders') expected.push('422');
       for (const code of expected) assert.ok(codes.includes(code), `${where}: no ${code} response`);
       assert.equal(authenticated, path.startsWith('/v1/'), `${where}: only /v1 routes need a key`);
 
@@ -205,7 +209,7 @@ describe('openapi.yaml', () => {
 describe('requestExamples()', () => {
   test('lists each request-body example with the path filled in', () => {
     const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
-    assert.deepEqual(Object.keys(byId).sort(), ['createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'recordOrderEvent', 'updateShop']);
+    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'recordOrderEvent', 'updateShop']);
     assert.deepEqual(byId.putCustomer, {
       operationId: 'putCustomer',
       method: 'PUT',
@@ -237,6 +241,28 @@ describe('requestExamples()', () => {
     assert.ok(!ops.includes('cancelOrder'), 'no cancel example');
     assert.ok(byId.createRefund.body.amount < order.total, 'the refund example does not refund the order in full');
     assert.ok(Date.parse(byId.recordOrderEvent.body.at) > Date.parse(order.placed_at), 'the event happens after the order was placed');
+
+    // The bulk example is NDJSON text: every line a valid order plus its id,
+    // in the shop's currency, adding up, with ids no other example uses (so
+    // examples.test.js gets 201 for each line, whatever the order).
+    const bulk = byId.bulkPutOrders;
+    assert.equal(typeof bulk.body, 'string');
+    const bulkLines = bulk.body.split('\n').filter((l) => l.trim());
+    assert.ok(bulkLines.length >= 2 && bulkLines.length <= 3, 'two or three orders');
+    const putOrderSchema = schemaValidator(['components', 'schemas', 'OrderInput']);
+    const orderId = schemaValidator(['components', 'schemas', 'OrderId']);
+    const ids = new Set();
+    for (const text of bulkLines) {
+      const { id, ...o } = JSON.parse(text);
+      assert.ok(orderId(id), `bulk example: id ${id}`);
+      assert.ok(!ids.has(id), `bulk example: id ${id} twice`);
+      ids.add(id);
+      assert.notEqual(encodeURIComponent(id), byId.putOrder.pathExample.split('/').pop(), 'bulk example reuses the putOrder id');
+      assert.ok(putOrderSchema(o), `bulk example ${id}: ${JSON.stringify(putOrderSchema.errors)}`);
+      assert.equal(o.currency, byId.createShop.body.currency, `bulk example ${id}: currency`);
+      const sum = o.lines.reduce((s, l) => s + l.quantity * l.unit_price - (l.discount ?? 0), 0);
+      assert.equal(o.total, sum + (o.shipping ?? 0) - (o.discount ?? 0), `bulk example ${id}: total adds up`);
+    }
   });
 });
 
@@ -632,5 +658,39 @@ describe('validateResponse()', () => {
       () => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: { repurchase_rule: { ...settings.repurchase_rule, merge_window_hours: null } } }) }),
       /merge_window_hours/,
     );
+  });
+
+  test('bulk ingest results: one per line, code and detail only on failures, matching the status', () => {
+    const bulk = { method: 'POST', path: '/v1/orders/bulk', status: 200, headers: json };
+    const ok = { line: 1, id: 'ord-1', status: 201 };
+    const bad = { line: 3, id: 'ord-2', status: 422, code: 'validation_failed', detail: 'total: must be 100', pointer: '/total' };
+    const body = (results, counts = {}) => JSON.stringify({ results, created: 1, unchanged: 0, failed: 1, ...counts });
+    validateResponse({ ...bulk, body: body([ok, bad]) });
+    validateResponse({ ...bulk, body: body([{ line: 2, id: null, status: 400, code: 'malformed_json', detail: 'invalid JSON' }]) });
+    validateResponse({ ...bulk, body: body([{ line: 2, id: null, status: 422, code: 'validation_failed', detail: '/id: required', pointer: '/id' }]) });
+    validateResponse({ ...bulk, body: body([{ line: 4, id: 'ord-1', status: 409, code: 'order_conflict', detail: 'differs' }]) });
+    validateResponse({ ...bulk, body: body([{ ...ok, status: 200 }]) });
+    const fails = (results, what, counts) =>
+      assert.throws(() => validateResponse({ ...bulk, body: body(results, counts) }), violation, what);
+    fails([{ ...ok, code: 'validation_failed' }], 'code on a success');
+    fails([{ ...ok, detail: 'x' }], 'detail on a success');
+    fails([{ ...ok, id: null }], 'a recorded order has an id');
+    fails([{ ...ok, line: 0 }], 'lines are 1-based');
+    fails([{ ...ok, row: 1 }], 'unknown member');
+    const { detail: _, ...noDetail } = bad;
+    fails([noDetail], 'failure without detail');
+    fails([{ ...bad, code: 'order_conflict' }], 'code does not match status');
+    fails([{ ...bad, status: 413, code: 'payload_too_large' }], 'no per-line 413');
+    fails([ok], 'counts missing', { failed: undefined });
+    assert.throws(() => validateResponse({ ...bulk, body: JSON.stringify({ results: [ok], created: 1, unchanged: 0, failed: 0, skipped: 0 }) }), /additional properties/);
+
+    validateResponse({ ...bulk, status: 413, headers: problemHeaders, body: problem(413, 'payload_too_large') });
+    validateResponse({ ...bulk, status: 415, headers: problemHeaders, body: problem(415, 'unsupported_media_type', { pointer: '/header/Content-Type' }) });
+    validateResponse({ ...bulk, status: 400, headers: problemHeaders, body: problem(400, 'malformed_json') });
+    assert.throws(() => validateResponse({ ...bulk, status: 422, headers: problemHeaders, body: problem(422, 'validation_failed') }), /status is not documented/);
+    assert.throws(() => validateResponse({ ...bulk, status: 201, body: body([ok]) }), /status is not documented/);
+    // The literal path wins over /v1/orders/{id}: other methods on it are 405, Allow: POST.
+    validateResponse({ method: 'GET', path: '/v1/orders/bulk', status: 405, headers: { ...problemHeaders, allow: 'POST' }, body: problem(405, 'method_not_allowed') });
+    assert.throws(() => validateResponse({ method: 'GET', path: '/v1/orders/bulk', status: 404, headers: problemHeaders, body: problem(404, 'not_found') }), /method is not documented/);
   });
 });

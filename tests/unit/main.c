@@ -71,6 +71,11 @@ test_router(void)
 	CHECK(i >= 0 && strcmp(router_routes[i].method, "PATCH") == 0);
 	CHECK(strcmp(p0, "7d1e9d5a-0000-4000-8000-000000000001") == 0);
 	CHECK(route_of("GET", "/healthz", NULL, NULL) >= 0);
+	/* a literal path wins over a template: bulk is not an order id */
+	CHECK(route_of("GET", "/v1/orders/bulk", NULL, allow) == -405);
+	CHECK(strcmp(allow, "POST") == 0);
+	i = route_of("GET", "/v1/orders/bulkx", &p0, NULL);
+	CHECK(i >= 0 && strcmp(p0, "bulkx") == 0);
 	CHECK(route_of("GET", "/healthz/", NULL, NULL) == -404);
 	/* every route is reachable by its own pattern-shaped path */
 	for (size_t k = 0; k < router_route_count; k++) {
