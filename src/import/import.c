@@ -421,6 +421,9 @@ write_orders(struct importer *im, unsigned long long *imported, unsigned long lo
 	PGresult *r;
 
 	progress(im, "writing", true);
+	/* temporary tables have no statistics until asked: plans need them */
+	if (!exec_ok(im, "ANALYZE import_orders", 0, NULL, NULL))
+		return false;
 	if (!exec_ok(im, "INSERT INTO customers (shop_id, id)"
 			 " SELECT DISTINCT $1::uuid, customer_id FROM import_orders"
 			 " ON CONFLICT (shop_id, id) DO NOTHING", 1, shop, NULL))
@@ -449,32 +452,40 @@ write_orders(struct importer *im, unsigned long long *imported, unsigned long lo
 			 "   WITH ORDINALITY AS x(sku, name, category, role, quantity, unit_price,"
 			 "   discount, n)", 0, NULL, NULL))
 		return false;
+	if (!exec_ok(im, "ANALYZE import_new", 0, NULL, NULL))
+		return false;
 	progress(im, "facts", true);
 	if (!exec_ok(im, "SELECT count(*) FROM (SELECT customer_facts_refresh(c)"
 			 " FROM (SELECT DISTINCT customer_seq AS c FROM import_new) d) x",
 		     0, NULL, NULL))
 		return false;
-	/* rows not inserted: the same content already there, or a conflict */
-	r = PQexecParams(im->pg,
-			 "SELECT i.row, i.id, o.fingerprint = i.fingerprint"
-			 " FROM import_orders i"
-			 " JOIN orders o ON o.shop_id = $1::uuid AND o.id = i.id"
-			 " WHERE NOT EXISTS (SELECT 1 FROM import_new n WHERE n.id = i.id"
-			 "   AND i.row = (SELECT min(row) FROM import_orders m WHERE m.id = i.id))"
-			 " ORDER BY i.row", 1, NULL, shop, NULL, NULL, 0);
+	/*
+	 * Rows not inserted: the same content already there ("unchanged"), or
+	 * a conflict.  A row was inserted if it is the first of its id in the
+	 * file and that id is in import_new.  Hash joins and one window: linear.
+	 */
+	if (!exec_ok(im, "CREATE TEMP TABLE import_skipped ON COMMIT DROP AS"
+			 " SELECT row, id, same FROM ("
+			 "  SELECT i.row, i.id, o.fingerprint = i.fingerprint AS same,"
+			 "   row_number() OVER (PARTITION BY i.id ORDER BY i.row) AS k,"
+			 "   n.id IS NOT NULL AS inserted"
+			 "  FROM import_orders i"
+			 "  JOIN orders o ON o.shop_id = $1::uuid AND o.id = i.id"
+			 "  LEFT JOIN import_new n ON n.id = i.id) x"
+			 " WHERE NOT (inserted AND k = 1)", 1, shop, NULL) ||
+	    !exec_ok(im, "SELECT count(*) FROM import_skipped WHERE same", 0, NULL, unchanged))
+		return false;
+	/* conflicts are few: only they come back to the client */
+	r = PQexecParams(im->pg, "SELECT row, id, false FROM import_skipped WHERE NOT same"
+			 " ORDER BY row", 0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "\nrebuyd: import failed: %s", PQresultErrorMessage(r));
 		PQclear(r);
 		return false;
 	}
-	*unchanged = 0;
-	for (int i = 0; i < PQntuples(r); i++) {
-		if (PQgetvalue(r, i, 2)[0] == 't')
-			(*unchanged)++;
-		else
-			reject(im, (size_t)atoll(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1),
-			       "conflicts with an existing order (same id, different content)");
-	}
+	for (int i = 0; i < PQntuples(r); i++)
+		reject(im, (size_t)atoll(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1),
+		       "conflicts with an existing order (same id, different content)");
 	PQclear(r);
 	return true;
 }
@@ -546,7 +557,11 @@ import_orders(struct db_conn *c, const struct import_options *opt)
 	}
 	im.tty = isatty(STDERR_FILENO);
 	clock_gettime(CLOCK_MONOTONIC, &im.start);
+	/* an import is one long transaction: the API's timeouts do not apply */
 	if (!exec_ok(&im, "BEGIN", 0, NULL, NULL) ||
+	    !exec_ok(&im, "SET LOCAL statement_timeout = 0", 0, NULL, NULL) ||
+	    !exec_ok(&im, "SET LOCAL lock_timeout = 0", 0, NULL, NULL) ||
+	    !exec_ok(&im, "SET LOCAL idle_in_transaction_session_timeout = 0", 0, NULL, NULL) ||
 	    !exec_ok(&im, "CREATE TEMP TABLE import_orders (row bigint, id text, customer_id text,"
 			  " placed_at text, channel text, currency text, shipping bigint,"
 			  " discount bigint, total bigint, fingerprint text, lines text)"

@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Benchmark order ingest, PUT /v1/orders/{id} (a new order with 3 lines),
+# against pgbench running the very same SQL transaction rebuyd runs for a
+# new order (statements taken from the binary with `rebuyd sql`):
+#   auth_lookup; BEGIN; orders_shop_currency; orders_find; orders_customer;
+#   orders_insert; orders_lines_insert; orders_facts_refresh; orders_json; COMMIT
+#
+# Method (same as tests/bench/customers.sh; the machine is noisy):
+#   - a private PostgreSQL 15, shared_buffers sized to the data, tables
+#     prewarmed; a pool of BENCH_CUSTOMERS (20000) customers in one shop with
+#     BENCH_HISTORY (3) orders each and their facts, so most new orders update
+#     the facts of a customer with history; BENCH_NEW_PCT (20) % of the
+#     orders come from a customer never seen before;
+#   - every request is a new order (wrk: run tag + thread + counter in the
+#     id; pgbench: a random 63-bit id); totals add up;
+#   - rounds interleave rebuyd and pgbench, for each of BENCH_CONNS ("16 64")
+#     connections: wrk -cN against rebuyd, pgbench -cN; plus pgbench with as
+#     many clients as rebuyd has workers (BENCH_WORKERS, 8); the better
+#     pgbench is the baseline; median of BENCH_ROUNDS (5) rounds of
+#     BENCH_SECONDS (8) each;
+#   - p50/p99: wrk's, and pgbench's from its per-transaction log;
+#   - peak RSS of rebuyd (VmHWM) at the end.
+# Prints one table and "ratio" lines; exits 0 (it measures, never asserts),
+# except when rebuyd does not answer 201 to a first order.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+source deploy/pg-cluster.sh
+deploy/install-deps.sh --test
+[[ -d build ]] || meson setup build >/dev/null
+ninja -C build >/dev/null
+REBUYD=$ROOT/build/src/rebuyd
+
+POOL=${BENCH_CUSTOMERS:-20000}
+HISTORY=${BENCH_HISTORY:-3}
+NEW_PCT=${BENCH_NEW_PCT:-20}
+ROUNDS=${BENCH_ROUNDS:-5}
+SECS=${BENCH_SECONDS:-8}
+CONNS_LIST=${BENCH_CONNS:-16 64}
+WORKERS=${BENCH_WORKERS:-8}
+TMP=$(mktemp -d /tmp/rebuy-bench.XXXXXX); chmod 755 "$TMP"
+PGPORT=$(( 40000 + RANDOM % 10000 )); HTTP=$(( PGPORT + 1 ))
+cleanup() { [[ -n ${RPID:-} ]] && kill "$RPID" 2>/dev/null; wait 2>/dev/null || true
+            pg_cluster_stop "$TMP/pg"; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+pg_cluster_init "$TMP/pg"
+pg_cluster_start "$TMP/pg" "$PGPORT" shared_buffers=512MB max_connections=200 \
+    shared_preload_libraries=pg_prewarm
+export REBUY_DATABASE_URL="host=$TMP/pg port=$PGPORT user=postgres dbname=rebuy"
+export PGHOST=$TMP/pg PGPORT PGUSER=postgres
+PSQL=(psql -qAtX -v ON_ERROR_STOP=1)
+"${PSQL[@]}" -d postgres -c "CREATE DATABASE rebuy"
+"$REBUYD" migrate >/dev/null 2>&1
+out=$("$REBUYD" shops create --name Bench --currency CNY --timezone Asia/Shanghai 2>/dev/null)
+SHOP=$(sed -E 's/.*"shop_id":"([^"]+)".*/\1/' <<<"$out")
+KEY=$(sed -E 's/.*"admin_key":"([^"]+)".*/\1/' <<<"$out")
+PREFIX=${KEY:3:8}
+
+echo "loading $POOL customers with $HISTORY orders each"
+"${PSQL[@]}" -d rebuy <<SQL
+INSERT INTO customers (shop_id, id) SELECT '$SHOP', g::text FROM generate_series(1, $POOL) g;
+INSERT INTO orders (shop_id, id, customer_seq, placed_at, channel, currency, shipping, discount,
+                    total, fingerprint)
+SELECT '$SHOP', 'h' || c.id || '-' || k, c.seq,
+       timestamptz '2024-01-01 00:00+08' + random() * interval '700 days',
+       (ARRAY['tmall', 'douyin', 'jd', 'web', 'store-12'])[1 + (c.seq + k) % 5], 'CNY', 0, 0,
+       25800, 'preload'
+  FROM customers c, generate_series(1, $HISTORY) k WHERE c.shop_id = '$SHOP';
+INSERT INTO order_lines (order_seq, line_no, sku, name, category, role, quantity, unit_price,
+                         discount)
+SELECT o.seq, l, 'SKU-' || (o.seq % 50), 'Product ' || (o.seq % 50),
+       (ARRAY['cosmetics', 'womens-shoes', 'mens-shoes', 'womens-clothing', 'tea', 'snacks'])
+           [1 + (o.seq + l) % 6],
+       (ARRAY['traffic', 'activity', 'regular', 'regular'])[1 + (o.seq * 7 + l) % 4], 1, 12900, 0
+  FROM orders o, generate_series(1, 2) l;
+SELECT count(customer_facts_refresh(seq)) FROM customers WHERE shop_id = '$SHOP' \gset
+VACUUM ANALYZE;
+CREATE EXTENSION pg_prewarm;
+SELECT sum(pg_prewarm(c.oid)) FROM pg_class c
+ WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i') \gset
+SQL
+"${PSQL[@]}" -d rebuy -c "SELECT 'data: ' || pg_size_pretty(pg_database_size('rebuy'))"
+
+# --- pgbench: the statements rebuyd prepares, $k -> :<stmt>_k, then the
+# values rebuyd takes from earlier results: the customer's and the order's seq
+stmt() { # name -> SQL with pgbench variables
+    "$REBUYD" sql "$1" | sed -E "s/\\\$([0-9]+)/:$1_\\1/g"
+}
+LINES_JSON='[{"sku":"TEA-LJ-250","name":"Longjing 250 g","category":"tea","role":"regular","quantity":2,"unit_price":12800,"discount":0},{"sku":"COS-SER-30","name":"Serum 30 ml","category":"cosmetics","role":"activity","quantity":1,"unit_price":19900,"discount":2000},{"sku":"SNA-NUT-30","name":null,"category":"snacks","role":"traffic","quantity":1,"unit_price":990,"discount":0}]'
+cat >"$TMP/put.sql" <<SQL
+\set oid random(1, 9000000000000000000)
+\set u random(1, 100)
+\if :u <= $NEW_PCT
+\set cust :oid
+\else
+\set cust random(1, $POOL)
+\endif
+$(stmt auth_lookup);
+BEGIN;
+$(stmt orders_shop_currency);
+$(stmt orders_find);
+$(stmt orders_customer) \gset cust_
+$(stmt orders_insert) \gset ord_
+$(stmt orders_lines_insert);
+$(stmt orders_facts_refresh);
+$(stmt orders_json);
+COMMIT;
+SQL
+sed -i -E -e 's/:orders_(find|insert)_2\b/:oid/g' -e 's/:orders_customer_2\b/:cust/g' \
+    -e 's/:(orders_insert_3|orders_facts_refresh_1)\b/:cust_seq/g' \
+    -e 's/:(orders_lines_insert_1|orders_json_1)\b/:ord_seq/g' "$TMP/put.sql"
+PGB_VARS=(-D "auth_lookup_1=$PREFIX"
+    -D "orders_shop_currency_1=$SHOP" -D "orders_find_1=$SHOP" -D "orders_customer_1=$SHOP"
+    -D "orders_insert_1=$SHOP" -D "orders_insert_4=2025-06-18T12:00:00Z" -D orders_insert_5=web
+    -D orders_insert_6=CNY -D orders_insert_7=800 -D orders_insert_8=1000 -D orders_insert_9=44290
+    -D orders_insert_10=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+    -D "orders_lines_insert_2=$LINES_JSON")
+for v in $(grep -oE ':[a-z_]+_[0-9]+\b' "$TMP/put.sql" | sort -u); do
+    [[ " ${PGB_VARS[*]} " == *" ${v#:}="* ]] || { echo "pgbench variable $v has no value" >&2; exit 1; }
+done
+
+# --- wrk: bodies are formatted in init(), in two parts around the customer
+# id; a request is the prefix, a counter, the head and the body with a
+# customer drawn per request (the load generator shares the two cores with
+# rebuyd and PostgreSQL, so it must cost as little as it can)
+cat >"$TMP/put.lua" <<LUA
+local key, pool, newpct = "$KEY", $POOL, $NEW_PCT
+local tag, n, pre, b1, b2 = "r", 0, nil, {}, {}
+local threads = 0
+function setup(thread) thread:set("tid", threads); threads = threads + 1 end
+local cats = { "cosmetics", "womens-shoes", "mens-shoes", "womens-clothing", "tea", "snacks" }
+local roles = { "traffic", "activity", "regular", "regular" }
+local prices = { 990, 4900, 12800, 19900, 29900, 59900 }
+function init(args)
+  tag = args[1] or "r"
+  math.randomseed(os.time() * 64 + (tid or 0))
+  pre = "PUT /v1/orders/" .. tag .. "-" .. (tid or 0) .. "-"
+  for k = 1, 4000 do
+    local lines, sum = {}, 0
+    for j = 1, 3 do
+      local q, p = math.random(1, 2), prices[math.random(#prices)]
+      local d = (math.random() < 0.2) and math.floor(q * p / 1000) * 100 or 0
+      sum = sum + q * p - d
+      lines[j] = string.format('{"sku":"SKU-%d","name":"Product %d","category":"%s","role":"%s",'
+        .. '"quantity":%d,"unit_price":%d,"discount":%d}', math.random(50), j,
+        cats[math.random(#cats)], roles[math.random(#roles)], q, p, d)
+    end
+    local shipping = (sum < 9900) and 800 or 0
+    local discount = (sum >= 19900 and math.random() < 0.3) and 2000 or 0
+    b1[k] = '{"customer_id":"'
+    b2[k] = string.format('","placed_at":"2025-%02d-%02dT%02d:%02d:%02d+08:00","channel":"%s",'
+      .. '"currency":"CNY","lines":[%s],"shipping":%d,"discount":%d,"total":%d}',
+      math.random(12), math.random(28), math.random(0, 23), math.random(0, 59), math.random(0, 59),
+      ({ "tmall", "douyin", "jd", "web", "store-12" })[math.random(5)],
+      table.concat(lines, ","), shipping, discount, sum + shipping - discount)
+  end
+end
+local head = " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer $KEY\r\n"
+  .. "Content-Type: application/json\r\nContent-Length: "
+function request()
+  n = n + 1
+  local k = n % #b1 + 1
+  local c = (math.random(100) > newpct) and tostring(math.random(pool))
+    or ("n" .. tag .. "-" .. (tid or 0) .. "-" .. n)
+  return pre .. n .. head .. (#b1[k] + #c + #b2[k]) .. "\r\n\r\n" .. b1[k] .. c .. b2[k]
+end
+LUA
+
+"$REBUYD" serve --listen "127.0.0.1:$HTTP" --workers "$WORKERS" --log-level warn 2>"$TMP/rebuyd.log" &
+RPID=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
+code=$(curl -s -o "$TMP/warm.json" -w '%{http_code}' -X PUT "http://127.0.0.1:$HTTP/v1/orders/warm-up" \
+    -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    -d '{"customer_id":"1","placed_at":"2025-06-18T20:00:00+08:00","channel":"web","currency":"CNY",
+         "lines":[{"sku":"A","category":"tea","role":"regular","quantity":2,"unit_price":12800}],
+         "shipping":800,"total":26400}')
+[[ $code == 201 ]] || { echo "warm-up PUT answered $code: $(cat "$TMP/warm.json")"; exit 1; }
+# one pgbench transaction, to fail early (and loudly) on a broken script
+pgbench "host=$TMP/pg port=$PGPORT user=postgres dbname=rebuy" -n -M prepared -t 1 -c 1 \
+    -f "$TMP/put.sql" "${PGB_VARS[@]}" >"$TMP/pgb.out" 2>&1 \
+    && grep -q "number of failed transactions: 0\|actually processed: 1/1" "$TMP/pgb.out" \
+    || { echo "pgbench script failed:"; cat "$TMP/pgb.out"; cat "$TMP/put.sql"; exit 1; }
+
+wrk_run() { # conns tag -> "rps p50ms p99ms non2xx"
+    wrk -t2 -c"$1" -d"${SECS}s" --latency -s "$TMP/put.lua" "http://127.0.0.1:$HTTP" -- "$2" \
+        >"$TMP/wrk.out" 2>&1
+    python3 - "$TMP/wrk.out" "$TMP/wrk.total" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v)
+    if not m:
+        sys.exit(f"cannot read wrk latency {v!r} in:\n{t}")
+    x, unit = float(m.group(1)), m.group(2)
+    return x * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+with open(sys.argv[2], "a") as f:
+    f.write(re.search(r"(\d+) requests in", t).group(1) + "\n")
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+err = re.search(r"Socket errors: (.*)", t)
+if err:
+    print(f"wrk socket errors: {err.group(1)}", file=sys.stderr)
+print(f"{rps:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
+PY
+}
+pgb_run() { # clients -> "tps p50ms p99ms failed"
+    rm -f "$TMP"/pgblog*
+    pgbench "host=$TMP/pg port=$PGPORT user=postgres dbname=rebuy" -n -M prepared -T "$SECS" \
+        -c "$1" -j 2 -f "$TMP/put.sql" "${PGB_VARS[@]}" -l --log-prefix="$TMP/pgblog" \
+        >"$TMP/pgb.out" 2>&1 || { cat "$TMP/pgb.out" >&2; echo "0 0 0 0"; return; }
+    python3 - "$TMP/pgb.out" "$TMP/pgb.total" "$TMP"/pgblog* <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+tps = float(re.search(r"^tps = ([\d.]+)", t, re.M).group(1))
+failed = re.search(r"number of failed transactions: (\d+)", t)
+with open(sys.argv[2], "a") as f:
+    f.write(re.search(r"number of transactions actually processed: (\d+)", t).group(1) + "\n")
+lat = []
+for f in sys.argv[3:]:
+    for line in open(f):
+        p = line.split()
+        if len(p) >= 3 and p[2].isdigit():   # client tx latency_us script epoch us
+            lat.append(int(p[2]))
+lat.sort()
+q = lambda x: lat[min(len(lat) - 1, int(x * len(lat)))] / 1000 if lat else 0
+print(f"{tps:.0f} {q(0.50):.2f} {q(0.99):.2f} {failed.group(1) if failed else 0}")
+PY
+}
+
+declare -A R
+for round in $(seq "$ROUNDS"); do
+    for c in $CONNS_LIST; do
+        R[rebuyd.$c]+="$(wrk_run "$c" "w${round}c$c");"
+        R[pgb.$c]+="$(pgb_run "$c");"
+    done
+    R[pgb.w]+="$(pgb_run "$WORKERS");"
+    echo "round $round done"
+done
+RSS=$(awk '/VmHWM/{print $2}' "/proc/$RPID/status")
+# every request must have been a new order (a 200 would be a resent id)
+"${PSQL[@]}" -d rebuy -c "SELECT 'after: ' || count(*) || ' orders ('
+    || count(*) FILTER (WHERE id LIKE 'w%') || ' by wrk, which counted '
+    || ($(paste -sd+ "$TMP/wrk.total")) || ' responses; '
+    || count(*) FILTER (WHERE id ~ '^[0-9]+\$') || ' by pgbench, which counted '
+    || ($(paste -sd+ "$TMP/pgb.total")) || ' transactions), '
+    || (SELECT count(*) FROM customers) || ' customers, '
+    || pg_size_pretty(pg_database_size('rebuy')) FROM orders"
+grep -v '"level":"info"' "$TMP/rebuyd.log" | tail -5 || true
+
+args=("$WORKERS" "$RSS" "${R[pgb.w]}")
+for c in $CONNS_LIST; do args+=("$c" "${R[rebuyd.$c]}" "${R[pgb.$c]}"); done
+python3 - "${args[@]}" <<'PY'
+import statistics as st, sys
+workers, rss, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def rows(s): return [list(map(float, r.split())) for r in s.split(";") if r.strip()]
+def med(rs, i): return st.median(r[i] for r in rs)
+pw = rows(pw)
+print()
+print(f"PUT /v1/orders/{{id}}, new order, 3 lines"
+      f"{'req/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   (median of {len(pw)})")
+print(f"{'  pgbench -c' + workers:41}{med(pw,0):12.0f}{med(pw,1):9.2f}{med(pw,2):9.2f}{med(pw,3):8.0f}")
+rest = sys.argv[4:]
+ratios = []
+for i in range(0, len(rest), 3):
+    c, r, p = rest[i], rows(rest[i + 1]), rows(rest[i + 2])
+    print(f"{'  rebuyd (wrk -t2 -c' + c + ')':41}{med(r,0):12.0f}{med(r,1):9.2f}{med(r,2):9.2f}{med(r,3):8.0f}")
+    print(f"{'  pgbench -c' + c:41}{med(p,0):12.0f}{med(p,1):9.2f}{med(p,2):9.2f}{med(p,3):8.0f}")
+    base = max(med(p, 0), med(pw, 0))
+    ratios.append(f"ratio -c{c}: rebuyd / best pgbench = {med(r,0) / base:.2f}   (per-round: "
+                  + ", ".join(f"{x[0] / max(y[0], z[0]):.2f}" for x, y, z in zip(r, p, pw)) + ")")
+print("\n".join(ratios))
+print(f"rebuyd peak RSS: {rss / 1024:.1f} MB")
+PY
