@@ -73,8 +73,8 @@ const struct db_stmt orders_stmts[] = {
 	  " FROM refunds r JOIN orders o ON o.seq = r.order_seq"
 	  " WHERE r.order_seq = $1 AND r.id = $2" },
 	{ "orders_refresh_shop",
-	  "SELECT count(*) FROM (SELECT customer_facts_refresh(seq) FROM customers"
-	  " WHERE shop_id = $1) x" },
+	  "SELECT customer_facts_refresh_many(ARRAY(SELECT seq FROM customers"
+	  " WHERE shop_id = $1))" },
 	{ "orders_verify",
 	  "SELECT shop_id, id, stored::text, computed::text FROM ("
 	  "  SELECT c.shop_id, c.id, customer_facts_stored(c.seq) AS stored,"

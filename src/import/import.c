@@ -455,9 +455,8 @@ write_orders(struct importer *im, unsigned long long *imported, unsigned long lo
 	if (!exec_ok(im, "ANALYZE import_new", 0, NULL, NULL))
 		return false;
 	progress(im, "facts", true);
-	if (!exec_ok(im, "SELECT count(*) FROM (SELECT customer_facts_refresh(c)"
-			 " FROM (SELECT DISTINCT customer_seq AS c FROM import_new) d) x",
-		     0, NULL, NULL))
+	if (!exec_ok(im, "SELECT customer_facts_refresh_many("
+			 " ARRAY(SELECT DISTINCT customer_seq FROM import_new))", 0, NULL, NULL))
 		return false;
 	/*
 	 * Rows not inserted: the same content already there ("unchanged"), or
