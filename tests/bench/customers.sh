@@ -13,37 +13,15 @@
 #   - peak RSS of rebuyd (VmHWM) at the end.
 # Prints one table and "ratio" lines; exits 0 (it measures, never asserts).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
-source deploy/pg-cluster.sh
-deploy/install-deps.sh --test
-[[ -d build ]] || meson setup build >/dev/null
-ninja -C build >/dev/null
-REBUYD=$ROOT/build/src/rebuyd
+source "$(dirname "$0")/common.sh"
+bench_build
 
 N=${BENCH_N:-100000}
 ROUNDS=${BENCH_ROUNDS:-5}
 SECS=${BENCH_SECONDS:-8}
 CONNS=${BENCH_CONNS:-64}
 WORKERS=${BENCH_WORKERS:-8}
-TMP=$(mktemp -d /tmp/rebuy-bench.XXXXXX); chmod 755 "$TMP"
-PGPORT=$(( 40000 + RANDOM % 10000 )); HTTP=$(( PGPORT + 1 ))
-cleanup() { [[ -n ${RPID:-} ]] && kill "$RPID" 2>/dev/null; wait 2>/dev/null || true
-            pg_cluster_stop "$TMP/pg"; rm -rf "$TMP"; }
-trap cleanup EXIT
-
-pg_cluster_init "$TMP/pg"
-pg_cluster_start "$TMP/pg" "$PGPORT" shared_buffers=512MB max_connections=200 \
-    shared_preload_libraries=pg_prewarm
-export REBUY_DATABASE_URL="host=$TMP/pg port=$PGPORT user=postgres dbname=rebuy"
-export PGHOST=$TMP/pg PGPORT PGUSER=postgres
-PSQL=(psql -qAtX -v ON_ERROR_STOP=1)
-"${PSQL[@]}" -d postgres -c "CREATE DATABASE rebuy"
-"$REBUYD" migrate >/dev/null 2>&1
-out=$("$REBUYD" shops create --name Bench --currency CNY --timezone Asia/Shanghai 2>/dev/null)
-SHOP=$(sed -E 's/.*"shop_id":"([^"]+)".*/\1/' <<<"$out")
-KEY=$(sed -E 's/.*"admin_key":"([^"]+)".*/\1/' <<<"$out")
-PREFIX=${KEY:3:8}
+bench_shop_cluster
 
 echo "loading $N customers"
 "${PSQL[@]}" -d rebuy <<SQL

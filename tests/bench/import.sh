@@ -18,13 +18,8 @@
 # rows/s, orders/s and peak RSS.  Exits 1 if rebuyd has no import command or
 # the import fails; rejects are reported (generated data should have none).
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
-source deploy/pg-cluster.sh
-deploy/install-deps.sh --test
-[[ -d build ]] || meson setup build >/dev/null
-ninja -C build >/dev/null
-REBUYD=$ROOT/build/src/rebuyd
+source "$(dirname "$0")/common.sh"
+bench_build
 
 ORDERS=${BENCH_ORDERS:-1000000}
 CUSTOMERS=${BENCH_CUSTOMERS:-100000}
