@@ -43,9 +43,6 @@ json_t *api_body(struct request *req, const struct jv_field *spec);
 /* String member or NULL (for JSON null or absent). */
 const char *api_str(const json_t *obj, const char *name);
 
-/* jv check: letters, digits and . _ : - (tags, categories, channels). */
-const char *api_check_token(const char *s);
-
 /*
  * Read the limit and cursor query parameters of a list (limit 1..200,
  * default 50).  On a bad value replies 400 and returns false.

@@ -39,6 +39,9 @@ struct customer_filter {
 /* A storefront id: 1–128 chars of [A-Za-z0-9._:@-]. */
 bool customers_id_valid(const char *id);
 
+/* The same as a jv check: NULL, or what a storefront id must be. */
+const char *customers_check_id(const char *id);
+
 /*
  * Customer objects come back as the JSON text PostgreSQL rendered
  * (malloc'd): free-form attributes keep their numbers exactly.

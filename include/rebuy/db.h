@@ -67,6 +67,14 @@ bool db_prepare(struct db_conn *c) __attribute__((warn_unused_result));
 enum db_qs db_exec(struct db_conn *c, const char *stmt, int nparams,
 		   const char *const *params, PGresult **res);
 
+/* db_exec when only the status matters: the result is cleared. */
+enum db_qs db_exec_none(struct db_conn *c, const char *stmt, int nparams,
+			const char *const *params);
+
+/* db_exec keeping column 0 of row 0 as malloc'd text (*out NULL if no row). */
+enum db_qs db_exec_text(struct db_conn *c, const char *stmt, int nparams,
+			const char *const *params, char **out);
+
 /* Like db_exec for a statement with no parameters that returns no rows. */
 enum db_qs db_exec_simple(struct db_conn *c, const char *sql);
 

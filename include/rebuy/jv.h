@@ -48,6 +48,9 @@ bool jv_validate(const json_t *obj, const struct jv_field *spec,
 		 const char *prefix, struct err *err)
 	__attribute__((warn_unused_result));
 
+/* jv check: letters, digits and . _ : - (tags, categories, channels). */
+const char *jv_check_token(const char *s);
+
 /* Maximum nesting of arrays/objects in a raw JSON text. */
 size_t jv_depth(const char *text, size_t len);
 

@@ -271,16 +271,6 @@ out:
 	idem_stored_free(&t.stored);
 }
 
-const char *
-api_check_token(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._:-", *s)))
-			return "may contain only letters, digits and . _ : -";
-	return NULL;
-}
-
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 200
 

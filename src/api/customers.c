@@ -44,7 +44,7 @@ static const struct jv_field consent_spec[] = {
 };
 
 static const struct jv_field tag_spec = {
-	.kind = JV_STRING, .min = 1, .max = 64, .check = api_check_token,
+	.kind = JV_STRING, .min = 1, .max = 64, .check = jv_check_token,
 };
 
 static const struct jv_field customer_spec[] = {
@@ -72,7 +72,7 @@ customer_path(struct request *req, const char **id)
 	*id = req->params[0];
 	if (!customers_id_valid(*id)) {
 		reply_error(req, ERR_INVALID_PARAMETER, "/path/id",
-			    "customer id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+			    "customer id %s", customers_check_id(*id));
 		return false;
 	}
 	return true;
@@ -206,7 +206,7 @@ api_customers_list(struct request *req)
 	if (!api_page_params(req, &f->limit, &f->after))
 		return;
 	f->tag = request_query(req, "tag");
-	if (f->tag && (!*f->tag || strlen(f->tag) > 64 || api_check_token(f->tag))) {
+	if (f->tag && (!*f->tag || strlen(f->tag) > 64 || jv_check_token(f->tag))) {
 		reply_error(req, ERR_INVALID_PARAMETER, "/query/tag",
 			    "tag must be 1-64 characters of letters, digits and . _ : -");
 		return;

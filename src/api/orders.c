@@ -14,16 +14,9 @@
 #include "rebuy/orders.h"
 #include "rebuy/reply.h"
 
-static const char *
-check_id(const char *s)
-{
-	return customers_id_valid(s) ? NULL
-				     : "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -";
-}
-
 static const struct jv_field refund_spec[] = {
 	{ .name = "id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
-	  .check = check_id },
+	  .check = customers_check_id },
 	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = INT64_MAX },
 	{ .name = "reason", .kind = JV_STRING, .min = 1, .max = 200 },
 	{ .name = NULL },
@@ -41,7 +34,7 @@ order_path(struct request *req, const char **id)
 	*id = req->params[0];
 	if (!customers_id_valid(*id)) {
 		reply_error(req, ERR_INVALID_PARAMETER, "/path/id",
-			    "order id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+			    "order id %s", customers_check_id(*id));
 		return false;
 	}
 	return true;
@@ -293,8 +286,8 @@ api_orders_list(struct request *req)
 	struct order_filter *f = &call.filter;
 
 	if (!api_page_params(req, &f->limit, &f->after) ||
-	    !query_param(req, "customer_id", check_id, 128, &f->customer_id) ||
-	    !query_param(req, "channel", api_check_token, 64, &f->channel) ||
+	    !query_param(req, "customer_id", customers_check_id, 128, &f->customer_id) ||
+	    !query_param(req, "channel", jv_check_token, 64, &f->channel) ||
 	    !query_param(req, "status", check_status, 20, &f->status) ||
 	    !query_param(req, "placed_after", check_timestamp, 40, &f->placed_after) ||
 	    !query_param(req, "placed_before", check_timestamp, 40, &f->placed_before))
@@ -310,7 +303,8 @@ api_customer_orders_list(struct request *req)
 	call.filter.customer_id = req->params[0];
 	if (!customers_id_valid(call.filter.customer_id)) {
 		reply_error(req, ERR_INVALID_PARAMETER, "/path/id",
-			    "customer id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+			    "customer id %s",
+			    customers_check_id(call.filter.customer_id));
 		return;
 	}
 	if (!api_page_params(req, &call.filter.limit, &call.filter.after))
@@ -390,7 +384,7 @@ bulk_one(struct db_conn *c, const char *shop_id, char *line, size_t len, size_t 
 	}
 	if (!id || !customers_id_valid(id)) {
 		err_set(&err, ERR_VALIDATION, "/id",
-			"/id: must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+			"/id: %s", customers_check_id(id ? id : ""));
 		goto out;
 	}
 	json_object_del(body, "id");

@@ -320,6 +320,30 @@ db_exec(struct db_conn *c, const char *stmt, int nparams,
 }
 
 enum db_qs
+db_exec_none(struct db_conn *c, const char *stmt, int nparams, const char *const *params)
+{
+	PGresult *r;
+	enum db_qs qs = db_exec(c, stmt, nparams, params, &r);
+
+	PQclear(r);
+	return qs;
+}
+
+enum db_qs
+db_exec_text(struct db_conn *c, const char *stmt, int nparams, const char *const *params,
+	     char **out)
+{
+	PGresult *r;
+	enum db_qs qs = db_exec(c, stmt, nparams, params, &r);
+
+	*out = NULL;
+	if (qs > 0 && !(*out = strdup(PQgetvalue(r, 0, 0))))
+		qs = DB_HARD_ERROR;
+	PQclear(r);
+	return qs;
+}
+
+enum db_qs
 db_exec_simple(struct db_conn *c, const char *sql)
 {
 	PGresult *r;

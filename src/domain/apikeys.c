@@ -83,19 +83,6 @@ apikeys_list(struct db_conn *c, const char *shop_id, json_t **items)
 	return qs;
 }
 
-static enum db_qs
-exec_count(struct db_conn *c, const char *stmt, int n, const char *const *params,
-	   long *count)
-{
-	PGresult *r;
-	enum db_qs qs = db_exec(c, stmt, n, params, &r);
-
-	if (qs > 0 && count)
-		*count = atol(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return qs;
-}
-
 enum db_qs
 apikeys_revoke(struct db_conn *c, const char *shop_id, const char *id,
 	       struct err *err)
@@ -104,9 +91,9 @@ apikeys_revoke(struct db_conn *c, const char *shop_id, const char *id,
 	PGresult *r;
 	enum db_qs qs;
 	bool admin, revoked;
-	long others = 0;
+	char *others = NULL;
 
-	qs = exec_count(c, "apikeys_lock_shop", 1, params, NULL);
+	qs = db_exec_none(c, "apikeys_lock_shop", 1, params);
 	if (qs <= 0)
 		return qs;
 	qs = db_exec(c, "apikeys_get", 2, params, &r);
@@ -120,14 +107,17 @@ apikeys_revoke(struct db_conn *c, const char *shop_id, const char *id,
 	if (revoked)
 		return DB_ONE_RESULT;
 	if (admin) {
-		qs = exec_count(c, "apikeys_other_admins", 2, params, &others);
+		qs = db_exec_text(c, "apikeys_other_admins", 2, params, &others);
 		if (qs < 0)
 			return qs;
-		if (others == 0) {
+		bool last = atol(others) == 0;
+
+		free(others);
+		if (last) {
 			err_set(err, ERR_LAST_ADMIN_KEY, NULL,
 				"this is the shop's last active admin key: create another admin key first");
 			return DB_ABORT;
 		}
 	}
-	return exec_count(c, "apikeys_revoke", 2, params, NULL);
+	return db_exec_none(c, "apikeys_revoke", 2, params);
 }

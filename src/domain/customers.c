@@ -83,6 +83,12 @@ customers_id_valid(const char *id)
 	return true;
 }
 
+const char *
+customers_check_id(const char *id)
+{
+	return customers_id_valid(id) ? NULL : "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -";
+}
+
 enum db_qs
 customers_put(struct db_conn *c, const char *shop_id, const char *id,
 	      const struct customer_input *in, char **customer, bool *created)

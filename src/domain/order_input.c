@@ -14,24 +14,7 @@
 #include "rebuy/keys.h"
 #include "rebuy/orders.h"
 
-static const char *
-check_token(const char *s)
-{
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || strchr("._:-", *s)))
-			return "may contain only letters, digits and . _ : -";
-	return NULL;
-}
-
 #define MONEY_MAX 1000000000000LL /* 10^12 minor units on one price or fee */
-
-static const char *
-check_id(const char *s)
-{
-	return customers_id_valid(s) ? NULL
-				     : "must be 1-128 characters of A-Z a-z 0-9 . _ : @ -";
-}
 
 static const char *
 check_role(const char *s)
@@ -46,7 +29,7 @@ static const struct jv_field line_fields[] = {
 	{ .name = "sku", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64 },
 	{ .name = "name", .kind = JV_STRING, .flags = JV_NULLABLE, .min = 1, .max = 200 },
 	{ .name = "category", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64,
-	  .check = check_token },
+	  .check = jv_check_token },
 	{ .name = "role", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 20,
 	  .check = check_role },
 	{ .name = "quantity", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = 1000000 },
@@ -59,10 +42,10 @@ static const struct jv_field line_spec = { .kind = JV_OBJECT, .fields = line_fie
 
 const struct jv_field orders_body_spec[] = {
 	{ .name = "customer_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
-	  .check = check_id },
+	  .check = customers_check_id },
 	{ .name = "placed_at", .kind = JV_TIMESTAMP, .flags = JV_REQUIRED },
 	{ .name = "channel", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64,
-	  .check = check_token },
+	  .check = jv_check_token },
 	{ .name = "currency", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 3, .max = 3 },
 	{ .name = "lines", .kind = JV_ARRAY, .flags = JV_REQUIRED, .min = 1, .max = 200,
 	  .items = &line_spec },

@@ -17,6 +17,16 @@ jv_utf8_len(const char *s)
 	return n;
 }
 
+const char *
+jv_check_token(const char *s)
+{
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("._:-", *s)))
+			return "may contain only letters, digits and . _ : -";
+	return NULL;
+}
+
 size_t
 jv_depth(const char *text, size_t len)
 {

@@ -145,7 +145,7 @@ take_order(struct importer *im, size_t row, const char *id, json_t *body)
 	im->orders++;
 	err_clear(&err);
 	if (!id || !customers_id_valid(id)) {
-		reject(im, row, id, "/id: must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+		reject(im, row, id, "/id: %s", customers_check_id(id ? id : ""));
 		return;
 	}
 	if (!jv_validate(body, orders_body_spec, "", &err)) {
