@@ -8,9 +8,10 @@
 #include "rebuy/orders.h"
 
 const struct db_stmt orders_stmts[] = {
-	{ "orders_shop_currency", "SELECT currency FROM shops WHERE id = $1" },
+	/* the shop's currency and the order if it exists: one round trip */
 	{ "orders_find",
-	  "SELECT seq, fingerprint FROM orders WHERE shop_id = $1 AND id = $2" },
+	  "SELECT s.currency, o.seq, o.fingerprint FROM shops s"
+	  " LEFT JOIN orders o ON o.shop_id = s.id AND o.id = $2 WHERE s.id = $1" },
 	/* a concurrent first order of the same new customer makes the
 	 * statement see neither row: the transaction is then retried */
 	{ "orders_customer",
@@ -84,39 +85,11 @@ const struct db_stmt orders_stmts[] = {
 	{ NULL, NULL },
 };
 
-/* Run a statement and keep column 0 of its single row as malloc'd text. */
-static enum db_qs
-exec_text(struct db_conn *c, const char *stmt, int n, const char *const *params,
-	  char **out)
-{
-	PGresult *r;
-	enum db_qs qs = db_exec(c, stmt, n, params, &r);
-
-	*out = NULL;
-	if (qs > 0) {
-		*out = strdup(PQgetvalue(r, 0, 0));
-		if (!*out)
-			qs = DB_HARD_ERROR;
-	}
-	PQclear(r);
-	return qs;
-}
-
-static enum db_qs
-exec_none(struct db_conn *c, const char *stmt, int n, const char *const *params)
-{
-	PGresult *r;
-	enum db_qs qs = db_exec(c, stmt, n, params, &r);
-
-	PQclear(r);
-	return qs;
-}
-
 static enum db_qs
 refresh_facts(struct db_conn *c, const char *customer_seq)
 {
 	const char *params[1] = { customer_seq };
-	enum db_qs qs = exec_none(c, "orders_facts_refresh", 1, params);
+	enum db_qs qs = db_exec_none(c, "orders_facts_refresh", 1, params);
 
 	return qs < 0 ? qs : DB_ONE_RESULT;
 }
@@ -126,28 +99,28 @@ orders_put(struct db_conn *c, const char *shop_id, const char *id,
 	   const struct order_input *in, char **order, bool *created, struct err *err)
 {
 	const char *key[2] = { shop_id, id };
-	char shipping[24], discount[24], total[24], *currency = NULL, *seq = NULL,
-	     *customer = NULL;
+	char shipping[24], discount[24], total[24], *seq = NULL, *customer = NULL;
 	PGresult *r;
 	enum db_qs qs;
 
 	*order = NULL;
 	*created = false;
-	qs = exec_text(c, "orders_shop_currency", 1, key, &currency);
-	if (qs <= 0)
+	qs = db_exec(c, "orders_find", 2, key, &r);
+	if (qs <= 0) {
+		PQclear(r);
 		goto out;
-	if (strcmp(currency, in->currency) != 0) {
+	}
+	if (strcmp(PQgetvalue(r, 0, 0), in->currency) != 0) {
 		err_set(err, ERR_VALIDATION, "/currency",
-			"/currency: the shop trades in %s, not %s", currency, in->currency);
+			"/currency: the shop trades in %s, not %s", PQgetvalue(r, 0, 0),
+			in->currency);
+		PQclear(r);
 		qs = DB_ABORT;
 		goto out;
 	}
-	qs = db_exec(c, "orders_find", 2, key, &r);
-	if (qs < 0)
-		goto out;
-	if (qs > 0) { /* a resend: the same order, or a conflict */
-		bool same = strcmp(PQgetvalue(r, 0, 1), in->fingerprint) == 0;
-		const char *p[1] = { PQgetvalue(r, 0, 0) };
+	if (!PQgetisnull(r, 0, 1)) { /* a resend: the same order, or a conflict */
+		bool same = strcmp(PQgetvalue(r, 0, 2), in->fingerprint) == 0;
+		const char *p[1] = { PQgetvalue(r, 0, 1) };
 
 		if (!same) {
 			PQclear(r);
@@ -156,7 +129,7 @@ orders_put(struct db_conn *c, const char *shop_id, const char *id,
 			qs = DB_ABORT;
 			goto out;
 		}
-		qs = exec_text(c, "orders_json", 1, p, order);
+		qs = db_exec_text(c, "orders_json", 1, p, order);
 		PQclear(r);
 		goto out;
 	}
@@ -164,7 +137,7 @@ orders_put(struct db_conn *c, const char *shop_id, const char *id,
 	{
 		const char *p[2] = { shop_id, in->customer_id };
 
-		qs = exec_text(c, "orders_customer", 2, p, &customer);
+		qs = db_exec_text(c, "orders_customer", 2, p, &customer);
 		if (qs == 0)
 			qs = DB_SOFT_ERROR; /* created concurrently: retry sees it */
 		if (qs < 0)
@@ -177,7 +150,7 @@ orders_put(struct db_conn *c, const char *shop_id, const char *id,
 		const char *p[10] = { shop_id, id, customer, in->placed_at, in->channel,
 				      in->currency, shipping, discount, total, in->fingerprint };
 
-		qs = exec_text(c, "orders_insert", 10, p, &seq);
+		qs = db_exec_text(c, "orders_insert", 10, p, &seq);
 		if (qs == 0)
 			qs = DB_SOFT_ERROR; /* same id inserted concurrently: retry */
 		if (qs < 0)
@@ -186,7 +159,7 @@ orders_put(struct db_conn *c, const char *shop_id, const char *id,
 	{
 		const char *p[2] = { seq, in->lines_json };
 
-		qs = exec_none(c, "orders_lines_insert", 2, p);
+		qs = db_exec_none(c, "orders_lines_insert", 2, p);
 		if (qs < 0)
 			goto out;
 	}
@@ -196,11 +169,10 @@ orders_put(struct db_conn *c, const char *shop_id, const char *id,
 	{
 		const char *p[1] = { seq };
 
-		qs = exec_text(c, "orders_json", 1, p, order);
+		qs = db_exec_text(c, "orders_json", 1, p, order);
 	}
 	*created = qs > 0;
 out:
-	free(currency);
 	free(seq);
 	free(customer);
 	return qs;
@@ -211,7 +183,7 @@ orders_get(struct db_conn *c, const char *shop_id, const char *id, char **order)
 {
 	const char *p[2] = { shop_id, id };
 
-	return exec_text(c, "orders_get", 2, p, order);
+	return db_exec_text(c, "orders_get", 2, p, order);
 }
 
 enum db_qs
@@ -230,11 +202,11 @@ orders_cancel(struct db_conn *c, const char *shop_id, const char *id, char **ord
 	{
 		const char *p[1] = { PQgetvalue(r, 0, 0) };
 
-		qs = exec_none(c, "orders_cancel", 1, p);
+		qs = db_exec_none(c, "orders_cancel", 1, p);
 		if (qs > 0) /* it was placed: the customer's facts change */
 			qs = refresh_facts(c, PQgetvalue(r, 0, 1));
 		if (qs >= 0)
-			qs = exec_text(c, "orders_json", 1, p, order);
+			qs = db_exec_text(c, "orders_json", 1, p, order);
 	}
 	PQclear(r);
 	return qs;
@@ -277,7 +249,7 @@ orders_refund(struct db_conn *c, const char *shop_id, const char *order_id,
 			qs = DB_ABORT;
 			goto out;
 		}
-		qs = exec_text(c, "orders_refund_json", 2, find, result);
+		qs = db_exec_text(c, "orders_refund_json", 2, find, result);
 		goto out;
 	}
 	if (in->amount > refundable) {
@@ -290,13 +262,13 @@ orders_refund(struct db_conn *c, const char *shop_id, const char *order_id,
 		const char *ins[4] = { seq, in->id, amount, in->reason };
 		const char *apply[2] = { seq, amount };
 
-		qs = exec_none(c, "orders_refund_insert", 4, ins);
+		qs = db_exec_none(c, "orders_refund_insert", 4, ins);
 		if (qs >= 0)
-			qs = exec_none(c, "orders_refund_apply", 2, apply);
+			qs = db_exec_none(c, "orders_refund_apply", 2, apply);
 		if (qs >= 0)
 			qs = refresh_facts(c, PQgetvalue(r, 0, 1));
 		if (qs >= 0)
-			qs = exec_text(c, "orders_refund_json", 2, find, result);
+			qs = db_exec_text(c, "orders_refund_json", 2, find, result);
 		*created = qs > 0;
 	}
 out:
@@ -328,9 +300,9 @@ orders_event(struct db_conn *c, const char *shop_id, const char *id, const char 
 	{
 		const char *p[3] = { PQgetvalue(r, 0, 0), type, at };
 
-		qs = exec_none(c, "orders_event", 3, p);
+		qs = db_exec_none(c, "orders_event", 3, p);
 		if (qs >= 0)
-			qs = exec_text(c, "orders_json", 1, p, order);
+			qs = db_exec_text(c, "orders_json", 1, p, order);
 	}
 	PQclear(r);
 	return qs;
@@ -367,7 +339,7 @@ orders_customer_exists(struct db_conn *c, const char *shop_id, const char *custo
 {
 	const char *p[2] = { shop_id, customer_id };
 
-	return exec_none(c, "orders_customer_exists", 2, p);
+	return db_exec_none(c, "orders_customer_exists", 2, p);
 }
 
 enum db_qs
@@ -375,7 +347,7 @@ orders_refresh_shop(struct db_conn *c, const char *shop_id)
 {
 	const char *p[1] = { shop_id };
 
-	return exec_none(c, "orders_refresh_shop", 1, p);
+	return db_exec_none(c, "orders_refresh_shop", 1, p);
 }
 
 enum db_qs

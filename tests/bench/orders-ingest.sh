@@ -2,7 +2,7 @@
 # Benchmark order ingest, PUT /v1/orders/{id} (a new order with 3 lines),
 # against pgbench running the very same SQL transaction rebuyd runs for a
 # new order (statements taken from the binary with `rebuyd sql`):
-#   auth_lookup; BEGIN; orders_shop_currency; orders_find; orders_customer;
+#   auth_lookup; BEGIN; orders_find; orders_customer;
 #   orders_insert; orders_lines_insert; orders_facts_refresh; orders_json; COMMIT
 #
 # Method (same as tests/bench/customers.sh; the machine is noisy):
@@ -76,7 +76,6 @@ cat >"$TMP/put.sql" <<SQL
 \endif
 $(stmt auth_lookup);
 BEGIN;
-$(stmt orders_shop_currency);
 $(stmt orders_find);
 $(stmt orders_customer) \gset cust_
 $(stmt orders_insert) \gset ord_
@@ -89,7 +88,7 @@ sed -i -E -e 's/:orders_(find|insert)_2\b/:oid/g' -e 's/:orders_customer_2\b/:cu
     -e 's/:(orders_insert_3|orders_facts_refresh_1)\b/:cust_seq/g' \
     -e 's/:(orders_lines_insert_1|orders_json_1)\b/:ord_seq/g' "$TMP/put.sql"
 PGB_VARS=(-D "auth_lookup_1=$PREFIX"
-    -D "orders_shop_currency_1=$SHOP" -D "orders_find_1=$SHOP" -D "orders_customer_1=$SHOP"
+    -D "orders_find_1=$SHOP" -D "orders_customer_1=$SHOP"
     -D "orders_insert_1=$SHOP" -D "orders_insert_4=2025-06-18T12:00:00Z" -D orders_insert_5=web
     -D orders_insert_6=CNY -D orders_insert_7=800 -D orders_insert_8=1000 -D orders_insert_9=44290
     -D orders_insert_10=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
