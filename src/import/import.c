@@ -134,13 +134,29 @@ copy_field(struct importer *im, const char *s, bool last)
 	return true;
 }
 
-/* Validate one order (the PUT body plus its id) and stage it or reject it. */
+static bool
+copy_int(struct importer *im, long long v, bool last)
+{
+	char num[24];
+
+	snprintf(num, sizeof num, "%lld", v);
+	return copy_field(im, num, last);
+}
+
+/*
+ * Validate one order (the PUT body plus its id) and stage it or reject it.
+ * Staging has one row per line item, the order's own columns on its first
+ * line only: the database then builds orders and lines with joins, and
+ * never parses JSON.
+ */
 static void
 take_order(struct importer *im, size_t row, const char *id, json_t *body)
 {
 	struct order_parsed p;
 	struct err err;
-	char nums[4][24];
+	json_t *l;
+	size_t i;
+	bool ok = true;
 
 	im->orders++;
 	err_clear(&err);
@@ -162,19 +178,31 @@ take_order(struct importer *im, size_t row, const char *id, json_t *body)
 		orders_parsed_free(&p);
 		return;
 	}
-	snprintf(nums[0], sizeof nums[0], "%zu", row);
-	snprintf(nums[1], sizeof nums[1], "%lld", p.in.shipping);
-	snprintf(nums[2], sizeof nums[2], "%lld", p.in.discount);
-	snprintf(nums[3], sizeof nums[3], "%lld", p.in.total);
-	if (!copy_field(im, nums[0], false) || !copy_field(im, id, false) ||
-	    !copy_field(im, p.in.customer_id, false) || !copy_field(im, p.in.placed_at, false) ||
-	    !copy_field(im, p.in.channel, false) || !copy_field(im, p.in.currency, false) ||
-	    !copy_field(im, nums[1], false) || !copy_field(im, nums[2], false) ||
-	    !copy_field(im, nums[3], false) || !copy_field(im, p.in.fingerprint, false) ||
-	    !copy_field(im, p.in.lines_json, true))
-		im->failed = true;
-	else
+	json_array_foreach(json_object_get(body, "lines"), i, l) {
+		json_t *d = json_object_get(l, "discount");
+		bool head = i == 0;
+
+		ok = ok && copy_int(im, (long long)row, false) && copy_int(im, (long long)i + 1, false) &&
+		     copy_field(im, id, false) &&
+		     copy_field(im, head ? p.in.customer_id : NULL, false) &&
+		     copy_field(im, head ? p.in.placed_at : NULL, false) &&
+		     copy_field(im, head ? p.in.channel : NULL, false) &&
+		     (head ? copy_int(im, p.in.shipping, false) : copy_field(im, NULL, false)) &&
+		     (head ? copy_int(im, p.in.discount, false) : copy_field(im, NULL, false)) &&
+		     (head ? copy_int(im, p.in.total, false) : copy_field(im, NULL, false)) &&
+		     copy_field(im, head ? p.in.fingerprint : NULL, false) &&
+		     copy_field(im, json_string_value(json_object_get(l, "sku")), false) &&
+		     copy_field(im, json_string_value(json_object_get(l, "name")), false) &&
+		     copy_field(im, json_string_value(json_object_get(l, "category")), false) &&
+		     copy_field(im, json_string_value(json_object_get(l, "role")), false) &&
+		     copy_int(im, json_integer_value(json_object_get(l, "quantity")), false) &&
+		     copy_int(im, json_integer_value(json_object_get(l, "unit_price")), false) &&
+		     copy_int(im, d ? json_integer_value(d) : 0, true);
+	}
+	if (ok)
 		im->staged++;
+	else
+		im->failed = true;
 	orders_parsed_free(&p);
 }
 
@@ -417,66 +445,90 @@ exec_ok(struct importer *im, const char *sql, int n, const char *const *params,
 static bool
 write_orders(struct importer *im, unsigned long long *imported, unsigned long long *unchanged)
 {
-	const char *shop[1] = { im->shop_id };
+	const char *params[2] = { im->shop_id, im->currency };
 	PGresult *r;
 
 	progress(im, "writing", true);
 	/* temporary tables have no statistics until asked: plans need them */
-	if (!exec_ok(im, "ANALYZE import_orders", 0, NULL, NULL))
+	if (!exec_ok(im, "ANALYZE import_rows", 0, NULL, NULL))
+		return false;
+	/*
+	 * The heads: one row per order.  The first occurrence of an id in the
+	 * file wins; later ones are only compared with what is stored.
+	 */
+	if (!exec_ok(im, "CREATE TEMP TABLE import_heads ON COMMIT DROP AS"
+			 " SELECT order_row, id, customer_id, placed_at, channel, shipping, discount,"
+			 "  total, fingerprint, false AS dup"
+			 " FROM import_rows WHERE line_no = 1", 0, NULL, NULL) ||
+	    !exec_ok(im, "UPDATE import_heads h SET dup = true FROM ("
+			 "  SELECT id, min(order_row) AS first FROM import_heads"
+			 "  GROUP BY id HAVING count(*) > 1) d"
+			 " WHERE h.id = d.id AND h.order_row > d.first", 0, NULL, NULL) ||
+	    !exec_ok(im, "ANALYZE import_heads", 0, NULL, NULL))
 		return false;
 	if (!exec_ok(im, "INSERT INTO customers (shop_id, id)"
-			 " SELECT DISTINCT $1::uuid, customer_id FROM import_orders"
-			 " ON CONFLICT (shop_id, id) DO NOTHING", 1, shop, NULL))
+			 " SELECT DISTINCT $1::uuid, customer_id FROM import_heads WHERE NOT dup"
+			 " ON CONFLICT (shop_id, id) DO NOTHING", 1, params, NULL))
 		return false;
-	/* the first occurrence of an id in the file wins; file order = seq order */
+	/*
+	 * The planner's statistics do not know this transaction's rows: a new
+	 * shop looks empty, and a lookup by (shop_id, id) may walk the
+	 * (shop_id, seq) index instead, through every row of the shop.
+	 * ANALYZE counts our own rows.  Joins are against analysed temporary
+	 * tables, or one index lookup per row.
+	 */
+	if (!exec_ok(im, "ANALYZE customers", 0, NULL, NULL) ||
+	    !exec_ok(im, "CREATE TEMP TABLE import_customers ON COMMIT DROP AS"
+			 " SELECT (SELECT cu.seq FROM customers cu WHERE cu.shop_id = $1::uuid"
+			 "  AND cu.id = h.customer_id) AS seq, h.customer_id AS id"
+			 " FROM (SELECT DISTINCT customer_id FROM import_heads WHERE NOT dup) h",
+			 1, params, NULL) ||
+	    !exec_ok(im, "ANALYZE import_customers", 0, NULL, NULL))
+		return false;
+	/* file order = seq order */
 	if (!exec_ok(im, "WITH ins AS (INSERT INTO orders (shop_id, id, customer_seq, placed_at,"
 			 "  channel, currency, shipping, discount, total, fingerprint)"
-			 " SELECT $1::uuid, i.id, cu.seq, i.placed_at::timestamptz, i.channel,"
-			 "  i.currency, i.shipping, i.discount, i.total, i.fingerprint"
-			 " FROM (SELECT DISTINCT ON (id) * FROM import_orders ORDER BY id, row) i"
-			 " JOIN customers cu ON cu.shop_id = $1::uuid AND cu.id = i.customer_id"
-			 " ORDER BY i.row"
+			 " SELECT $1::uuid, h.id, cu.seq, h.placed_at::timestamptz, h.channel, $2,"
+			 "  h.shipping, h.discount, h.total, h.fingerprint"
+			 " FROM import_heads h"
+			 " JOIN import_customers cu ON cu.id = h.customer_id"
+			 " WHERE NOT h.dup ORDER BY h.order_row"
 			 " ON CONFLICT (shop_id, id) DO NOTHING RETURNING seq, id, customer_seq)"
-			 " INSERT INTO import_new SELECT * FROM ins", 1, shop, imported))
+			 " INSERT INTO import_new SELECT * FROM ins", 2, params, imported) ||
+	    !exec_ok(im, "ANALYZE import_new", 0, NULL, NULL) ||
+	    !exec_ok(im, "ANALYZE orders", 0, NULL, NULL))
 		return false;
 	if (!exec_ok(im, "INSERT INTO order_lines (order_seq, line_no, sku, name, category, role,"
 			 "  quantity, unit_price, discount)"
-			 " SELECT n.seq, x.n, x.sku, x.name, x.category, x.role, x.quantity,"
-			 "  x.unit_price, x.discount"
+			 " SELECT n.seq, r.line_no, r.sku, r.name, r.category, r.role, r.quantity,"
+			 "  r.unit_price, r.line_discount"
 			 " FROM import_new n"
-			 " JOIN (SELECT DISTINCT ON (id) id, lines FROM import_orders ORDER BY id, row) i"
-			 "   ON i.id = n.id,"
-			 " ROWS FROM (jsonb_to_recordset(i.lines::jsonb) AS (sku text, name text,"
-			 "   category text, role text, quantity bigint, unit_price bigint,"
-			 "   discount bigint))"
-			 "   WITH ORDINALITY AS x(sku, name, category, role, quantity, unit_price,"
-			 "   discount, n)", 0, NULL, NULL))
-		return false;
-	if (!exec_ok(im, "ANALYZE import_new", 0, NULL, NULL))
+			 " JOIN import_heads h ON h.id = n.id AND NOT h.dup"
+			 " JOIN import_rows r ON r.order_row = h.order_row", 0, NULL, NULL))
 		return false;
 	progress(im, "facts", true);
 	if (!exec_ok(im, "SELECT customer_facts_refresh_many("
 			 " ARRAY(SELECT DISTINCT customer_seq FROM import_new))", 0, NULL, NULL))
 		return false;
 	/*
-	 * Rows not inserted: the same content already there ("unchanged"), or
-	 * a conflict.  A row was inserted if it is the first of its id in the
-	 * file and that id is in import_new.  Hash joins and one window: linear.
+	 * Orders not inserted: the same content already there ("unchanged"),
+	 * or a conflict.  A hash anti-join finds them; only they touch the
+	 * orders index.
 	 */
 	if (!exec_ok(im, "CREATE TEMP TABLE import_skipped ON COMMIT DROP AS"
-			 " SELECT row, id, same FROM ("
-			 "  SELECT i.row, i.id, o.fingerprint = i.fingerprint AS same,"
-			 "   row_number() OVER (PARTITION BY i.id ORDER BY i.row) AS k,"
-			 "   n.id IS NOT NULL AS inserted"
-			 "  FROM import_orders i"
-			 "  JOIN orders o ON o.shop_id = $1::uuid AND o.id = i.id"
-			 "  LEFT JOIN import_new n ON n.id = i.id) x"
-			 " WHERE NOT (inserted AND k = 1)", 1, shop, NULL) ||
+			 " SELECT order_row, id, fingerprint FROM import_heads WHERE dup"
+			 " UNION ALL"
+			 " SELECT order_row, id, fingerprint FROM import_heads h WHERE NOT dup"
+			 " AND NOT EXISTS (SELECT FROM import_new n WHERE n.id = h.id)", 0, NULL, NULL) ||
+	    !exec_ok(im, "ALTER TABLE import_skipped ADD COLUMN same boolean", 0, NULL, NULL) ||
+	    !exec_ok(im, "UPDATE import_skipped s SET same = (SELECT o.fingerprint FROM orders o"
+			 " WHERE o.shop_id = $1::uuid AND o.id = s.id) = s.fingerprint",
+			 1, params, NULL) ||
 	    !exec_ok(im, "SELECT count(*) FROM import_skipped WHERE same", 0, NULL, unchanged))
 		return false;
 	/* conflicts are few: only they come back to the client */
-	r = PQexecParams(im->pg, "SELECT row, id, false FROM import_skipped WHERE NOT same"
-			 " ORDER BY row", 0, NULL, NULL, NULL, NULL, 0);
+	r = PQexecParams(im->pg, "SELECT order_row, id FROM import_skipped WHERE NOT same"
+			 " ORDER BY order_row", 0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "\nrebuyd: import failed: %s", PQresultErrorMessage(r));
 		PQclear(r);
@@ -558,18 +610,23 @@ import_orders(struct db_conn *c, const struct import_options *opt)
 	clock_gettime(CLOCK_MONOTONIC, &im.start);
 	/* an import is one long transaction: the API's timeouts do not apply */
 	if (!exec_ok(&im, "BEGIN", 0, NULL, NULL) ||
+	    /* staging lives in this backend's local buffers; before any temp table */
+	    !exec_ok(&im, "SET LOCAL temp_buffers = '256MB'", 0, NULL, NULL) ||
 	    !exec_ok(&im, "SET LOCAL statement_timeout = 0", 0, NULL, NULL) ||
 	    !exec_ok(&im, "SET LOCAL lock_timeout = 0", 0, NULL, NULL) ||
 	    !exec_ok(&im, "SET LOCAL idle_in_transaction_session_timeout = 0", 0, NULL, NULL) ||
-	    !exec_ok(&im, "CREATE TEMP TABLE import_orders (row bigint, id text, customer_id text,"
-			  " placed_at text, channel text, currency text, shipping bigint,"
-			  " discount bigint, total bigint, fingerprint text, lines text)"
-			  " ON COMMIT DROP", 0, NULL, NULL) ||
+	    /* sorts and hashes over the whole file: memory, not disk */
+	    !exec_ok(&im, "SET LOCAL work_mem = '256MB'", 0, NULL, NULL) ||
+	    !exec_ok(&im, "CREATE TEMP TABLE import_rows (order_row bigint, line_no integer,"
+			  " id text, customer_id text, placed_at text, channel text,"
+			  " shipping bigint, discount bigint, total bigint, fingerprint text,"
+			  " sku text, name text, category text, role text, quantity bigint,"
+			  " unit_price bigint, line_discount bigint) ON COMMIT DROP", 0, NULL, NULL) ||
 	    !exec_ok(&im, "CREATE TEMP TABLE import_new (seq bigint, id text, customer_seq bigint)"
 			  " ON COMMIT DROP", 0, NULL, NULL))
 		goto rollback;
 	{
-		PGresult *r = PQexec(im.pg, "COPY import_orders FROM STDIN");
+		PGresult *r = PQexec(im.pg, "COPY import_rows FROM STDIN");
 		bool ok = PQresultStatus(r) == PGRES_COPY_IN;
 
 		PQclear(r);
