@@ -81,5 +81,7 @@ void api_orders_event(struct request *req);
 void api_orders_bulk(struct request *req);
 void api_orders_list(struct request *req);
 void api_customer_orders_list(struct request *req);
+void api_metrics_repurchase(struct request *req);
+void api_metrics_second_purchase(struct request *req);
 
 #endif

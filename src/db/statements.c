@@ -5,6 +5,7 @@
  */
 #include <stddef.h>
 
+#include "rebuy/analytics.h"
 #include "rebuy/apikeys.h"
 #include "rebuy/auth.h"
 #include "rebuy/customers.h"
@@ -17,5 +18,5 @@ extern const struct db_stmt migrate_stmts[];
 
 const struct db_stmt *const db_all_stmts[] = {
 	migrate_stmts, auth_stmts, idem_stmts, shops_stmts, apikeys_stmts,
-	customers_stmts, orders_stmts, NULL,
+	customers_stmts, orders_stmts, analytics_stmts, NULL,
 };

@@ -10,6 +10,12 @@
 #include "rebuy/log.h"
 #include "rebuy/reply.h"
 
+/*
+ * The only reals in replies are ratios already rounded to 4 decimals:
+ * 10 significant digits print 0.3 as 0.3, not 0.29999999999999999.
+ */
+#define REPLY_REAL_FORMAT JSON_REAL_PRECISION(10)
+
 static const struct {
 	unsigned status;
 	const char *code;
@@ -94,7 +100,8 @@ reply_json_text(struct request *req, unsigned status, const char *text, size_t l
 void
 reply_json(struct request *req, unsigned status, json_t *body)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | REPLY_REAL_FORMAT)
+			  : NULL;
 
 	json_decref(body);
 	if (!text) {
@@ -135,7 +142,7 @@ reply_problem(struct request *req, const struct err *e)
 		json_object_set_new(body, "pointer", json_string(pointer));
 	if (body)
 		json_object_set_new(body, "request_id", json_string(req->id));
-	text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | REPLY_REAL_FORMAT) : NULL;
 	json_decref(body);
 	if (!text) {
 		text = strdup("{\"type\":\"https://rebuy.dev/problems/internal_error\","

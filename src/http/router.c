@@ -47,6 +47,10 @@ const struct route router_routes[] = {
 	  ROUTE_BODY | ROUTE_IDEMPOTENT },
 	{ "POST", "/v1/orders/{id}/events", api_orders_event, SCOPE_ADMIN | SCOPE_STOREFRONT,
 	  ROUTE_BODY | ROUTE_IDEMPOTENT },
+	{ "GET", "/v1/metrics/repurchase", api_metrics_repurchase, SCOPE_ADMIN | SCOPE_READONLY, 0,
+	  "from to as_of channel window_days interval" },
+	{ "GET", "/v1/metrics/time-to-second-purchase", api_metrics_second_purchase,
+	  SCOPE_ADMIN | SCOPE_READONLY, 0, "from to as_of channel category" },
 };
 const size_t router_route_count = sizeof router_routes / sizeof router_routes[0];
 

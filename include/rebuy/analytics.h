@@ -1,0 +1,42 @@
+/*
+ * analytics.h — repurchase metrics of a shop (the /v1/metrics API),
+ * computed from the stored facts (customer_facts, customer_category_facts,
+ * purchase_occasions), current with every order write: no batch, no lag.
+ *
+ * Dates are calendar dates in the shop's time zone.  Every answer carries
+ * its definition: the rule, the range, the cut-off and the filters.
+ */
+#ifndef REBUY_ANALYTICS_H
+#define REBUY_ANALYTICS_H
+
+#include <jansson.h>
+#include "rebuy/db.h"
+
+extern const struct db_stmt analytics_stmts[];
+
+/* What every metric is asked for; NULL members take their defaults. */
+struct analytics_query {
+	const char *from, *to, *as_of;  /* YYYY-MM-DD, already checked as dates */
+	const char *channel;            /* first order's channel, or NULL */
+	const char *category;           /* time to second purchase only */
+	int window_days;                /* repurchase only */
+	const char *interval;           /* "week", "month" or NULL */
+};
+
+/* True if s is a real calendar date written YYYY-MM-DD. */
+bool analytics_date_valid(const char *s);
+
+/*
+ * Repurchase rates (returning customer, in-period repeat, N-day) over the
+ * range, and per week or month when asked.  DB_ABORT with
+ * ERR_INVALID_PARAMETER when the dates do not fit together.
+ */
+enum db_qs analytics_repurchase(struct db_conn *c, const char *shop_id,
+			      const struct analytics_query *q, json_t **out, struct err *err);
+
+/* Time to second purchase, overall and per category, with Kaplan–Meier. */
+enum db_qs analytics_second_purchase(struct db_conn *c, const char *shop_id,
+				   const struct analytics_query *q, json_t **out,
+				   struct err *err);
+
+#endif

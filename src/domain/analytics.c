@@ -1,0 +1,534 @@
+/*
+ * analytics.c — repurchase metrics; see include/rebuy/analytics.h.
+ *
+ * The database counts (one statement per endpoint, every bucket of a
+ * series in the same statement); this file turns counts into rates,
+ * percentiles and survival curves, so the arithmetic is in one place and
+ * exact: rates are rounded from integers, never accumulated in floating
+ * point.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rebuy/analytics.h"
+
+#define MAX_RANGE_DAYS 3660  /* ten years: enough for any history, bounded work */
+#define MAX_BUCKETS 600
+
+const struct db_stmt analytics_stmts[] = {
+	/* the shop's zone, rule and today's date there */
+	{ "analytics_shop",
+	  "SELECT timezone, (settings -> 'repurchase_rule')::text,"
+	  " (now() AT TIME ZONE timezone)::date::text FROM shops WHERE id = $1" },
+	/*
+	 * Per bucket [lo, hi] (dates, inclusive): active customers (an
+	 * occasion in the bucket), of them returning (one of those occasions
+	 * is not their first ever) and repeating (two in the bucket); and the
+	 * cohort whose first occasion is in the bucket, censored when its
+	 * window ends after as_of ($4), with a second occasion within the
+	 * window ($5 days).  $6: the first order's channel, or NULL.
+	 */
+	{ "analytics_repurchase",
+	  "WITH s AS (SELECT timezone AS tz FROM shops WHERE id = $1),"
+	  " b AS (SELECT k, lo, hi, (lo::timestamp AT TIME ZONE s.tz) AS t0,"
+	  "   ((hi + 1)::timestamp AT TIME ZONE s.tz) AS t1"
+	  "   FROM s, unnest($2::date[], $3::date[]) WITH ORDINALITY AS u(lo, hi, k))"
+	  " SELECT b.k, a.active, a.returning, a.repeat, n.cohort, n.censored, n.num"
+	  " FROM b, s,"
+	  " LATERAL (SELECT count(*) AS active, count(*) FILTER (WHERE mx >= 2) AS returning,"
+	  "    count(*) FILTER (WHERE cnt >= 2) AS repeat"
+	  "   FROM (SELECT o.customer_seq, max(o.n) AS mx, count(*) AS cnt"
+	  "     FROM purchase_occasions o"
+	  "     WHERE o.shop_id = $1 AND o.started_at >= b.t0 AND o.started_at < b.t1"
+	  "       AND ($6::text IS NULL OR EXISTS (SELECT FROM customer_facts f"
+	  "         WHERE f.customer_seq = o.customer_seq AND f.first_order_channel = $6))"
+	  "     GROUP BY o.customer_seq) x) a,"
+	  " LATERAL (SELECT count(*) AS cohort,"
+	  "    count(*) FILTER (WHERE fd + $5::integer > $4::date) AS censored,"
+	  "    count(*) FILTER (WHERE fd + $5::integer <= $4::date AND sd <= fd + $5::integer) AS num"
+	  "   FROM (SELECT (f.first_order_at AT TIME ZONE s.tz)::date AS fd,"
+	  "       (f.second_order_at AT TIME ZONE s.tz)::date AS sd"
+	  "     FROM customer_facts f"
+	  "     WHERE f.shop_id = $1 AND f.first_order_at >= b.t0 AND f.first_order_at < b.t1"
+	  "       AND ($6::text IS NULL OR f.first_order_channel = $6)) y) n"
+	  " ORDER BY b.k" },
+	/*
+	 * Customers whose first occasion (overall: category NULL; or in a
+	 * category) is dated in [$2, $3], counted by duration in days: to the
+	 * second occasion when it came by as_of ($4, an event), else to
+	 * as_of (censored).  $5 channel, $6 category, both optional.
+	 */
+	{ "analytics_second_purchase",
+	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
+	  "   (($3::date + 1)::timestamp AT TIME ZONE timezone) AS t1 FROM shops WHERE id = $1),"
+	  " x AS ("
+	  "  SELECT NULL::text AS category, (f.first_order_at AT TIME ZONE s.tz)::date AS fd,"
+	  "    (f.second_order_at AT TIME ZONE s.tz)::date AS sd"
+	  "  FROM customer_facts f, s"
+	  "  WHERE f.shop_id = $1 AND f.first_order_at >= s.t0 AND f.first_order_at < s.t1"
+	  "    AND ($5::text IS NULL OR f.first_order_channel = $5)"
+	  "  UNION ALL"
+	  "  SELECT cf.category, (cf.first_at AT TIME ZONE s.tz)::date,"
+	  "    (cf.second_at AT TIME ZONE s.tz)::date"
+	  "  FROM customer_category_facts cf, s"
+	  "  WHERE cf.shop_id = $1 AND cf.first_at >= s.t0 AND cf.first_at < s.t1"
+	  "    AND ($6::text IS NULL OR cf.category = $6)"
+	  "    AND ($5::text IS NULL OR EXISTS (SELECT FROM customer_facts f"
+	  "      WHERE f.customer_seq = cf.customer_seq AND f.first_order_channel = $5)))"
+	  " SELECT category, CASE WHEN sd <= $4::date THEN sd - fd ELSE $4::date - fd END AS d,"
+	  "   count(*) FILTER (WHERE sd <= $4::date), count(*) FILTER (WHERE sd IS NULL OR sd > $4::date)"
+	  " FROM x GROUP BY 1, 2 ORDER BY 1 NULLS FIRST, 2" },
+	{ NULL, NULL },
+};
+
+/* ---- calendar dates as day numbers (days since 1970-01-01) ---------- */
+
+/* Howard Hinnant's days_from_civil: proleptic Gregorian. */
+static long
+days_from_civil(long y, unsigned m, unsigned d)
+{
+	long era;
+	unsigned yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (long)doe - 719468;
+}
+
+static void
+civil_from_days(long z, int *y, unsigned *m, unsigned *d)
+{
+	long era;
+	unsigned doe, yoe, doy, mp;
+
+	z += 719468;
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int)((long)yoe + era * 400 + (*m <= 2));
+}
+
+static bool
+parse_date(const char *s, long *day)
+{
+	static const unsigned mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	unsigned y, m, d;
+	int n = 0;
+
+	if (!s || strlen(s) != 10 || sscanf(s, "%4u-%2u-%2u%n", &y, &m, &d, &n) != 3 || n != 10 ||
+	    s[4] != '-' || s[7] != '-' || strspn(s, "0123456789-") != 10)
+		return false;
+	if (y < 1970 || y > 9998 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+		return false;
+	if (m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+		return false;
+	*day = days_from_civil(y, m, d);
+	return true;
+}
+
+static void
+format_date(long day, char out[11])
+{
+	int y;
+	unsigned m, d;
+
+	civil_from_days(day, &y, &m, &d);
+	snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, m % 100u, d % 100u);
+}
+
+bool
+analytics_date_valid(const char *s)
+{
+	long day;
+
+	return parse_date(s, &day);
+}
+
+/* ---- what every answer shares --------------------------------------- */
+
+struct range {
+	long from, to, as_of;
+	char from_s[11], to_s[11], as_of_s[11];
+	char tz[64];
+	json_t *rule;
+};
+
+/* The shop's zone, rule and today; the range with defaults, checked. */
+static enum db_qs
+resolve(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+	struct range *r, struct err *err)
+{
+	const char *p[1] = { shop_id };
+	PGresult *res;
+	long today;
+	enum db_qs qs = db_exec(c, "analytics_shop", 1, p, &res);
+
+	if (qs <= 0) {
+		if (qs == 0)
+			err_set(err, ERR_NOT_FOUND, NULL, "shop not found");
+		return qs == 0 ? DB_ABORT : qs;
+	}
+	snprintf(r->tz, sizeof r->tz, "%s", PQgetvalue(res, 0, 0));
+	r->rule = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+	if (!r->rule || !parse_date(PQgetvalue(res, 0, 2), &today)) {
+		PQclear(res);
+		json_decref(r->rule);
+		r->rule = NULL;
+		err_set(err, ERR_INTERNAL, NULL, "shop settings unreadable");
+		return DB_ABORT;
+	}
+	PQclear(res);
+	/* the handler checked the syntax: these parse */
+	r->as_of = today;
+	if (q->as_of)
+		parse_date(q->as_of, &r->as_of);
+	r->to = r->as_of;
+	if (q->to)
+		parse_date(q->to, &r->to);
+	r->from = r->to - 89;
+	if (q->from)
+		parse_date(q->from, &r->from);
+	if (r->as_of > today)
+		err_set(err, ERR_INVALID_PARAMETER, "/query/as_of",
+			"as_of: must not be after today in the shop's time zone");
+	else if (r->to > r->as_of)
+		err_set(err, ERR_INVALID_PARAMETER, "/query/to", "to: must not be after as_of");
+	else if (r->from > r->to)
+		err_set(err, ERR_INVALID_PARAMETER, "/query/from", "from: must not be after to");
+	else if (r->to - r->from + 1 > MAX_RANGE_DAYS)
+		err_set(err, ERR_INVALID_PARAMETER, "/query/from",
+			"from: the range is limited to %d days", MAX_RANGE_DAYS);
+	if (err->code != ERR_NONE) {
+		json_decref(r->rule);
+		r->rule = NULL;
+		return DB_ABORT;
+	}
+	format_date(r->from, r->from_s);
+	format_date(r->to, r->to_s);
+	format_date(r->as_of, r->as_of_s);
+	return DB_ONE_RESULT;
+}
+
+static json_t *
+definition(struct range *r, const struct analytics_query *q)
+{
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:O, s:s?}", "timezone", r->tz,
+			      "from", r->from_s, "to", r->to_s, "as_of", r->as_of_s,
+			      "rule", r->rule, "channel", q->channel);
+
+	if (d && !q->channel)
+		json_object_set_new(d, "channel", json_null());
+	return d;
+}
+
+/* num / den rounded half up to 4 decimals (exact: integers until the end). */
+static json_t *
+ratio(long long num, long long den)
+{
+	if (den <= 0)
+		return json_null();
+	return json_real((double)((num * 20000 + den) / (2 * den)) / 10000.0);
+}
+
+static json_t *
+rate(long long num, long long den, const char *description)
+{
+	json_t *o = json_pack("{s:I, s:I, s:o}", "numerator", (json_int_t)num, "denominator",
+			      (json_int_t)den, "rate", ratio(num, den));
+
+	if (o && description)
+		json_object_set_new(o, "description", json_string(description));
+	return o;
+}
+
+/* ---- repurchase rates ------------------------------------------------ */
+
+static const char *const desc_returning =
+	"Customers with a qualifying purchase in the period who had purchased before "
+	"(at least two purchase occasions up to the end of the period), of all customers "
+	"with a qualifying purchase in the period.";
+static const char *const desc_repeat =
+	"Customers with at least two qualifying purchase occasions in the period, of all "
+	"customers with a qualifying purchase in the period.";
+static const char *const desc_nday =
+	"Customers whose first qualifying purchase falls in the period and who made a second "
+	"within window_days days of it, of those whose window ended by as_of; customers whose "
+	"window had not ended by as_of are censored: counted apart, in neither figure.";
+
+static const char *
+mode_of(long long num, long long den)
+{
+	if (den <= 0)
+		return NULL;
+	if (num * 100 < den * 15)
+		return "acquisition";
+	return num * 100 < den * 30 ? "hybrid" : "loyalty";
+}
+
+/* Bucket boundaries: [from, to] cut at weeks (Monday) or months, clipped. */
+static int
+buckets(const struct range *r, const char *interval, long *lo, long *hi, int max)
+{
+	int n = 0;
+	long start = r->from;
+
+	while (start <= r->to && n < max) {
+		long end;
+
+		if (strcmp(interval, "week") == 0) {
+			/* day 0 (1970-01-01) was a Thursday: Monday is (day + 3) % 7 == 0 */
+			long dow = ((start + 3) % 7 + 7) % 7;
+
+			end = start + (6 - dow);
+		} else {
+			int y;
+			unsigned m, d;
+
+			civil_from_days(start, &y, &m, &d);
+			end = (m == 12 ? days_from_civil(y + 1, 1, 1) : days_from_civil(y, m + 1, 1)) - 1;
+		}
+		if (end > r->to)
+			end = r->to;
+		lo[n] = start;
+		hi[n] = end;
+		n++;
+		start = end + 1;
+	}
+	return start <= r->to ? -1 : n;
+}
+
+/* Postgres array literal of the dates: {2025-01-01,2025-02-01} */
+static char *
+date_array(const long *days, int n)
+{
+	char *s = malloc((size_t)n * 11 + 3), *p = s;
+
+	if (!s)
+		return NULL;
+	*p++ = '{';
+	for (int i = 0; i < n; i++) {
+		format_date(days[i], p);
+		p += 10;
+		*p++ = i + 1 < n ? ',' : '}';
+	}
+	if (n == 0)
+		*p++ = '}';
+	*p = '\0';
+	return s;
+}
+
+static json_t *
+repurchase_figures(PGresult *res, int row, bool full)
+{
+	long long active = atoll(PQgetvalue(res, row, 1)), returning = atoll(PQgetvalue(res, row, 2)),
+		  repeat = atoll(PQgetvalue(res, row, 3)), cohort = atoll(PQgetvalue(res, row, 4)),
+		  censored = atoll(PQgetvalue(res, row, 5)), num = atoll(PQgetvalue(res, row, 6));
+	json_t *nday = rate(num, cohort - censored, full ? desc_nday : NULL);
+
+	json_object_set_new(nday, "censored", json_integer(censored));
+	if (full) {
+		const char *mode = mode_of(num, cohort - censored);
+
+		json_object_set_new(nday, "mode", mode ? json_string(mode) : json_null());
+	}
+	return json_pack("{s:o, s:o, s:o}",
+			 "returning_customer_rate", rate(returning, active, full ? desc_returning : NULL),
+			 "in_period_repeat_rate", rate(repeat, active, full ? desc_repeat : NULL),
+			 "n_day_repurchase_rate", nday);
+}
+
+enum db_qs
+analytics_repurchase(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+		   json_t **out, struct err *err)
+{
+	long lo[MAX_BUCKETS + 1], hi[MAX_BUCKETS + 1];
+	struct range r = { 0 };
+	char *los = NULL, *his = NULL, window[16];
+	const char *p[6];
+	PGresult *res = NULL;
+	json_t *body = NULL, *def;
+	int n = 1;
+	enum db_qs qs = resolve(c, shop_id, q, &r, err);
+
+	if (qs < 0)
+		return qs;
+	/* bucket 0 is the whole range; the series follows */
+	lo[0] = r.from;
+	hi[0] = r.to;
+	if (q->interval) {
+		int k = buckets(&r, q->interval, lo + 1, hi + 1, MAX_BUCKETS);
+
+		if (k < 0) {
+			err_set(err, ERR_INVALID_PARAMETER, "/query/interval",
+				"interval: more than %d buckets; choose a shorter range or a longer "
+				"interval", MAX_BUCKETS);
+			qs = DB_ABORT;
+			goto out;
+		}
+		n += k;
+	}
+	los = date_array(lo, n);
+	his = date_array(hi, n);
+	if (!los || !his) {
+		err_set(err, ERR_INTERNAL, NULL, "out of memory");
+		qs = DB_ABORT;
+		goto out;
+	}
+	snprintf(window, sizeof window, "%d", q->window_days);
+	p[0] = shop_id;
+	p[1] = los;
+	p[2] = his;
+	p[3] = r.as_of_s;
+	p[4] = window;
+	p[5] = q->channel;
+	qs = db_exec(c, "analytics_repurchase", 6, p, &res);
+	if (qs < 0)
+		goto out;
+	if ((int)qs != n) {
+		err_set(err, ERR_INTERNAL, NULL, "metrics: %d buckets, %d rows", n, (int)qs);
+		qs = DB_ABORT;
+		goto out;
+	}
+	def = definition(&r, q);
+	json_object_set_new(def, "window_days", json_integer(q->window_days));
+	body = json_pack("{s:o}", "definition", def);
+	json_object_update_new(body, repurchase_figures(res, 0, true));
+	if (q->interval) {
+		json_t *series = json_array();
+
+		for (int i = 1; i < n; i++) {
+			json_t *b = json_object();
+			char d[11];
+
+			format_date(lo[i], d);
+			json_object_set_new(b, "from", json_string(d));
+			format_date(hi[i], d);
+			json_object_set_new(b, "to", json_string(d));
+			json_object_update_new(b, repurchase_figures(res, i, false));
+			json_array_append_new(series, b);
+		}
+		json_object_set_new(body, "series", series);
+	}
+	*out = body;
+	body = NULL;
+	qs = DB_ONE_RESULT;
+out:
+	PQclear(res);
+	json_decref(body);
+	json_decref(r.rule);
+	free(los);
+	free(his);
+	return qs;
+}
+
+/* ---- time to second purchase ----------------------------------------- */
+
+/* One group's rows [first, end) of the duration histogram, as the answer. */
+static json_t *
+second_group(PGresult *res, int first, int end)
+{
+	static const int pcts[] = { 25, 50, 75, 90 };
+	static const char *const names[] = { "p25", "median", "p75", "p90" };
+	long long customers = 0, repeat = 0, at_risk, seen;
+	long double survival = 1.0L;
+	json_t *days = json_object(), *curve = json_array(), *median = json_null();
+
+	for (int i = first; i < end; i++) {
+		customers += atoll(PQgetvalue(res, i, 2)) + atoll(PQgetvalue(res, i, 3));
+		repeat += atoll(PQgetvalue(res, i, 2));
+	}
+	/* percentile_disc: the smallest duration with at least p% of the events at or below */
+	for (size_t k = 0; k < sizeof pcts / sizeof pcts[0]; k++) {
+		long long pos = (pcts[k] * repeat + 99) / 100;
+		json_t *v = json_null();
+
+		seen = 0;
+		for (int i = first; repeat > 0 && i < end; i++) {
+			seen += atoll(PQgetvalue(res, i, 2));
+			if (seen >= (pos < 1 ? 1 : pos)) {
+				v = json_integer(atoll(PQgetvalue(res, i, 1)));
+				break;
+			}
+		}
+		json_object_set_new(days, names[k], v);
+	}
+	/* Kaplan–Meier: survival falls at each duration by events / at risk */
+	at_risk = customers;
+	for (int i = first; i < end; i++) {
+		long long d = atoll(PQgetvalue(res, i, 1)), ev = atoll(PQgetvalue(res, i, 2)),
+			  cens = atoll(PQgetvalue(res, i, 3));
+
+		if (at_risk > 0)
+			survival *= 1.0L - (long double)ev / (long double)at_risk;
+		json_array_append_new(curve, json_pack("{s:I, s:I, s:I, s:I, s:f}",
+			"day", (json_int_t)d, "at_risk", (json_int_t)at_risk, "events", (json_int_t)ev,
+			"censored", (json_int_t)cens,
+			"survival", (double)(long long)(survival * 10000.0L + 0.5L) / 10000.0));
+		/* a product of exact fractions: allow for the last binary digit */
+		if (json_is_null(median) && survival <= 0.5L + 1e-12L) {
+			json_decref(median);
+			median = json_integer(d);
+		}
+		at_risk -= ev + cens;
+	}
+	return json_pack("{s:I, s:I, s:o, s:o, s:{s:o, s:o}}", "customers", (json_int_t)customers,
+			 "repeat_customers", (json_int_t)repeat, "repeat_share",
+			 ratio(repeat, customers), "days", days, "kaplan_meier",
+			 "median_days", median, "curve", curve);
+}
+
+enum db_qs
+analytics_second_purchase(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+			json_t **out, struct err *err)
+{
+	struct range r = { 0 };
+	const char *p[6];
+	PGresult *res = NULL;
+	json_t *body, *cats;
+	int rows, i, start;
+	enum db_qs qs = resolve(c, shop_id, q, &r, err);
+
+	if (qs < 0)
+		return qs;
+	p[0] = shop_id;
+	p[1] = r.from_s;
+	p[2] = r.to_s;
+	p[3] = r.as_of_s;
+	p[4] = q->channel;
+	p[5] = q->category;
+	qs = db_exec(c, "analytics_second_purchase", 6, p, &res);
+	if (qs < 0) {
+		json_decref(r.rule);
+		return qs;
+	}
+	rows = (int)qs;
+	body = json_pack("{s:o}", "definition", definition(&r, q));
+	/* overall rows (category NULL) come first */
+	for (i = 0; i < rows && PQgetisnull(res, i, 0); i++)
+		;
+	json_object_set_new(body, "overall", second_group(res, 0, i));
+	cats = json_array();
+	while (i < rows) {
+		json_t *g;
+
+		start = i;
+		while (i < rows && strcmp(PQgetvalue(res, i, 0), PQgetvalue(res, start, 0)) == 0)
+			i++;
+		g = json_pack("{s:s}", "category", PQgetvalue(res, start, 0));
+		json_object_update_new(g, second_group(res, start, i));
+		json_array_append_new(cats, g);
+	}
+	json_object_set_new(body, "categories", cats);
+	PQclear(res);
+	json_decref(r.rule);
+	*out = body;
+	return DB_ONE_RESULT;
+}
