@@ -80,7 +80,7 @@ api_metrics_repurchase(struct request *req)
 		char *end;
 		long v = strtol(w, &end, 10);
 
-		if (!*w || *end || w[0] == '+' || w[0] == '-' || v < 1 || v > 3650) {
+		if (!*w || *end || strspn(w, "0123456789") != strlen(w) || v < 1 || v > 3650) {
 			bad(req, "window_days", "must be a whole number of days from 1 to 3650");
 			return;
 		}

@@ -102,7 +102,9 @@ migrate_run(struct db_conn *c, struct err *err)
 			continue;
 		snprintf(version, sizeof version, "%d", m->version);
 		keys_sha256_hex(m->sql, strlen(m->sql), checksum);
-		if (!exec_ok(pg, "BEGIN"))
+		/* a migration rewrites whole tables: the API's statement limit
+		 * would cut it short on a big database */
+		if (!exec_ok(pg, "BEGIN") || !exec_ok(pg, "SET LOCAL statement_timeout = 0"))
 			goto unlock;
 		applied = exec_ok(pg, m->sql);
 		if (applied) {

@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 21, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3');
+    assert.equal(seen.size, 23, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -658,6 +658,75 @@ describe('validateResponse()', () => {
       () => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: { repurchase_rule: { ...settings.repurchase_rule, merge_window_hours: null } } }) }),
       /merge_window_hours/,
     );
+  });
+
+  test('metrics: definitions, rates, series and Kaplan–Meier groups', () => {
+    const rule = { exclude_refunded: true, min_order_amount: 0, merge_window_hours: 0 };
+    const definition = { timezone: 'Asia/Shanghai', from: '2025-01-01', to: '2025-03-31', as_of: '2025-12-31', rule, channel: 'tmall' };
+    const rate = (numerator, denominator, r) => ({ numerator, denominator, rate: r, description: 'Some sentence.' });
+    const rep = {
+      definition: { ...definition, window_days: 90 },
+      returning_customer_rate: rate(3, 10, 0.3),
+      in_period_repeat_rate: rate(2, 10, 0.2),
+      n_day_repurchase_rate: { ...rate(1, 4, 0.25), censored: 2, mode: 'hybrid' },
+    };
+    const r = { method: 'GET', path: '/v1/metrics/repurchase?from=2025-01-01&to=2025-03-31&as_of=2025-12-31', status: 200, headers: json };
+    const ok = (body) => validateResponse({ ...r, body: JSON.stringify(body) });
+    const bad = (body, re, what) => assert.throws(() => validateResponse({ ...r, body: JSON.stringify(body) }), re, what);
+    ok(rep);
+    ok({ ...rep, definition: { ...rep.definition, channel: null } });
+    ok({ ...rep, n_day_repurchase_rate: { ...rate(0, 0, null), censored: 0, mode: null } });
+    const bucket = {
+      from: '2025-01-01', to: '2025-01-05',
+      returning_customer_rate: { numerator: 0, denominator: 0, rate: null },
+      in_period_repeat_rate: { numerator: 0, denominator: 0, rate: null },
+      n_day_repurchase_rate: { numerator: 0, denominator: 0, rate: null, censored: 0 },
+    };
+    ok({ ...rep, series: [bucket] });
+    bad({ ...rep, series: [{ ...bucket, returning_customer_rate: rate(0, 0, null) }] }, /additional properties/, 'no description in buckets');
+    bad({ ...rep, series: [{ ...bucket, n_day_repurchase_rate: { numerator: 0, denominator: 0, rate: null } }] }, /censored/, 'bucket n-day needs censored');
+    bad({ ...rep, definition }, /window_days/, 'window_days in the repurchase definition');
+    bad({ ...rep, definition: { ...rep.definition, from: '2025-02-30' } }, /\/definition\/from/, 'a real calendar date');
+    bad({ ...rep, definition: { ...rep.definition, as_of: '2025-12-31T00:00:00Z' } }, /\/definition\/as_of/, 'a date, not a timestamp');
+    bad({ ...rep, n_day_repurchase_rate: { ...rep.n_day_repurchase_rate, mode: 'retention' } }, /mode/, 'mode enum');
+    const { mode: _m, ...noMode } = rep.n_day_repurchase_rate;
+    bad({ ...rep, n_day_repurchase_rate: noMode }, /mode/, 'mode is required (null when no rate)');
+    bad({ ...rep, returning_customer_rate: { ...rep.returning_customer_rate, rate: 1.5 } }, /rate/, 'rates are at most 1');
+    bad({ ...rep, in_period_repeat_rate: { ...rep.in_period_repeat_rate, description: '' } }, /description/, 'non-empty description');
+    const { in_period_repeat_rate: _i, ...noInPeriod } = rep;
+    bad(noInPeriod, /in_period_repeat_rate/, 'every rate is required');
+    validateResponse({ ...r, status: 400, headers: problemHeaders, body: problem(400, 'invalid_parameter', { pointer: '/query/window_days' }) });
+    validateResponse({ ...r, status: 403, headers: problemHeaders, body: problem(403, 'forbidden') });
+    assert.throws(() => validateResponse({ ...r, status: 404, headers: problemHeaders, body: problem(404, 'not_found') }), /status is not documented/, 'no 404');
+
+    const group = {
+      customers: 3, repeat_customers: 2, repeat_share: 0.6667,
+      days: { p25: 0, median: 0, p75: 10, p90: 10 },
+      kaplan_meier: {
+        median_days: 0,
+        curve: [
+          { day: 0, at_risk: 3, events: 1, censored: 0, survival: 0.6667 },
+          { day: 10, at_risk: 2, events: 1, censored: 1, survival: 0.3333 },
+        ],
+      },
+    };
+    const none = { customers: 0, repeat_customers: 0, repeat_share: null, days: { p25: null, median: null, p75: null, p90: null }, kaplan_meier: { median_days: null, curve: [] } };
+    const t = { method: 'GET', path: '/v1/metrics/time-to-second-purchase?category=tea', status: 200, headers: json };
+    const tok = (body) => validateResponse({ ...t, body: JSON.stringify(body) });
+    const tbad = (body, re, what) => assert.throws(() => validateResponse({ ...t, body: JSON.stringify(body) }), re, what);
+    tok({ definition, overall: group, categories: [{ ...group, category: 'tea' }] });
+    tok({ definition: { ...definition, channel: null }, overall: none, categories: [] });
+    tbad({ definition: { ...definition, window_days: 90 }, overall: group, categories: [] }, /additional properties/, 'no window_days here');
+    tbad({ definition, overall: { ...group, category: 'tea' }, categories: [] }, /additional properties/, 'overall has no category');
+    tbad({ definition, overall: group, categories: [group] }, /category/, 'a category group names its category');
+    tbad({ definition, overall: group, categories: [{ ...none, category: 'tea' }] }, /customers/, 'a listed category has cohort customers');
+    tbad({ definition, overall: { ...group, days: { ...group.days, p50: 0 } }, categories: [] }, /additional properties/, 'median, not p50');
+    tbad({ definition, overall: { ...group, days: { ...group.days, median: 1.5 } }, categories: [] }, /median/, 'whole days');
+    const point = group.kaplan_meier.curve[0];
+    const { censored: _c, ...noCensored } = point;
+    tbad({ definition, overall: { ...group, kaplan_meier: { ...group.kaplan_meier, curve: [noCensored] } }, categories: [] }, /censored/, 'censored per point');
+    tbad({ definition, overall: { ...group, kaplan_meier: { ...group.kaplan_meier, curve: [{ ...point, survival: null }] } }, categories: [] }, /survival/, 'survival is a number');
+    tbad({ definition, overall: { ...group, kaplan_meier: { curve: group.kaplan_meier.curve } }, categories: [] }, /median_days/, 'median_days is required');
   });
 
   test('bulk ingest results: one per line, code and detail only on failures, matching the status', () => {
