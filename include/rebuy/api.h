@@ -44,6 +44,14 @@ json_t *api_body(struct request *req, const struct jv_field *spec);
 const char *api_str(const json_t *obj, const char *name);
 
 /*
+ * Read query parameter name into *out (NULL if absent).  A value longer
+ * than max, or one check() objects to (check returns why, or NULL), gets
+ * a 400 with pointer /query/<name> and false.
+ */
+bool api_query_param(struct request *req, const char *name, const char *(*check)(const char *),
+		     size_t max, const char **out);
+
+/*
  * Read the limit and cursor query parameters of a list (limit 1..200,
  * default 50).  On a bad value replies 400 and returns false.
  */

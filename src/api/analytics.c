@@ -8,7 +8,6 @@
 
 #include "rebuy/analytics.h"
 #include "rebuy/api.h"
-#include "rebuy/reply.h"
 
 struct metrics_call {
 	const char *shop_id;
@@ -28,43 +27,34 @@ run(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	return qs;
 }
 
-/* Reply 400 for a bad value of a query parameter. */
-static bool
-bad(struct request *req, const char *name, const char *why)
+static const char *
+check_date(const char *s)
 {
-	char ptr[48];
-
-	snprintf(ptr, sizeof ptr, "/query/%s", name);
-	reply_error(req, ERR_INVALID_PARAMETER, ptr, "%s: %s", name, why);
-	return false;
+	return analytics_date_valid(s) ? NULL : "must be a date YYYY-MM-DD";
 }
 
-static bool
-date_param(struct request *req, const char *name, const char **out)
+static const char *
+check_days(const char *s)
 {
-	*out = request_query(req, name);
-	return !*out || analytics_date_valid(*out) ||
-	       bad(req, name, "must be a date YYYY-MM-DD");
+	long v = strspn(s, "0123456789") == strlen(s) ? strtol(s, NULL, 10) : 0;
+
+	return v >= 1 && v <= 3650 ? NULL : "must be a whole number of days from 1 to 3650";
 }
 
-static bool
-token_param(struct request *req, const char *name, const char **out)
+static const char *
+check_interval(const char *s)
 {
-	const char *why;
-
-	*out = request_query(req, name);
-	if (!*out)
-		return true;
-	why = strlen(*out) > 64 ? "too long" : jv_check_token(*out);
-	return !why || bad(req, name, why);
+	return strcmp(s, "week") == 0 || strcmp(s, "month") == 0 ? NULL : "must be week or month";
 }
 
 /* from, to, as_of, channel: what every metric takes. */
 static bool
 common_params(struct request *req, struct analytics_query *q)
 {
-	return date_param(req, "from", &q->from) && date_param(req, "to", &q->to) &&
-	       date_param(req, "as_of", &q->as_of) && token_param(req, "channel", &q->channel);
+	return api_query_param(req, "from", check_date, 64, &q->from) &&
+	       api_query_param(req, "to", check_date, 64, &q->to) &&
+	       api_query_param(req, "as_of", check_date, 64, &q->as_of) &&
+	       api_query_param(req, "channel", jv_check_token, 64, &q->channel);
 }
 
 void
@@ -73,25 +63,11 @@ api_metrics_repurchase(struct request *req)
 	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_repurchase };
 	const char *w;
 
-	call.q.window_days = 90;
-	if (!common_params(req, &call.q))
+	if (!common_params(req, &call.q) ||
+	    !api_query_param(req, "window_days", check_days, 64, &w) ||
+	    !api_query_param(req, "interval", check_interval, 64, &call.q.interval))
 		return;
-	if ((w = request_query(req, "window_days"))) {
-		char *end;
-		long v = strtol(w, &end, 10);
-
-		if (!*w || *end || strspn(w, "0123456789") != strlen(w) || v < 1 || v > 3650) {
-			bad(req, "window_days", "must be a whole number of days from 1 to 3650");
-			return;
-		}
-		call.q.window_days = (int)v;
-	}
-	call.q.interval = request_query(req, "interval");
-	if (call.q.interval && strcmp(call.q.interval, "week") != 0 &&
-	    strcmp(call.q.interval, "month") != 0) {
-		bad(req, "interval", "must be week or month");
-		return;
-	}
+	call.q.window_days = w ? atoi(w) : 90;
 	api_run(req, run, &call);
 }
 
@@ -100,7 +76,8 @@ api_metrics_second_purchase(struct request *req)
 {
 	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_second_purchase };
 
-	if (!common_params(req, &call.q) || !token_param(req, "category", &call.q.category))
+	if (!common_params(req, &call.q) ||
+	    !api_query_param(req, "category", jv_check_token, 64, &call.q.category))
 		return;
 	api_run(req, run, &call);
 }

@@ -293,6 +293,21 @@ parse_cursor(const char *s, long long *out)
 }
 
 bool
+api_query_param(struct request *req, const char *name, const char *(*check)(const char *),
+		size_t max, const char **out)
+{
+	char ptr[48];
+
+	*out = request_query(req, name);
+	if (!*out || (strlen(*out) <= max && !check(*out)))
+		return true;
+	snprintf(ptr, sizeof ptr, "/query/%s", name);
+	reply_error(req, ERR_INVALID_PARAMETER, ptr, "%s: %s", name,
+		    strlen(*out) > max ? "too long" : check(*out));
+	return false;
+}
+
+bool
 api_page_params(struct request *req, int *limit, long long *after)
 {
 	const char *l = request_query(req, "limit"), *c = request_query(req, "cursor");

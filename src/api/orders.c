@@ -250,22 +250,6 @@ list(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	return qs < 0 ? qs : api_page_reply(out, items, next, qs);
 }
 
-/* A query parameter checked by check (NULL = fine); replies 400 if bad. */
-static bool
-query_param(struct request *req, const char *name, const char *(*check)(const char *),
-	    size_t max, const char **out)
-{
-	char ptr[48];
-
-	*out = request_query(req, name);
-	if (!*out || (strlen(*out) <= max && !check(*out)))
-		return true;
-	snprintf(ptr, sizeof ptr, "/query/%s", name);
-	reply_error(req, ERR_INVALID_PARAMETER, ptr, "%s: %s", name,
-		    strlen(*out) > max ? "too long" : check(*out));
-	return false;
-}
-
 static const char *
 check_status(const char *s)
 {
@@ -286,11 +270,11 @@ api_orders_list(struct request *req)
 	struct order_filter *f = &call.filter;
 
 	if (!api_page_params(req, &f->limit, &f->after) ||
-	    !query_param(req, "customer_id", customers_check_id, 128, &f->customer_id) ||
-	    !query_param(req, "channel", jv_check_token, 64, &f->channel) ||
-	    !query_param(req, "status", check_status, 20, &f->status) ||
-	    !query_param(req, "placed_after", check_timestamp, 40, &f->placed_after) ||
-	    !query_param(req, "placed_before", check_timestamp, 40, &f->placed_before))
+	    !api_query_param(req, "customer_id", customers_check_id, 128, &f->customer_id) ||
+	    !api_query_param(req, "channel", jv_check_token, 64, &f->channel) ||
+	    !api_query_param(req, "status", check_status, 20, &f->status) ||
+	    !api_query_param(req, "placed_after", check_timestamp, 40, &f->placed_after) ||
+	    !api_query_param(req, "placed_before", check_timestamp, 40, &f->placed_before))
 		return;
 	api_run(req, list, &call);
 }
