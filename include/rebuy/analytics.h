@@ -19,8 +19,9 @@ struct analytics_query {
 	const char *from, *to, *as_of;  /* YYYY-MM-DD, already checked as dates */
 	const char *channel;            /* first order's channel, or NULL */
 	const char *category;           /* time to second purchase only */
-	int window_days;                /* repurchase only */
+	int window_days;                /* repurchase, first-order */
 	const char *interval;           /* "week", "month" or NULL */
+	int periods;                    /* cohorts: most periods per cohort, 0 = all */
 };
 
 /* True if s is a real calendar date written YYYY-MM-DD. */
@@ -38,5 +39,22 @@ enum db_qs analytics_repurchase(struct db_conn *c, const char *shop_id,
 enum db_qs analytics_second_purchase(struct db_conn *c, const char *shop_id,
 				   const struct analytics_query *q, json_t **out,
 				   struct err *err);
+
+/* Cohort retention: cohorts by month (week) of first purchase × periods since. */
+enum db_qs analytics_cohorts(struct db_conn *c, const char *shop_id,
+			     const struct analytics_query *q, json_t **out, struct err *err);
+
+/* Revenue and orders from first vs repeat purchases, AOV, days between orders. */
+enum db_qs analytics_revenue_mix(struct db_conn *c, const char *shop_id,
+				 const struct analytics_query *q, json_t **out, struct err *err);
+
+/* Repurchase of a cohort by the product roles and the channel of the first order. */
+enum db_qs analytics_first_order(struct db_conn *c, const char *shop_id,
+				 const struct analytics_query *q, json_t **out, struct err *err);
+
+/* Sales = visitors × conversion × AOV × (1 + repurchase), visitors from the traffic feed. */
+enum db_qs analytics_sales_decomposition(struct db_conn *c, const char *shop_id,
+					 const struct analytics_query *q, json_t **out,
+					 struct err *err);
 
 #endif

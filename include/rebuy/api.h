@@ -91,5 +91,10 @@ void api_orders_list(struct request *req);
 void api_customer_orders_list(struct request *req);
 void api_metrics_repurchase(struct request *req);
 void api_metrics_second_purchase(struct request *req);
+void api_metrics_cohorts(struct request *req);
+void api_metrics_revenue_mix(struct request *req);
+void api_metrics_first_order(struct request *req);
+void api_metrics_sales_decomposition(struct request *req);
+void api_traffic_post(struct request *req);
 
 #endif

@@ -81,3 +81,66 @@ api_metrics_second_purchase(struct request *req)
 		return;
 	api_run(req, run, &call);
 }
+
+static const char *
+check_periods(const char *s)
+{
+	long v = strspn(s, "0123456789") == strlen(s) ? strtol(s, NULL, 10) : 0;
+
+	return v >= 1 && v <= 600 ? NULL : "must be a whole number from 1 to 600";
+}
+
+void
+api_metrics_cohorts(struct request *req)
+{
+	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_cohorts };
+	const char *periods;
+
+	if (!common_params(req, &call.q) ||
+	    !api_query_param(req, "interval", check_interval, 64, &call.q.interval) ||
+	    !api_query_param(req, "periods", check_periods, 64, &periods))
+		return;
+	call.q.periods = periods ? atoi(periods) : 0;
+	api_run(req, run, &call);
+}
+
+/* Revenue mix and sales decomposition take the same parameters. */
+static void
+sales_metric(struct request *req,
+	     enum db_qs (*fn)(struct db_conn *, const char *, const struct analytics_query *,
+			      json_t **, struct err *))
+{
+	struct metrics_call call = { .shop_id = req->shop_id, .fn = fn };
+
+	if (!common_params(req, &call.q) ||
+	    !api_query_param(req, "interval", check_interval, 64, &call.q.interval))
+		return;
+	api_run(req, run, &call);
+}
+
+void
+api_metrics_revenue_mix(struct request *req)
+{
+	sales_metric(req, analytics_revenue_mix);
+}
+
+void
+api_metrics_sales_decomposition(struct request *req)
+{
+	sales_metric(req, analytics_sales_decomposition);
+}
+
+void
+api_metrics_first_order(struct request *req)
+{
+	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_first_order };
+	const char *w;
+
+	if (!api_query_param(req, "from", check_date, 64, &call.q.from) ||
+	    !api_query_param(req, "to", check_date, 64, &call.q.to) ||
+	    !api_query_param(req, "as_of", check_date, 64, &call.q.as_of) ||
+	    !api_query_param(req, "window_days", check_days, 64, &w))
+		return;
+	call.q.window_days = w ? atoi(w) : 90;
+	api_run(req, run, &call);
+}

@@ -13,10 +13,11 @@
 #include "rebuy/idempotency.h"
 #include "rebuy/orders.h"
 #include "rebuy/shops.h"
+#include "rebuy/traffic.h"
 
 extern const struct db_stmt migrate_stmts[];
 
 const struct db_stmt *const db_all_stmts[] = {
 	migrate_stmts, auth_stmts, idem_stmts, shops_stmts, apikeys_stmts,
-	customers_stmts, orders_stmts, analytics_stmts, NULL,
+	customers_stmts, orders_stmts, analytics_stmts, traffic_stmts, NULL,
 };

@@ -20,14 +20,14 @@ const struct db_stmt analytics_stmts[] = {
 	/* the shop's zone, rule and today's date there */
 	{ "analytics_shop",
 	  "SELECT timezone, (settings -> 'repurchase_rule')::text,"
-	  " (now() AT TIME ZONE timezone)::date::text FROM shops WHERE id = $1" },
+	  " (now() AT TIME ZONE timezone)::date::text, currency FROM shops WHERE id = $1" },
 	/*
 	 * Per bucket [lo, hi] (dates, inclusive): active customers (an
 	 * occasion in the bucket), of them returning (one of those occasions
 	 * is not their first ever) and repeating (two in the bucket); and the
 	 * cohort whose first occasion is in the bucket, censored when its
-	 * window ends after as_of ($4), with a second occasion within the
-	 * window ($5 days).  $6: the first order's channel, or NULL.
+	 * window ends after as_of ($5), with a second occasion within the
+	 * window ($6 days).  $4: the first order's channel, or NULL.
 	 */
 	{ "analytics_repurchase",
 	  "WITH s AS (SELECT timezone AS tz FROM shops WHERE id = $1),"
@@ -41,23 +41,23 @@ const struct db_stmt analytics_stmts[] = {
 	  "   FROM (SELECT o.customer_seq, max(o.n) AS mx, count(*) AS cnt"
 	  "     FROM purchase_occasions o"
 	  "     WHERE o.shop_id = $1 AND o.started_at >= b.t0 AND o.started_at < b.t1"
-	  "       AND ($6::text IS NULL OR EXISTS (SELECT FROM customer_facts f"
-	  "         WHERE f.customer_seq = o.customer_seq AND f.first_order_channel = $6))"
+	  "       AND ($4::text IS NULL OR EXISTS (SELECT FROM customer_facts f"
+	  "         WHERE f.customer_seq = o.customer_seq AND f.first_order_channel = $4))"
 	  "     GROUP BY o.customer_seq) x) a,"
 	  " LATERAL (SELECT count(*) AS cohort,"
-	  "    count(*) FILTER (WHERE fd + $5::integer > $4::date) AS censored,"
-	  "    count(*) FILTER (WHERE fd + $5::integer <= $4::date AND sd <= fd + $5::integer) AS num"
+	  "    count(*) FILTER (WHERE fd + $6::integer > $5::date) AS censored,"
+	  "    count(*) FILTER (WHERE fd + $6::integer <= $5::date AND sd <= fd + $6::integer) AS num"
 	  "   FROM (SELECT (f.first_order_at AT TIME ZONE s.tz)::date AS fd,"
 	  "       (f.second_order_at AT TIME ZONE s.tz)::date AS sd"
 	  "     FROM customer_facts f"
 	  "     WHERE f.shop_id = $1 AND f.first_order_at >= b.t0 AND f.first_order_at < b.t1"
-	  "       AND ($6::text IS NULL OR f.first_order_channel = $6)) y) n"
+	  "       AND ($4::text IS NULL OR f.first_order_channel = $4)) y) n"
 	  " ORDER BY b.k" },
 	/*
 	 * Customers whose first occasion (overall: category NULL; or in a
 	 * category) is dated in [$2, $3], counted by duration in days: to the
-	 * second occasion when it came by as_of ($4, an event), else to
-	 * as_of (censored).  $5 channel, $6 category, both optional.
+	 * second occasion when it came by as_of ($5, an event), else to
+	 * as_of (censored).  $6 channel, $4 category, both optional.
 	 */
 	{ "analytics_second_purchase",
 	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
@@ -79,6 +79,92 @@ const struct db_stmt analytics_stmts[] = {
 	  " SELECT category, CASE WHEN sd <= $4::date THEN sd - fd ELSE $4::date - fd END AS d,"
 	  "   count(*) FILTER (WHERE sd <= $4::date), count(*) FILTER (WHERE sd IS NULL OR sd > $4::date)"
 	  " FROM x GROUP BY 1, 2 ORDER BY 1 NULLS FIRST, 2" },
+	/*
+	 * Cohorts: customers by the calendar month or week ($5) of their
+	 * first occasion dated in [$2, $3] (row with period -1: the cohort's
+	 * size), then per period since: customers active, orders and net of
+	 * their occasions up to the end of as_of ($4).  $6: channel or NULL.
+	 */
+	{ "analytics_cohorts",
+	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
+	  "   (($3::date + 1)::timestamp AT TIME ZONE timezone) AS t1,"
+	  "   (($4::date + 1)::timestamp AT TIME ZONE timezone) AS tcut FROM shops WHERE id = $1),"
+	  " c AS (SELECT f.customer_seq, date_trunc($5, f.first_order_at AT TIME ZONE s.tz)::date AS cb"
+	  "   FROM customer_facts f, s"
+	  "   WHERE f.shop_id = $1 AND f.first_order_at >= s.t0 AND f.first_order_at < s.t1"
+	  "     AND ($6::text IS NULL OR f.first_order_channel = $6)),"
+	  " o AS (SELECT c.cb, c.customer_seq, date_trunc($5, o.started_at AT TIME ZONE s.tz)::date AS pb,"
+	  "     o.orders, o.net"
+	  "   FROM c JOIN purchase_occasions o ON o.customer_seq = c.customer_seq, s"
+	  "   WHERE o.started_at < s.tcut)"
+	  " SELECT cb::text, -1 AS period, count(*), 0, 0 FROM c GROUP BY cb"
+	  " UNION ALL"
+	  " SELECT cb::text, CASE WHEN $5 = 'week' THEN (pb - cb) / 7"
+	  "   ELSE ((extract(year FROM pb) - extract(year FROM cb)) * 12"
+	  "     + extract(month FROM pb) - extract(month FROM cb))::integer END,"
+	  "   count(DISTINCT customer_seq), sum(orders), sum(net)"
+	  " FROM o GROUP BY 1, 2 ORDER BY 1, 2" },
+	/*
+	 * Per bucket (as analytics_repurchase): the occasions dated in it,
+	 * summed per customer first.  Occasions of a customer in a date range
+	 * have consecutive ordinals, so the days between them add up to the
+	 * last one's date minus the date of the one before the first (or the
+	 * first's own date when it is the customer's first occasion): one
+	 * index lookup per customer, not per occasion.  Then the traffic rows
+	 * of the bucket's dates.  $4: channel or NULL.
+	 */
+	{ "analytics_sales",
+	  "WITH s AS (SELECT timezone AS tz FROM shops WHERE id = $1),"
+	  " b AS (SELECT k, lo, hi, (lo::timestamp AT TIME ZONE s.tz) AS t0,"
+	  "   ((hi + 1)::timestamp AT TIME ZONE s.tz) AS t1"
+	  "   FROM s, unnest($2::date[], $3::date[]) WITH ORDINALITY AS u(lo, hi, k))"
+	  " SELECT b.k, a.customers, a.orders, a.revenue, a.new_customers, a.first_orders,"
+	  "   a.first_revenue, a.returning, a.intervals, a.total_days, t.visitors, t.sessions, t.days"
+	  " FROM b, s,"
+	  " LATERAL (SELECT count(*) AS customers, coalesce(sum(x.orders), 0) AS orders,"
+	  "    coalesce(sum(x.net), 0) AS revenue, count(*) FILTER (WHERE x.mn = 1) AS new_customers,"
+	  "    coalesce(sum(x.fo), 0) AS first_orders, coalesce(sum(x.fnet), 0) AS first_revenue,"
+	  "    count(*) FILTER (WHERE x.mx >= 2) AS returning,"
+	  "    coalesce(sum(x.occ) - count(*) FILTER (WHERE x.mn = 1), 0) AS intervals,"
+	  "    coalesce(sum((x.la AT TIME ZONE s.tz)::date"
+	  "      - (coalesce(p.started_at, x.fa) AT TIME ZONE s.tz)::date), 0) AS total_days"
+	  "   FROM (SELECT o.customer_seq, count(*) AS occ, sum(o.orders) AS orders, sum(o.net) AS net,"
+	  "       min(o.n) AS mn, max(o.n) AS mx, min(o.started_at) AS fa, max(o.started_at) AS la,"
+	  "       coalesce(sum(o.orders) FILTER (WHERE o.n = 1), 0) AS fo,"
+	  "       coalesce(sum(o.net) FILTER (WHERE o.n = 1), 0) AS fnet"
+	  "     FROM purchase_occasions o"
+	  "     WHERE o.shop_id = $1 AND o.started_at >= b.t0 AND o.started_at < b.t1"
+	  "       AND ($4::text IS NULL OR EXISTS (SELECT FROM customer_facts f"
+	  "         WHERE f.customer_seq = o.customer_seq AND f.first_order_channel = $4))"
+	  "     GROUP BY o.customer_seq) x"
+	  "   LEFT JOIN purchase_occasions p ON p.customer_seq = x.customer_seq AND p.n = x.mn - 1) a,"
+	  " LATERAL (SELECT sum(t.visitors) AS visitors, sum(t.sessions) AS sessions,"
+	  "    count(DISTINCT t.day) AS days"
+	  "   FROM traffic t WHERE t.shop_id = $1 AND t.day BETWEEN b.lo AND b.hi"
+	  "     AND ($4::text IS NULL OR t.channel = $4)) t"
+	  " ORDER BY b.k" },
+	/*
+	 * The cohort whose first occasion is dated in [$2, $3], counted as a
+	 * whole (kind 0), per product role of the first occasion (kind 1; a
+	 * customer is in each role present) and per first-order channel
+	 * (kind 2): customers, back by as_of ($4), censored for the window
+	 * of $5 days, and back within it.
+	 */
+	{ "analytics_first_order",
+	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
+	  "   (($3::date + 1)::timestamp AT TIME ZONE timezone) AS t1 FROM shops WHERE id = $1),"
+	  " x AS (SELECT f.first_order_channel AS ch, f.first_order_roles AS roles,"
+	  "     (f.first_order_at AT TIME ZONE s.tz)::date AS fd,"
+	  "     (f.second_order_at AT TIME ZONE s.tz)::date AS sd"
+	  "   FROM customer_facts f, s"
+	  "   WHERE f.shop_id = $1 AND f.first_order_at >= s.t0 AND f.first_order_at < s.t1)"
+	  " SELECT g.kind, g.key, count(*), count(*) FILTER (WHERE x.sd <= $4::date),"
+	  "   count(*) FILTER (WHERE x.fd + $5::integer > $4::date),"
+	  "   count(*) FILTER (WHERE x.fd + $5::integer <= $4::date AND x.sd <= x.fd + $5::integer)"
+	  " FROM x, LATERAL (SELECT 0 AS kind, NULL::text AS key"
+	  "   UNION ALL SELECT 1, r FROM unnest(x.roles) AS r"
+	  "   UNION ALL SELECT 2, x.ch) g"
+	  " GROUP BY 1, 2 ORDER BY g.kind, g.key COLLATE \"C\"" },
 	{ NULL, NULL },
 };
 
@@ -158,6 +244,7 @@ struct range {
 	long from, to, as_of;
 	char from_s[11], to_s[11], as_of_s[11];
 	char tz[64];
+	char currency[4];
 	json_t *rule;
 };
 
@@ -177,6 +264,7 @@ resolve(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
 		return qs == 0 ? DB_ABORT : qs;
 	}
 	snprintf(r->tz, sizeof r->tz, "%s", PQgetvalue(res, 0, 0));
+	snprintf(r->currency, sizeof r->currency, "%s", PQgetvalue(res, 0, 3));
 	r->rule = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
 	if (!r->rule || !parse_date(PQgetvalue(res, 0, 2), &today)) {
 		PQclear(res);
@@ -345,63 +433,49 @@ repurchase_figures(PGresult *res, int row, bool full)
 			 "n_day_repurchase_rate", nday);
 }
 
-enum db_qs
-analytics_repurchase(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
-		   json_t **out, struct err *err)
+/*
+ * Bucket 0 is the whole range; with an interval the series follows.  The
+ * bounds go to the database as two date arrays (*los, *his; malloc'd).
+ */
+static int
+range_buckets(const struct range *r, const char *interval, long *lo, long *hi, char **los,
+	      char **his, struct err *err)
 {
-	long lo[MAX_BUCKETS + 1], hi[MAX_BUCKETS + 1];
-	struct range r = { 0 };
-	char *los = NULL, *his = NULL, window[16];
-	const char *p[6];
-	PGresult *res = NULL;
-	json_t *body = NULL, *def;
 	int n = 1;
-	enum db_qs qs = resolve(c, shop_id, q, &r, err);
 
-	if (qs < 0)
-		return qs;
-	/* bucket 0 is the whole range; the series follows */
-	lo[0] = r.from;
-	hi[0] = r.to;
-	if (q->interval) {
-		int k = buckets(&r, q->interval, lo + 1, hi + 1, MAX_BUCKETS);
+	lo[0] = r->from;
+	hi[0] = r->to;
+	if (interval) {
+		int k = buckets(r, interval, lo + 1, hi + 1, MAX_BUCKETS);
 
 		if (k < 0) {
 			err_set(err, ERR_INVALID_PARAMETER, "/query/interval",
 				"interval: more than %d buckets; choose a shorter range or a longer "
 				"interval", MAX_BUCKETS);
-			qs = DB_ABORT;
-			goto out;
+			return -1;
 		}
 		n += k;
 	}
-	los = date_array(lo, n);
-	his = date_array(hi, n);
-	if (!los || !his) {
+	*los = date_array(lo, n);
+	*his = date_array(hi, n);
+	if (!*los || !*his) {
 		err_set(err, ERR_INTERNAL, NULL, "out of memory");
-		qs = DB_ABORT;
-		goto out;
+		return -1;
 	}
-	snprintf(window, sizeof window, "%d", q->window_days);
-	p[0] = shop_id;
-	p[1] = los;
-	p[2] = his;
-	p[3] = r.as_of_s;
-	p[4] = window;
-	p[5] = q->channel;
-	qs = db_exec(c, "analytics_repurchase", 6, p, &res);
-	if (qs < 0)
-		goto out;
-	if ((int)qs != n) {
-		err_set(err, ERR_INTERNAL, NULL, "metrics: %d buckets, %d rows", n, (int)qs);
-		qs = DB_ABORT;
-		goto out;
-	}
-	def = definition(&r, q);
-	json_object_set_new(def, "window_days", json_integer(q->window_days));
-	body = json_pack("{s:o}", "definition", def);
-	json_object_update_new(body, repurchase_figures(res, 0, true));
-	if (q->interval) {
+	return n;
+}
+
+/* Figures of row i of a per-bucket result; the answer, with series. */
+typedef json_t *(*bucket_figures)(PGresult *res, int row, bool full);
+
+static json_t *
+bucket_answer(json_t *def, PGresult *res, const long *lo, const long *hi, int n,
+	      const char *interval, bucket_figures figures)
+{
+	json_t *body = json_pack("{s:o}", "definition", def);
+
+	json_object_update_new(body, figures(res, 0, true));
+	if (interval) {
 		json_t *series = json_array();
 
 		for (int i = 1; i < n; i++) {
@@ -412,21 +486,75 @@ analytics_repurchase(struct db_conn *c, const char *shop_id, const struct analyt
 			json_object_set_new(b, "from", json_string(d));
 			format_date(hi[i], d);
 			json_object_set_new(b, "to", json_string(d));
-			json_object_update_new(b, repurchase_figures(res, i, false));
+			json_object_update_new(b, figures(res, i, false));
 			json_array_append_new(series, b);
 		}
 		json_object_set_new(body, "series", series);
 	}
-	*out = body;
-	body = NULL;
+	return body;
+}
+
+/*
+ * A metric per bucket: the statement takes the shop, the bucket bounds and
+ * the channel ($1-$4), then as_of and window_days when with_window.
+ */
+static enum db_qs
+bucketed(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+	 const char *stmt, bool with_window, bool with_money, bucket_figures figures,
+	 json_t **out, struct err *err)
+{
+	long lo[MAX_BUCKETS + 1], hi[MAX_BUCKETS + 1];
+	struct range r = { 0 };
+	char *los = NULL, *his = NULL, window[16];
+	const char *p[6];
+	PGresult *res = NULL;
+	json_t *def;
+	int n;
+	enum db_qs qs = resolve(c, shop_id, q, &r, err);
+
+	if (qs < 0)
+		return qs;
+	n = range_buckets(&r, q->interval, lo, hi, &los, &his, err);
+	if (n < 0) {
+		qs = DB_ABORT;
+		goto out;
+	}
+	snprintf(window, sizeof window, "%d", q->window_days);
+	p[0] = shop_id;
+	p[1] = los;
+	p[2] = his;
+	p[3] = q->channel;
+	p[4] = r.as_of_s;
+	p[5] = window;
+	qs = db_exec(c, stmt, with_window ? 6 : 4, p, &res);
+	if (qs < 0)
+		goto out;
+	if ((int)qs != n) {
+		err_set(err, ERR_INTERNAL, NULL, "metrics: %d buckets, %d rows", n, (int)qs);
+		qs = DB_ABORT;
+		goto out;
+	}
+	def = definition(&r, q);
+	if (with_window)
+		json_object_set_new(def, "window_days", json_integer(q->window_days));
+	if (with_money)
+		json_object_set_new(def, "currency", json_string(r.currency));
+	*out = bucket_answer(def, res, lo, hi, n, q->interval, figures);
 	qs = DB_ONE_RESULT;
 out:
 	PQclear(res);
-	json_decref(body);
 	json_decref(r.rule);
 	free(los);
 	free(his);
 	return qs;
+}
+
+enum db_qs
+analytics_repurchase(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+		   json_t **out, struct err *err)
+{
+	return bucketed(c, shop_id, q, "analytics_repurchase", true, false, repurchase_figures, out,
+			err);
 }
 
 /* ---- time to second purchase ----------------------------------------- */
@@ -530,5 +658,378 @@ analytics_second_purchase(struct db_conn *c, const char *shop_id, const struct a
 	PQclear(res);
 	json_decref(r.rule);
 	*out = body;
+	return DB_ONE_RESULT;
+}
+
+/* ---- money over a period: revenue mix and sales decomposition ---------- */
+
+/* a / b in minor units, rounded half up; null when b is 0 (a, b >= 0). */
+static json_t *
+money(long long a, long long b)
+{
+	if (b <= 0)
+		return json_null();
+	return json_integer((json_int_t)((2 * a + b) / (2 * b)));
+}
+
+static json_t *
+money_definition(struct range *r, const struct analytics_query *q)
+{
+	json_t *d = definition(r, q);
+
+	json_object_set_new(d, "currency", json_string(r->currency));
+	return d;
+}
+
+/* Columns of analytics_sales. */
+enum {
+	S_CUSTOMERS = 1, S_ORDERS, S_REVENUE, S_NEW, S_FIRST_ORDERS, S_FIRST_REVENUE,
+	S_RETURNING, S_INTERVALS, S_DAYS, S_VISITORS, S_SESSIONS, S_TRAFFIC_DAYS,
+};
+
+static long long
+col(PGresult *res, int row, int c)
+{
+	return atoll(PQgetvalue(res, row, c));
+}
+
+static json_t *
+orders_part(long long orders, long long revenue)
+{
+	return json_pack("{s:I, s:I, s:o}", "orders", (json_int_t)orders, "revenue",
+			 (json_int_t)revenue, "average_order_value", money(revenue, orders));
+}
+
+static const char *const desc_mix =
+	"Qualifying orders whose purchase occasion is dated in the period, split into first "
+	"purchases (a customer's first occasion) and repeat purchases (any later one); revenue "
+	"is net of refunds.  Days between orders: from each repeat occasion in the period back "
+	"to the customer's previous one.";
+
+static json_t *
+mix_figures(PGresult *res, int i, bool full)
+{
+	long long orders = col(res, i, S_ORDERS), revenue = col(res, i, S_REVENUE),
+		  fo = col(res, i, S_FIRST_ORDERS), frev = col(res, i, S_FIRST_REVENUE),
+		  customers = col(res, i, S_CUSTOMERS), intervals = col(res, i, S_INTERVALS),
+		  days = col(res, i, S_DAYS);
+	json_t *o = json_pack("{s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:o, s:o, s:o,"
+			      " s:{s:o, s:I, s:I}}",
+		"revenue", (json_int_t)revenue, "orders", (json_int_t)orders,
+		"customers", (json_int_t)customers,
+		"first_orders", orders_part(fo, frev),
+		"repeat_orders", orders_part(orders - fo, revenue - frev),
+		"new_customers", (json_int_t)col(res, i, S_NEW),
+		"returning_customers", (json_int_t)col(res, i, S_RETURNING),
+		"returning_customer_revenue_share", ratio(revenue - frev, revenue),
+		"average_order_value", money(revenue, orders),
+		"orders_per_customer", ratio(orders, customers),
+		"days_between_orders", "average", ratio(days, intervals),
+		"intervals", (json_int_t)intervals, "total_days", (json_int_t)days);
+
+	if (o && full)
+		json_object_set_new(o, "description", json_string(desc_mix));
+	return o;
+}
+
+static const char *const desc_decomposition =
+	"sales = visitors x conversion_rate x average_order_value x (1 + repurchase_rate), "
+	"exact with the unrounded terms: conversion_rate = buyers / visitors, "
+	"average_order_value = sales / orders, repurchase_rate = (orders - buyers) / buyers, the "
+	"repeat orders per buyer.  Sales are net of refunds over the qualifying orders of purchase "
+	"occasions dated in the period; visitors come from the traffic the storefront posted and "
+	"are null without it.";
+
+static json_t *
+decomposition_figures(PGresult *res, int i, bool full)
+{
+	long long orders = col(res, i, S_ORDERS), sales = col(res, i, S_REVENUE),
+		  buyers = col(res, i, S_CUSTOMERS);
+	bool traffic = !PQgetisnull(res, i, S_VISITORS);
+	long long visitors = traffic ? col(res, i, S_VISITORS) : 0;
+	json_t *o = json_pack("{s:I, s:o, s:o, s:I, s:I, s:o, s:I, s:o, s:o}",
+		"sales", (json_int_t)sales,
+		"visitors", traffic ? json_integer(visitors) : json_null(),
+		"sessions", traffic ? json_integer(col(res, i, S_SESSIONS)) : json_null(),
+		"traffic_days", (json_int_t)col(res, i, S_TRAFFIC_DAYS),
+		"buyers", (json_int_t)buyers,
+		"conversion_rate", traffic ? ratio(buyers, visitors) : json_null(),
+		"orders", (json_int_t)orders,
+		"average_order_value", money(sales, orders),
+		"repurchase_rate", ratio(orders - buyers, buyers));
+
+	if (o && full)
+		json_object_set_new(o, "description", json_string(desc_decomposition));
+	return o;
+}
+
+enum db_qs
+analytics_revenue_mix(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+		      json_t **out, struct err *err)
+{
+	return bucketed(c, shop_id, q, "analytics_sales", false, true, mix_figures, out, err);
+}
+
+enum db_qs
+analytics_sales_decomposition(struct db_conn *c, const char *shop_id,
+			      const struct analytics_query *q, json_t **out, struct err *err)
+{
+	return bucketed(c, shop_id, q, "analytics_sales", false, true, decomposition_figures, out,
+			err);
+}
+
+/* ---- cohort retention ---------------------------------------------------- */
+
+#define MAX_COHORT_CELLS 20000
+
+/* Start of the calendar week (Monday) or month that contains day. */
+static long
+calendar_start(long day, bool week)
+{
+	int y;
+	unsigned m, d;
+
+	if (week)
+		return day - ((day + 3) % 7 + 7) % 7;
+	civil_from_days(day, &y, &m, &d);
+	return days_from_civil(y, m, 1);
+}
+
+/* Start of the k-th calendar week or month after the one starting at start. */
+static long
+calendar_add(long start, long k, bool week)
+{
+	int y;
+	unsigned m, d;
+	long mi;
+
+	if (week)
+		return start + 7 * k;
+	civil_from_days(start, &y, &m, &d);
+	mi = (long)y * 12 + (m - 1) + k;
+	return days_from_civil(mi / 12, (unsigned)(mi % 12) + 1, 1);
+}
+
+/* Periods from the one starting at start to the one containing as_of. */
+static long
+periods_until(long start, long as_of, bool week)
+{
+	int y0, y1;
+	unsigned m0, m1, d;
+
+	if (week)
+		return (calendar_start(as_of, true) - start) / 7 + 1;
+	civil_from_days(start, &y0, &m0, &d);
+	civil_from_days(as_of, &y1, &m1, &d);
+	return ((long)y1 * 12 + m1) - ((long)y0 * 12 + m0) + 1;
+}
+
+static json_t *
+cohort_cell(long k, long start, long as_of, bool week)
+{
+	long end = calendar_add(start, k + 1, week) - 1;
+	char f[11], t[11];
+
+	format_date(calendar_add(start, k, week), f);
+	format_date(end < as_of ? end : as_of, t);
+	return json_pack("{s:I, s:s, s:s, s:b, s:I, s:n, s:I, s:I}", "period", (json_int_t)k,
+			 "from", f, "to", t, "complete", end <= as_of, "customers", (json_int_t)0,
+			 "share", "orders", (json_int_t)0, "revenue", (json_int_t)0);
+}
+
+static const char *const desc_cohorts =
+	"Customers grouped by the calendar month (week) of their first qualifying purchase; "
+	"period k is the k-th month (week) after it.  Each cell counts the cohort's customers "
+	"with a qualifying purchase occasion in that period up to as_of, their share of the "
+	"cohort, and the orders and revenue (net of refunds) of those occasions.";
+
+enum db_qs
+analytics_cohorts(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+		  json_t **out, struct err *err)
+{
+	long lo[MAX_BUCKETS], hi[MAX_BUCKETS], start[MAX_BUCKETS], shown[MAX_BUCKETS];
+	json_t *cells[MAX_BUCKETS], *cohorts = NULL, *size[MAX_BUCKETS], *def;
+	struct range r = { 0 };
+	const char *interval = q->interval ? q->interval : "month";
+	bool week = strcmp(interval, "week") == 0;
+	const char *p[6];
+	PGresult *res = NULL;
+	long total = 0;
+	int n, i, row;
+	enum db_qs qs = resolve(c, shop_id, q, &r, err);
+
+	if (qs < 0)
+		return qs;
+	n = buckets(&r, interval, lo, hi, MAX_BUCKETS);
+	if (n < 0) {
+		err_set(err, ERR_INVALID_PARAMETER, "/query/interval",
+			"interval: more than %d cohorts; choose a shorter range or a longer interval",
+			MAX_BUCKETS);
+		qs = DB_ABORT;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		start[i] = calendar_start(lo[i], week);
+		shown[i] = periods_until(start[i], r.as_of, week);
+		if (q->periods > 0 && shown[i] > q->periods)
+			shown[i] = q->periods;
+		total += shown[i];
+	}
+	if (total > MAX_COHORT_CELLS) {
+		err_set(err, ERR_INVALID_PARAMETER, "/query/periods",
+			"periods: the answer would have %ld cells (at most %d); narrow from/to or "
+			"set periods", total, MAX_COHORT_CELLS);
+		qs = DB_ABORT;
+		goto out;
+	}
+	p[0] = shop_id;
+	p[1] = r.from_s;
+	p[2] = r.to_s;
+	p[3] = r.as_of_s;
+	p[4] = interval;
+	p[5] = q->channel;
+	qs = db_exec(c, "analytics_cohorts", 6, p, &res);
+	if (qs < 0)
+		goto out;
+	/* the skeleton: every cohort and period, empty */
+	cohorts = json_array();
+	for (i = 0; i < n; i++) {
+		char f[11], t[11];
+		json_t *co;
+
+		format_date(lo[i], f);
+		format_date(hi[i], t);
+		cells[i] = json_array();
+		for (long k = 0; k < shown[i]; k++)
+			json_array_append_new(cells[i], cohort_cell(k, start[i], r.as_of, week));
+		size[i] = json_integer(0);
+		co = json_pack("{s:s, s:s, s:o, s:o}", "from", f, "to", t, "customers", size[i],
+			       "periods", cells[i]);
+		json_array_append_new(cohorts, co);
+	}
+	/* rows come by cohort, size (period -1) first, then periods ascending */
+	for (row = 0, i = 0; row < (int)qs; row++) {
+		long cb, k = atol(PQgetvalue(res, row, 1));
+		json_t *cell;
+
+		if (!parse_date(PQgetvalue(res, row, 0), &cb))
+			continue;
+		while (i < n && start[i] < cb)
+			i++;
+		if (i == n || start[i] != cb)
+			break;
+		if (k < 0) {
+			json_integer_set(size[i], col(res, row, 2));
+			continue;
+		}
+		if (k >= shown[i])
+			continue;
+		cell = json_array_get(cells[i], (size_t)k);
+		json_object_set_new(cell, "customers", json_integer(col(res, row, 2)));
+		json_object_set_new(cell, "share",
+				    ratio(col(res, row, 2), json_integer_value(size[i])));
+		json_object_set_new(cell, "orders", json_integer(col(res, row, 3)));
+		json_object_set_new(cell, "revenue", json_integer(col(res, row, 4)));
+	}
+	if (row < (int)qs) {
+		err_set(err, ERR_INTERNAL, NULL, "cohorts: row %d matches no cohort", row);
+		qs = DB_ABORT;
+		goto out;
+	}
+	def = money_definition(&r, q);
+	json_object_set_new(def, "interval", json_string(interval));
+	json_object_set_new(def, "periods", q->periods > 0 ? json_integer(q->periods) : json_null());
+	*out = json_pack("{s:o, s:o, s:s}", "definition", def, "cohorts", cohorts, "description",
+			 desc_cohorts);
+	cohorts = NULL;
+	qs = DB_ONE_RESULT;
+out:
+	json_decref(cohorts);
+	PQclear(res);
+	json_decref(r.rule);
+	return qs;
+}
+
+/* ---- repurchase by the first order's role and channel -------------------- */
+
+/* Columns: kind, key, customers, back by as_of, censored, back in window. */
+static json_t *
+first_group(PGresult *res, int row)
+{
+	long long customers = res ? col(res, row, 2) : 0, repeat = res ? col(res, row, 3) : 0,
+		  censored = res ? col(res, row, 4) : 0, num = res ? col(res, row, 5) : 0;
+	json_t *nday = rate(num, customers - censored, NULL);
+
+	json_object_set_new(nday, "censored", json_integer(censored));
+	return json_pack("{s:I, s:I, s:o, s:o}", "customers", (json_int_t)customers,
+			 "repeat_customers", (json_int_t)repeat, "repeat_share",
+			 ratio(repeat, customers), "n_day_repurchase_rate", nday);
+}
+
+static const char *const desc_first_order =
+	"Customers whose first qualifying purchase is dated in the period, grouped by the product "
+	"roles in that first purchase (a customer is in every role it contained) and by its "
+	"channel: how many bought again by as_of, and the N-day repurchase rate with customers "
+	"whose window had not ended by as_of censored.";
+
+enum db_qs
+analytics_first_order(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+		      json_t **out, struct err *err)
+{
+	static const char *const roles[] = { "traffic", "activity", "regular" };
+	struct range r = { 0 };
+	char window[16];
+	const char *p[5];
+	PGresult *res = NULL;
+	json_t *def, *by_role, *by_channel, *overall = NULL;
+	enum db_qs qs = resolve(c, shop_id, q, &r, err);
+
+	if (qs < 0)
+		return qs;
+	snprintf(window, sizeof window, "%d", q->window_days);
+	p[0] = shop_id;
+	p[1] = r.from_s;
+	p[2] = r.to_s;
+	p[3] = r.as_of_s;
+	p[4] = window;
+	qs = db_exec(c, "analytics_first_order", 5, p, &res);
+	if (qs < 0) {
+		json_decref(r.rule);
+		return qs;
+	}
+	by_role = json_array();
+	by_channel = json_array();
+	for (size_t k = 0; k < sizeof roles / sizeof roles[0]; k++) {
+		int row = -1;
+		json_t *g;
+
+		for (int i = 0; i < (int)qs; i++)
+			if (strcmp(PQgetvalue(res, i, 0), "1") == 0 &&
+			    strcmp(PQgetvalue(res, i, 1), roles[k]) == 0)
+				row = i;
+		g = json_pack("{s:s}", "role", roles[k]);
+		json_object_update_new(g, first_group(row < 0 ? NULL : res, row));
+		json_array_append_new(by_role, g);
+	}
+	for (int i = 0; i < (int)qs; i++) {
+		const char *kind = PQgetvalue(res, i, 0);
+
+		if (strcmp(kind, "0") == 0) {
+			json_decref(overall);
+			overall = first_group(res, i);
+		} else if (strcmp(kind, "2") == 0) {
+			json_t *g = json_pack("{s:s}", "channel", PQgetvalue(res, i, 1));
+
+			json_object_update_new(g, first_group(res, i));
+			json_array_append_new(by_channel, g);
+		}
+	}
+	def = definition(&r, q);
+	json_object_set_new(def, "window_days", json_integer(q->window_days));
+	*out = json_pack("{s:o, s:o, s:o, s:o, s:s}", "definition", def, "overall",
+			 overall ? overall : first_group(NULL, 0), "by_role", by_role,
+			 "by_channel", by_channel, "description", desc_first_order);
+	PQclear(res);
+	json_decref(r.rule);
 	return DB_ONE_RESULT;
 }

@@ -51,6 +51,16 @@ const struct route router_routes[] = {
 	  "from to as_of channel window_days interval" },
 	{ "GET", "/v1/metrics/time-to-second-purchase", api_metrics_second_purchase,
 	  SCOPE_ADMIN | SCOPE_READONLY, 0, "from to as_of channel category" },
+	{ "GET", "/v1/metrics/cohorts", api_metrics_cohorts, SCOPE_ADMIN | SCOPE_READONLY, 0,
+	  "from to as_of channel interval periods" },
+	{ "GET", "/v1/metrics/revenue-mix", api_metrics_revenue_mix, SCOPE_ADMIN | SCOPE_READONLY,
+	  0, "from to as_of channel interval" },
+	{ "GET", "/v1/metrics/first-order", api_metrics_first_order, SCOPE_ADMIN | SCOPE_READONLY,
+	  0, "from to as_of window_days" },
+	{ "GET", "/v1/metrics/sales-decomposition", api_metrics_sales_decomposition,
+	  SCOPE_ADMIN | SCOPE_READONLY, 0, "from to as_of channel interval" },
+	{ "POST", "/v1/traffic", api_traffic_post, SCOPE_ADMIN | SCOPE_STOREFRONT,
+	  ROUTE_BODY | ROUTE_IDEMPOTENT },
 };
 const size_t router_route_count = sizeof router_routes / sizeof router_routes[0];
 

@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 23, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2');
+    assert.equal(seen.size, 28, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -89,7 +89,7 @@ describe('openapi.yaml', () => {
       assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
       checked++;
     }
-    assert.equal(checked, 8, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events');
+    assert.equal(checked, 9, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic');
   });
 
   test('the request schemas reject what the service rejects', () => {
@@ -158,6 +158,31 @@ describe('openapi.yaml', () => {
     assert.ok(!event({ type: 'shipped' }), 'at is required');
     assert.ok(!event({ at: '2026-11-02T16:45:00Z' }), 'type is required');
     assert.ok(!event({ type: 'shipped', at: '2026-11-02T16:45:00Z', carrier: 'SF' }), 'unknown field');
+
+    const traffic = schemaValidator(['components', 'schemas', 'TrafficInput']);
+    const day = { date: '2025-03-01', channel: 'web', visitors: 1200, sessions: 1500 };
+    const days = (d) => ({ days: [{ ...day, ...d }] });
+    assert.ok(traffic({ days: [day] }), 'one day');
+    assert.ok(traffic(days({ visitors: 0, sessions: 0 })), 'zero counts');
+    assert.ok(traffic(days({ visitors: 1e12, sessions: 1e12 })), 'counts up to 10^12');
+    assert.ok(traffic({ days: Array(1000).fill(day) }), '1000 entries (a repeated date and channel is checked by the service)');
+    assert.ok(!traffic({ days: [] }), 'no entries');
+    assert.ok(!traffic({ days: Array(1001).fill(day) }), 'more than 1000 entries');
+    assert.ok(!traffic({}), 'days is required');
+    assert.ok(!traffic({ days: [day], source: 'ga' }), 'unknown field');
+    for (const k of ['date', 'channel', 'visitors', 'sessions']) {
+      const { [k]: _, ...without } = day;
+      assert.ok(!traffic({ days: [without] }), `days[].${k} is required`);
+    }
+    assert.ok(!traffic(days({ pageviews: 1 })), 'unknown entry field');
+    assert.ok(!traffic(days({ date: '2025-02-30' })), 'a real calendar date');
+    assert.ok(!traffic(days({ date: '2025-03-01T00:00:00Z' })), 'a date, not a timestamp');
+    assert.ok(!traffic(days({ channel: 'web shop' })), 'channel pattern');
+    assert.ok(!traffic(days({ channel: 'x'.repeat(65) })), 'channel at most 64 characters');
+    assert.ok(!traffic(days({ visitors: -1 })), 'negative visitors');
+    assert.ok(!traffic(days({ sessions: 1e12 + 1 })), 'sessions above 10^12');
+    assert.ok(!traffic(days({ visitors: 1.5 })), 'fractional visitors');
+    assert.ok(!traffic(days({ visitors: null })), 'visitors is not nullable');
   });
 
   test('every path parameter has an example, and all examples fit their schema', () => {
@@ -209,7 +234,7 @@ describe('openapi.yaml', () => {
 describe('requestExamples()', () => {
   test('lists each request-body example with the path filled in', () => {
     const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
-    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'recordOrderEvent', 'updateShop']);
+    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'recordOrderEvent', 'recordTraffic', 'updateShop']);
     assert.deepEqual(byId.putCustomer, {
       operationId: 'putCustomer',
       method: 'PUT',
@@ -241,6 +266,12 @@ describe('requestExamples()', () => {
     assert.ok(!ops.includes('cancelOrder'), 'no cancel example');
     assert.ok(byId.createRefund.body.amount < order.total, 'the refund example does not refund the order in full');
     assert.ok(Date.parse(byId.recordOrderEvent.body.at) > Date.parse(order.placed_at), 'the event happens after the order was placed');
+
+    // The traffic example must be accepted whenever it is sent: no date in
+    // the future and no (date, channel) pair twice (either gets 422).
+    const pairs = byId.recordTraffic.body.days.map((d) => `${d.date} ${d.channel}`);
+    assert.equal(new Set(pairs).size, pairs.length, 'traffic example: each (date, channel) once');
+    for (const d of byId.recordTraffic.body.days) assert.ok(d.date <= new Date().toISOString().slice(0, 10), `traffic example: ${d.date} is in the future`);
 
     // The bulk example is NDJSON text: every line a valid order plus its id,
     // in the shop's currency, adding up, with ids no other example uses (so
@@ -727,6 +758,162 @@ describe('validateResponse()', () => {
     tbad({ definition, overall: { ...group, kaplan_meier: { ...group.kaplan_meier, curve: [noCensored] } }, categories: [] }, /censored/, 'censored per point');
     tbad({ definition, overall: { ...group, kaplan_meier: { ...group.kaplan_meier, curve: [{ ...point, survival: null }] } }, categories: [] }, /survival/, 'survival is a number');
     tbad({ definition, overall: { ...group, kaplan_meier: { curve: group.kaplan_meier.curve } }, categories: [] }, /median_days/, 'median_days is required');
+  });
+
+  test('metrics slice 2: cohorts, revenue mix, first order, sales decomposition', () => {
+    const rule = { exclude_refunded: true, min_order_amount: 0, merge_window_hours: 0 };
+    const common = { timezone: 'Asia/Shanghai', from: '2025-01-01', to: '2025-03-31', as_of: '2025-12-31', rule, channel: 'tmall' };
+    const money = { ...common, currency: 'CNY' };
+    const check = (path) => {
+      const r = { method: 'GET', path, status: 200, headers: json };
+      return {
+        ok: (body) => validateResponse({ ...r, body: JSON.stringify(body) }),
+        bad: (body, re, what) => assert.throws(() => validateResponse({ ...r, body: JSON.stringify(body) }), re, what),
+        problems: () => {
+          validateResponse({ ...r, status: 400, headers: problemHeaders, body: problem(400, 'invalid_parameter', { pointer: '/query/from' }) });
+          validateResponse({ ...r, status: 401, headers: { ...problemHeaders, 'www-authenticate': 'Bearer' }, body: problem(401, 'unauthenticated') });
+          validateResponse({ ...r, status: 403, headers: problemHeaders, body: problem(403, 'forbidden') });
+          assert.throws(() => validateResponse({ ...r, status: 404, headers: problemHeaders, body: problem(404, 'not_found') }), /status is not documented/, `${path}: no 404`);
+          validateResponse({ method: 'POST', path, status: 405, headers: { ...problemHeaders, allow: 'GET' }, body: problem(405, 'method_not_allowed') });
+        },
+      };
+    };
+
+    // Cohorts.
+    const c = check('/v1/metrics/cohorts?interval=month&periods=12');
+    const cell = (period, from, to, complete, customers, share, orders, revenue) => ({ period, from, to, complete, customers, share, orders, revenue });
+    const cohort = {
+      from: '2025-01-01', to: '2025-01-31', customers: 120,
+      periods: [cell(0, '2025-01-01', '2025-01-31', true, 120, 1, 130, 1234500), cell(1, '2025-02-01', '2025-02-28', true, 30, 0.25, 31, 400000)],
+    };
+    const empty = { from: '2025-02-01', to: '2025-02-28', customers: 0, periods: [cell(0, '2025-02-01', '2025-02-28', true, 0, null, 0, 0)] };
+    const cdef = { ...money, interval: 'month', periods: 12 };
+    c.ok({ definition: cdef, cohorts: [cohort, empty] });
+    c.ok({ definition: { ...cdef, channel: null, interval: 'week', periods: null }, cohorts: [empty] });
+    c.problems();
+    c.bad({ definition: money, cohorts: [cohort] }, /interval/, 'interval and periods in the definition');
+    c.bad({ definition: { ...cdef, interval: 'day' }, cohorts: [cohort] }, /interval/, 'interval enum');
+    c.bad({ definition: { ...cdef, periods: 0 }, cohorts: [cohort] }, /periods/, 'periods at least 1');
+    const { currency: _cur, ...noCurrency } = cdef;
+    c.bad({ definition: noCurrency, cohorts: [cohort] }, /currency/, 'money endpoints name the currency');
+    c.bad({ definition: { ...cdef, currency: 'cny' }, cohorts: [cohort] }, /currency/, 'ISO 4217 code');
+    c.bad({ definition: cdef, cohorts: [] }, /cohorts/, 'every bucket is a cohort, so at least one');
+    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [] }] }, /periods/, 'period 0 is always listed');
+    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [{ ...cohort.periods[0], complete: 'yes' }] }] }, /complete/, 'complete is a boolean');
+    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [{ ...cohort.periods[0], revenue: null }] }] }, /revenue/, 'revenue is 0, not null, when empty');
+    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [{ ...cohort.periods[0], share: 1.01 }] }] }, /share/, 'share at most 1');
+    const { orders: _o, ...noOrders } = cohort.periods[0];
+    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [noOrders] }] }, /orders/, 'orders per cell');
+
+    // Revenue mix.
+    const m = check('/v1/metrics/revenue-mix?interval=week');
+    const figures = {
+      revenue: 900000, orders: 75, customers: 60,
+      first_orders: { orders: 50, revenue: 500000, average_order_value: 10000 },
+      repeat_orders: { orders: 25, revenue: 400000, average_order_value: 16000 },
+      new_customers: 50, returning_customers: 15,
+      returning_customer_revenue_share: 0.4444, average_order_value: 12000, orders_per_customer: 1.25,
+      days_between_orders: { average: 41.5, intervals: 20, total_days: 830 },
+    };
+    const none = {
+      revenue: 0, orders: 0, customers: 0,
+      first_orders: { orders: 0, revenue: 0, average_order_value: null },
+      repeat_orders: { orders: 0, revenue: 0, average_order_value: null },
+      new_customers: 0, returning_customers: 0,
+      returning_customer_revenue_share: null, average_order_value: null, orders_per_customer: null,
+      days_between_orders: { average: null, intervals: 0, total_days: 0 },
+    };
+    const mix = { definition: money, ...figures, description: 'Some sentence.' };
+    m.ok(mix);
+    m.ok({ ...mix, ...none, definition: { ...money, channel: null } });
+    m.ok({ ...mix, series: [{ from: '2025-01-01', to: '2025-01-05', ...none }, { from: '2025-01-06', to: '2025-01-12', ...figures }] });
+    m.problems();
+    m.bad({ ...mix, definition: common }, /currency/, 'money endpoints name the currency');
+    m.bad({ ...mix, series: [{ from: '2025-01-01', to: '2025-01-05', ...none, description: 'x' }] }, /additional properties/, 'no description in buckets');
+    m.bad({ ...mix, series: [{ from: '2025-01-01', ...none }] }, /\bto\b/, 'a bucket has its dates');
+    m.bad({ ...mix, series: [] }, /series/, 'no empty series');
+    m.bad({ ...mix, description: '' }, /description/, 'non-empty description');
+    m.bad({ ...mix, average_order_value: 12000.5 }, /average_order_value/, 'money is whole minor units');
+    m.bad({ ...mix, first_orders: { orders: 50, revenue: 500000 } }, /average_order_value/, 'first_orders has its average');
+    m.bad({ ...mix, days_between_orders: { average: 41.5, intervals: 20 } }, /total_days/, 'total_days is required');
+    m.bad({ ...mix, returning_customer_revenue_share: 1.2 }, /returning_customer_revenue_share/, 'a share is at most 1');
+    m.ok({ ...mix, orders_per_customer: 3.5, days_between_orders: { average: 120.25, intervals: 4, total_days: 481 } });
+    const { new_customers: _n, ...noNew } = mix;
+    m.bad(noNew, /new_customers/, 'every figure is required');
+
+    // First order.
+    const f = check('/v1/metrics/first-order?window_days=30');
+    const nday = { numerator: 1, denominator: 4, rate: 0.25, censored: 2 };
+    const group = { customers: 6, repeat_customers: 3, repeat_share: 0.5, n_day_repurchase_rate: nday };
+    const zero = { customers: 0, repeat_customers: 0, repeat_share: null, n_day_repurchase_rate: { numerator: 0, denominator: 0, rate: null, censored: 0 } };
+    const fdef = { ...common, channel: null, window_days: 30 };
+    const roles = [{ ...group, role: 'traffic' }, { ...zero, role: 'activity' }, { ...group, role: 'regular' }];
+    const fo = { definition: fdef, overall: group, by_role: roles, by_channel: [{ ...group, channel: 'tmall' }, { ...group, channel: 'web' }], description: 'Some sentence.' };
+    f.ok(fo);
+    f.ok({ ...fo, overall: zero, by_role: roles.map((r) => ({ ...zero, role: r.role })), by_channel: [] });
+    f.problems();
+    f.bad({ ...fo, definition: { ...fdef, channel: 'tmall' } }, /channel/, 'no channel filter here');
+    const { window_days: _w, ...noWindow } = fdef;
+    f.bad({ ...fo, definition: noWindow }, /window_days/, 'window_days in the definition');
+    f.bad({ ...fo, definition: { ...fdef, currency: 'CNY' } }, /additional properties/, 'no money here, no currency');
+    f.bad({ ...fo, by_role: roles.slice(0, 2) }, /by_role/, 'always three roles');
+    f.bad({ ...fo, by_role: [roles[1], roles[0], roles[2]] }, /role/, 'in the order traffic, activity, regular');
+    f.bad({ ...fo, by_role: [...roles, { ...group, role: 'regular' }] }, /by_role/, 'no fourth role');
+    f.bad({ ...fo, by_role: roles.map(({ role: _r, ...g }) => g) }, /role/, 'a role group names its role');
+    f.bad({ ...fo, by_channel: [group] }, /channel/, 'a channel group names its channel');
+    f.bad({ ...fo, by_channel: [{ ...zero, channel: 'web' }] }, /customers/, 'a listed channel has cohort customers');
+    f.bad({ ...fo, overall: { ...group, role: 'traffic' } }, /additional properties/, 'overall has no role');
+    f.bad({ ...fo, overall: { ...group, n_day_repurchase_rate: { ...nday, mode: 'hybrid' } } }, /additional properties/, 'no mode in the groups');
+    f.bad({ ...fo, overall: { ...group, n_day_repurchase_rate: { numerator: 1, denominator: 4, rate: 0.25 } } }, /censored/, 'censored per group');
+    const { description: _d, ...noDescription } = fo;
+    f.bad(noDescription, /description/, 'description is required');
+
+    // Sales decomposition.
+    const s = check('/v1/metrics/sales-decomposition?channel=web');
+    const sales = {
+      sales: 900000, visitors: 30000, sessions: 41000, traffic_days: 31, buyers: 60,
+      conversion_rate: 0.002, orders: 75, average_order_value: 12000, repurchase_rate: 0.25,
+    };
+    const noTraffic = { sales: 0, visitors: null, sessions: null, traffic_days: 0, buyers: 0, conversion_rate: null, orders: 0, average_order_value: null, repurchase_rate: null };
+    const sd = { definition: money, ...sales, description: 'Some sentence.' };
+    s.ok(sd);
+    s.ok({ ...sd, ...noTraffic });
+    s.ok({ ...sd, visitors: 10, conversion_rate: 6, repurchase_rate: 1.5 });
+    s.ok({ ...sd, series: [{ from: '2025-01-01', to: '2025-01-31', ...sales }, { from: '2025-02-01', to: '2025-02-28', ...noTraffic }] });
+    s.problems();
+    s.bad({ ...sd, definition: { ...money, window_days: 90 } }, /additional properties/, 'no window_days here');
+    s.bad({ ...sd, series: [{ from: '2025-01-01', to: '2025-01-31', ...sales, description: 'x' }] }, /additional properties/, 'no description in buckets');
+    s.bad({ ...sd, visitors: -1 }, /visitors/, 'visitors are not negative');
+    s.bad({ ...sd, average_order_value: 0.5 }, /average_order_value/, 'money is whole minor units');
+    s.bad({ ...sd, traffic_days: null }, /traffic_days/, 'traffic_days is 0, not null');
+    const { sessions: _s, ...noSessions } = sd;
+    s.bad(noSessions, /sessions/, 'sessions is required (null without traffic)');
+  });
+
+  test('traffic feed: the entries as stored and the counts', () => {
+    const t = { method: 'POST', path: '/v1/traffic', status: 200, headers: json };
+    const day = { date: '2025-03-01', channel: 'web', visitors: 1200, sessions: 1500 };
+    const body = { days: [day, { ...day, channel: 'wechat-mini' }], created: 1, updated: 1 };
+    validateResponse({ ...t, body: JSON.stringify(body) });
+    validateResponse({ ...t, headers: { ...json, 'idempotent-replayed': 'true' }, body: JSON.stringify(body) });
+    const bad = (b, re, what) => assert.throws(() => validateResponse({ ...t, body: JSON.stringify(b) }), re, what);
+    bad({ days: body.days, created: 1 }, /updated/, 'updated is required');
+    bad({ ...body, days: [] }, /days/, 'at least one entry');
+    bad({ ...body, unchanged: 0 }, /additional properties/, 'created and updated only');
+    bad({ ...body, days: [{ ...day, id: 1 }] }, /additional properties/, 'an entry has the request members only');
+    assert.throws(() => validateResponse({ ...t, status: 201, headers: { ...json, location: '/v1/traffic' }, body: JSON.stringify(body) }), /status is not documented/, 'always 200');
+
+    const problemAt = (status, code, extra) => validateResponse({ ...t, status, headers: problemHeaders, body: problem(status, code, extra) });
+    problemAt(422, 'validation_failed', { pointer: '/days/3/visitors' });
+    problemAt(422, 'idempotency_key_reused', { pointer: '/header/Idempotency-Key' });
+    problemAt(400, 'malformed_json');
+    problemAt(403, 'forbidden');
+    problemAt(409, 'idempotency_in_progress');
+    problemAt(413, 'payload_too_large');
+    problemAt(415, 'unsupported_media_type', { pointer: '/header/Content-Type' });
+    assert.throws(() => problemAt(422, 'invalid_body', { pointer: '/days/0' }), /code/, 'the 422 code is validation_failed, as everywhere');
+    assert.throws(() => problemAt(404, 'not_found'), /status is not documented/, 'no 404');
+    validateResponse({ method: 'GET', path: '/v1/traffic', status: 405, headers: { ...problemHeaders, allow: 'POST' }, body: problem(405, 'method_not_allowed') });
   });
 
   test('bulk ingest results: one per line, code and detail only on failures, matching the status', () => {
