@@ -22,28 +22,34 @@ const struct db_stmt analytics_stmts[] = {
 	  "SELECT timezone, (settings -> 'repurchase_rule')::text,"
 	  " (now() AT TIME ZONE timezone)::date::text, currency FROM shops WHERE id = $1" },
 	/*
-	 * Per bucket [lo, hi] (dates, inclusive): active customers (an
-	 * occasion in the bucket), of them returning (one of those occasions
-	 * is not their first ever) and repeating (two in the bucket); and the
+	 * Per bucket [lo, hi] (dates, inclusive; [t0, t1) as instants):
+	 * active customers (an occasion in the bucket), of them returning (one
+	 * of those occasions is not their first ever) and repeating (two in
+	 * the bucket), each counted once without grouping by customer: a
+	 * customer's occasions in the bucket have consecutive ordinals, so the
+	 * customer is active through the one whose predecessor is before t0
+	 * (or that has none), returning through the first with n >= 2 in it,
+	 * and has k >= 2 in it exactly when it has k - 1 consecutive pairs and
+	 * k - 2 triples in it.  And the
 	 * cohort whose first occasion is in the bucket, censored when its
 	 * window ends after as_of ($5), with a second occasion within the
 	 * window ($6 days).  $4: the first order's channel, or NULL.
 	 */
 	{ "analytics_repurchase",
 	  "WITH s AS (SELECT timezone AS tz FROM shops WHERE id = $1),"
-	  " b AS (SELECT k, lo, hi, (lo::timestamp AT TIME ZONE s.tz) AS t0,"
+	  " b AS MATERIALIZED (SELECT k, lo, hi, (lo::timestamp AT TIME ZONE s.tz) AS t0,"
 	  "   ((hi + 1)::timestamp AT TIME ZONE s.tz) AS t1"
 	  "   FROM s, unnest($2::date[], $3::date[]) WITH ORDINALITY AS u(lo, hi, k))"
 	  " SELECT b.k, a.active, a.returning, a.repeat, n.cohort, n.censored, n.num"
 	  " FROM b, s,"
-	  " LATERAL (SELECT count(*) AS active, count(*) FILTER (WHERE mx >= 2) AS returning,"
-	  "    count(*) FILTER (WHERE cnt >= 2) AS repeat"
-	  "   FROM (SELECT o.customer_seq, max(o.n) AS mx, count(*) AS cnt"
-	  "     FROM purchase_occasions o"
-	  "     WHERE o.shop_id = $1 AND o.started_at >= b.t0 AND o.started_at < b.t1"
-	  "       AND ($4::text IS NULL OR EXISTS (SELECT FROM customer_facts f"
-	  "         WHERE f.customer_seq = o.customer_seq AND f.first_order_channel = $4))"
-	  "     GROUP BY o.customer_seq) x) a,"
+	  " LATERAL (SELECT count(*) FILTER (WHERE o.n = 1 OR o.prev_started_at < b.t0) AS active,"
+	  "    count(*) FILTER (WHERE o.n = 2 OR o.n > 2 AND o.prev_started_at < b.t0) AS returning,"
+	  "    count(*) FILTER (WHERE o.prev_started_at >= b.t0)"
+	  "      - count(*) FILTER (WHERE o.prev2_started_at >= b.t0) AS repeat"
+	  "   FROM purchase_occasions o"
+	  "   WHERE o.shop_id = $1 AND o.started_at >= b.t0 AND o.started_at < b.t1"
+	  "     AND ($4::text IS NULL OR EXISTS (SELECT FROM customer_facts f"
+	  "       WHERE f.customer_seq = o.customer_seq AND f.first_order_channel = $4))) a,"
 	  " LATERAL (SELECT count(*) AS cohort,"
 	  "    count(*) FILTER (WHERE fd + $6::integer > $5::date) AS censored,"
 	  "    count(*) FILTER (WHERE fd + $6::integer <= $5::date AND sd <= fd + $6::integer) AS num"
@@ -56,8 +62,8 @@ const struct db_stmt analytics_stmts[] = {
 	/*
 	 * Customers whose first occasion (overall: category NULL; or in a
 	 * category) is dated in [$2, $3], counted by duration in days: to the
-	 * second occasion when it came by as_of ($5, an event), else to
-	 * as_of (censored).  $6 channel, $4 category, both optional.
+	 * second occasion when it came by as_of ($4, an event), else to
+	 * as_of (censored).  $5 channel, $6 category, both optional.
 	 */
 	{ "analytics_second_purchase",
 	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
@@ -82,8 +88,11 @@ const struct db_stmt analytics_stmts[] = {
 	/*
 	 * Cohorts: customers by the calendar month or week ($5) of their
 	 * first occasion dated in [$2, $3] (row with period -1: the cohort's
-	 * size), then per period since: customers active, orders and net of
-	 * their occasions up to the end of as_of ($4).  $6: channel or NULL.
+	 * size), then per period since: customers active (each through its
+	 * first occasion in the period: no distinct count), orders and net of
+	 * their occasions up to the end of as_of ($4).  Every occasion of a
+	 * cohort customer is at or after t0: the period index bounds the join.
+	 * $6: channel or NULL.
 	 */
 	{ "analytics_cohorts",
 	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
@@ -93,51 +102,44 @@ const struct db_stmt analytics_stmts[] = {
 	  "   FROM customer_facts f, s"
 	  "   WHERE f.shop_id = $1 AND f.first_order_at >= s.t0 AND f.first_order_at < s.t1"
 	  "     AND ($6::text IS NULL OR f.first_order_channel = $6)),"
-	  " o AS (SELECT c.cb, c.customer_seq, date_trunc($5, o.started_at AT TIME ZONE s.tz)::date AS pb,"
-	  "     o.orders, o.net"
+	  " o AS (SELECT c.cb, date_trunc($5, o.started_at AT TIME ZONE s.tz)::date AS pb,"
+	  "     date_trunc($5, o.prev_started_at AT TIME ZONE s.tz)::date AS ppb, o.n, o.orders, o.net"
 	  "   FROM c JOIN purchase_occasions o ON o.customer_seq = c.customer_seq, s"
-	  "   WHERE o.started_at < s.tcut)"
+	  "   WHERE o.shop_id = $1 AND o.started_at >= s.t0 AND o.started_at < s.tcut)"
 	  " SELECT cb::text, -1 AS period, count(*), 0, 0 FROM c GROUP BY cb"
 	  " UNION ALL"
 	  " SELECT cb::text, CASE WHEN $5 = 'week' THEN (pb - cb) / 7"
 	  "   ELSE ((extract(year FROM pb) - extract(year FROM cb)) * 12"
 	  "     + extract(month FROM pb) - extract(month FROM cb))::integer END,"
-	  "   count(DISTINCT customer_seq), sum(orders), sum(net)"
+	  "   count(*) FILTER (WHERE n = 1 OR ppb < pb), sum(orders), sum(net)"
 	  " FROM o GROUP BY 1, 2 ORDER BY 1, 2" },
 	/*
-	 * Per bucket (as analytics_repurchase): the occasions dated in it,
-	 * summed per customer first.  Occasions of a customer in a date range
-	 * have consecutive ordinals, so the days between them add up to the
-	 * last one's date minus the date of the one before the first (or the
-	 * first's own date when it is the customer's first occasion): one
-	 * index lookup per customer, not per occasion.  Then the traffic rows
-	 * of the bucket's dates.  $4: channel or NULL.
+	 * Per bucket (as analytics_repurchase, counting customers the same
+	 * way): the occasions dated in it, first (n = 1) and later, and the
+	 * days from each later one back to its predecessor; then the traffic
+	 * rows of the bucket's dates.  $4: channel or NULL.
 	 */
 	{ "analytics_sales",
 	  "WITH s AS (SELECT timezone AS tz FROM shops WHERE id = $1),"
-	  " b AS (SELECT k, lo, hi, (lo::timestamp AT TIME ZONE s.tz) AS t0,"
+	  " b AS MATERIALIZED (SELECT k, lo, hi, (lo::timestamp AT TIME ZONE s.tz) AS t0,"
 	  "   ((hi + 1)::timestamp AT TIME ZONE s.tz) AS t1"
 	  "   FROM s, unnest($2::date[], $3::date[]) WITH ORDINALITY AS u(lo, hi, k))"
 	  " SELECT b.k, a.customers, a.orders, a.revenue, a.new_customers, a.first_orders,"
 	  "   a.first_revenue, a.returning, a.intervals, a.total_days, t.visitors, t.sessions, t.days"
 	  " FROM b, s,"
-	  " LATERAL (SELECT count(*) AS customers, coalesce(sum(x.orders), 0) AS orders,"
-	  "    coalesce(sum(x.net), 0) AS revenue, count(*) FILTER (WHERE x.mn = 1) AS new_customers,"
-	  "    coalesce(sum(x.fo), 0) AS first_orders, coalesce(sum(x.fnet), 0) AS first_revenue,"
-	  "    count(*) FILTER (WHERE x.mx >= 2) AS returning,"
-	  "    coalesce(sum(x.occ) - count(*) FILTER (WHERE x.mn = 1), 0) AS intervals,"
-	  "    coalesce(sum((x.la AT TIME ZONE s.tz)::date"
-	  "      - (coalesce(p.started_at, x.fa) AT TIME ZONE s.tz)::date), 0) AS total_days"
-	  "   FROM (SELECT o.customer_seq, count(*) AS occ, sum(o.orders) AS orders, sum(o.net) AS net,"
-	  "       min(o.n) AS mn, max(o.n) AS mx, min(o.started_at) AS fa, max(o.started_at) AS la,"
-	  "       coalesce(sum(o.orders) FILTER (WHERE o.n = 1), 0) AS fo,"
-	  "       coalesce(sum(o.net) FILTER (WHERE o.n = 1), 0) AS fnet"
-	  "     FROM purchase_occasions o"
-	  "     WHERE o.shop_id = $1 AND o.started_at >= b.t0 AND o.started_at < b.t1"
-	  "       AND ($4::text IS NULL OR EXISTS (SELECT FROM customer_facts f"
-	  "         WHERE f.customer_seq = o.customer_seq AND f.first_order_channel = $4))"
-	  "     GROUP BY o.customer_seq) x"
-	  "   LEFT JOIN purchase_occasions p ON p.customer_seq = x.customer_seq AND p.n = x.mn - 1) a,"
+	  " LATERAL (SELECT count(*) FILTER (WHERE o.n = 1 OR o.prev_started_at < b.t0) AS customers,"
+	  "    coalesce(sum(o.orders), 0) AS orders, coalesce(sum(o.net), 0) AS revenue,"
+	  "    count(*) FILTER (WHERE o.n = 1) AS new_customers,"
+	  "    coalesce(sum(o.orders) FILTER (WHERE o.n = 1), 0) AS first_orders,"
+	  "    coalesce(sum(o.net) FILTER (WHERE o.n = 1), 0) AS first_revenue,"
+	  "    count(*) FILTER (WHERE o.n = 2 OR o.n > 2 AND o.prev_started_at < b.t0) AS returning,"
+	  "    count(*) FILTER (WHERE o.n >= 2) AS intervals,"
+	  "    coalesce(sum((o.started_at AT TIME ZONE s.tz)::date"
+	  "      - (o.prev_started_at AT TIME ZONE s.tz)::date), 0) AS total_days"
+	  "   FROM purchase_occasions o"
+	  "   WHERE o.shop_id = $1 AND o.started_at >= b.t0 AND o.started_at < b.t1"
+	  "     AND ($4::text IS NULL OR EXISTS (SELECT FROM customer_facts f"
+	  "       WHERE f.customer_seq = o.customer_seq AND f.first_order_channel = $4))) a,"
 	  " LATERAL (SELECT sum(t.visitors) AS visitors, sum(t.sessions) AS sessions,"
 	  "    count(DISTINCT t.day) AS days"
 	  "   FROM traffic t WHERE t.shop_id = $1 AND t.day BETWEEN b.lo AND b.hi"
