@@ -928,8 +928,6 @@ analytics_cohorts(struct db_conn *c, const char *shop_id, const struct analytics
 			continue;
 		cell = json_array_get(cells[i], (size_t)k);
 		json_object_set_new(cell, "customers", json_integer(col(res, row, 2)));
-		json_object_set_new(cell, "share",
-				    ratio(col(res, row, 2), json_integer_value(size[i])));
 		json_object_set_new(cell, "orders", json_integer(col(res, row, 3)));
 		json_object_set_new(cell, "revenue", json_integer(col(res, row, 4)));
 	}
@@ -937,6 +935,16 @@ analytics_cohorts(struct db_conn *c, const char *shop_id, const struct analytics
 		err_set(err, ERR_INTERNAL, NULL, "cohorts: row %d matches no cohort", row);
 		qs = DB_ABORT;
 		goto out;
+	}
+	/* shares once every cohort's size is known: 0 where nobody came */
+	for (i = 0; i < n; i++) {
+		size_t k;
+		json_t *cell;
+
+		json_array_foreach(cells[i], k, cell)
+			json_object_set_new(cell, "share",
+				ratio(json_integer_value(json_object_get(cell, "customers")),
+				      json_integer_value(size[i])));
 	}
 	def = money_definition(&r, q);
 	json_object_set_new(def, "interval", json_string(interval));

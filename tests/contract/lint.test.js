@@ -788,22 +788,22 @@ describe('validateResponse()', () => {
     };
     const empty = { from: '2025-02-01', to: '2025-02-28', customers: 0, periods: [cell(0, '2025-02-01', '2025-02-28', true, 0, null, 0, 0)] };
     const cdef = { ...money, interval: 'month', periods: 12 };
-    c.ok({ definition: cdef, cohorts: [cohort, empty] });
-    c.ok({ definition: { ...cdef, channel: null, interval: 'week', periods: null }, cohorts: [empty] });
+    c.ok({ definition: cdef, cohorts: [cohort, empty], description: 'd' });
+    c.ok({ definition: { ...cdef, channel: null, interval: 'week', periods: null }, cohorts: [empty], description: 'd' });
     c.problems();
-    c.bad({ definition: money, cohorts: [cohort] }, /interval/, 'interval and periods in the definition');
-    c.bad({ definition: { ...cdef, interval: 'day' }, cohorts: [cohort] }, /interval/, 'interval enum');
-    c.bad({ definition: { ...cdef, periods: 0 }, cohorts: [cohort] }, /periods/, 'periods at least 1');
+    c.bad({ definition: money, cohorts: [cohort], description: 'd' }, /interval/, 'interval and periods in the definition');
+    c.bad({ definition: { ...cdef, interval: 'day' }, cohorts: [cohort], description: 'd' }, /interval/, 'interval enum');
+    c.bad({ definition: { ...cdef, periods: 0 }, cohorts: [cohort], description: 'd' }, /periods/, 'periods at least 1');
     const { currency: _cur, ...noCurrency } = cdef;
-    c.bad({ definition: noCurrency, cohorts: [cohort] }, /currency/, 'money endpoints name the currency');
-    c.bad({ definition: { ...cdef, currency: 'cny' }, cohorts: [cohort] }, /currency/, 'ISO 4217 code');
-    c.bad({ definition: cdef, cohorts: [] }, /cohorts/, 'every bucket is a cohort, so at least one');
-    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [] }] }, /periods/, 'period 0 is always listed');
-    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [{ ...cohort.periods[0], complete: 'yes' }] }] }, /complete/, 'complete is a boolean');
-    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [{ ...cohort.periods[0], revenue: null }] }] }, /revenue/, 'revenue is 0, not null, when empty');
-    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [{ ...cohort.periods[0], share: 1.01 }] }] }, /share/, 'share at most 1');
+    c.bad({ definition: noCurrency, cohorts: [cohort], description: 'd' }, /currency/, 'money endpoints name the currency');
+    c.bad({ definition: { ...cdef, currency: 'cny' }, cohorts: [cohort], description: 'd' }, /currency/, 'ISO 4217 code');
+    c.bad({ definition: cdef, cohorts: [], description: 'd' }, /cohorts/, 'every bucket is a cohort, so at least one');
+    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [] }], description: 'd' }, /periods/, 'period 0 is always listed');
+    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [{ ...cohort.periods[0], complete: 'yes' }] }], description: 'd' }, /complete/, 'complete is a boolean');
+    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [{ ...cohort.periods[0], revenue: null }] }], description: 'd' }, /revenue/, 'revenue is 0, not null, when empty');
+    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [{ ...cohort.periods[0], share: 1.01 }] }], description: 'd' }, /share/, 'share at most 1');
     const { orders: _o, ...noOrders } = cohort.periods[0];
-    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [noOrders] }] }, /orders/, 'orders per cell');
+    c.bad({ definition: cdef, cohorts: [{ ...cohort, periods: [noOrders] }], description: 'd' }, /orders/, 'orders per cell');
 
     // Revenue mix.
     const m = check('/v1/metrics/revenue-mix?interval=week');
