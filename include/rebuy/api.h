@@ -96,5 +96,8 @@ void api_metrics_revenue_mix(struct request *req);
 void api_metrics_first_order(struct request *req);
 void api_metrics_sales_decomposition(struct request *req);
 void api_traffic_post(struct request *req);
+void api_segments_list(struct request *req);
+void api_segments_get(struct request *req);
+void api_segments_members(struct request *req);
 
 #endif

@@ -21,8 +21,20 @@ static const struct jv_field rule_spec[] = {
 	{ .name = NULL },
 };
 
+/* parameters of the built-in segments (include/rebuy/segments.h) */
+static const struct jv_field segments_spec[] = {
+	{ .name = "second_purchase_window_days", .kind = JV_INTEGER, .min = 1, .max = 3650 },
+	{ .name = "due_max_factor", .kind = JV_INTEGER, .min = 2, .max = 20 },
+	{ .name = "due_min_repeat_customers", .kind = JV_INTEGER, .min = 1, .max = 100000 },
+	{ .name = "lapsing_factor", .kind = JV_INTEGER, .min = 1, .max = 20 },
+	{ .name = "lapse_days", .kind = JV_INTEGER, .min = 1, .max = 3650 },
+	{ .name = "vip_percent", .kind = JV_INTEGER, .min = 1, .max = 50 },
+	{ .name = NULL },
+};
+
 static const struct jv_field settings_spec[] = {
 	{ .name = "repurchase_rule", .kind = JV_OBJECT, .fields = rule_spec },
+	{ .name = "segments", .kind = JV_OBJECT, .fields = segments_spec },
 	{ .name = NULL },
 };
 

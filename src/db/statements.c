@@ -12,6 +12,7 @@
 #include "rebuy/db.h"
 #include "rebuy/idempotency.h"
 #include "rebuy/orders.h"
+#include "rebuy/segments.h"
 #include "rebuy/shops.h"
 #include "rebuy/traffic.h"
 
@@ -19,5 +20,6 @@ extern const struct db_stmt migrate_stmts[];
 
 const struct db_stmt *const db_all_stmts[] = {
 	migrate_stmts, auth_stmts, idem_stmts, shops_stmts, apikeys_stmts,
-	customers_stmts, orders_stmts, analytics_stmts, traffic_stmts, NULL,
+	customers_stmts, orders_stmts, analytics_stmts, traffic_stmts,
+	segments_stmts, NULL,
 };

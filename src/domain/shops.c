@@ -20,8 +20,10 @@ const struct db_stmt shops_stmts[] = {
 	  "UPDATE shops s SET name = coalesce($2, s.name),"
 	  " timezone = coalesce($3, s.timezone),"
 	  " settings = CASE WHEN $4::jsonb IS NULL THEN s.settings"
-	  "   ELSE jsonb_set(s.settings, '{repurchase_rule}',"
-	  "     (s.settings -> 'repurchase_rule') || coalesce($4::jsonb -> 'repurchase_rule', '{}'))"
+	  "   ELSE jsonb_set(jsonb_set(s.settings, '{repurchase_rule}',"
+	  "     (s.settings -> 'repurchase_rule') || coalesce($4::jsonb -> 'repurchase_rule', '{}')),"
+	  "     '{segments}',"
+	  "     coalesce(s.settings -> 'segments', '{}') || coalesce($4::jsonb -> 'segments', '{}'))"
 	  "   END,"
 	  " updated_at = now()"
 	  " WHERE s.id = $1 RETURNING shop_json(s)" },
@@ -153,7 +155,8 @@ shops_patch(struct db_conn *c, const char *id, const struct shop_input *in,
 	if (qs > 0)
 		qs = json_col(r, 0, shop);
 	PQclear(r);
-	if (qs > 0 && in->settings) {
+	if (qs > 0 && in->settings && strstr(in->settings, "\"repurchase_rule\"")) {
+		/* a new rule changes which orders count: every customer's facts */
 		enum db_qs rq = orders_refresh_shop(c, id);
 
 		if (rq < 0) {

@@ -61,6 +61,10 @@ const struct route router_routes[] = {
 	  SCOPE_ADMIN | SCOPE_READONLY, 0, "from to as_of channel interval" },
 	{ "POST", "/v1/traffic", api_traffic_post, SCOPE_ADMIN | SCOPE_STOREFRONT,
 	  ROUTE_BODY | ROUTE_IDEMPOTENT },
+	{ "GET", "/v1/segments", api_segments_list, SCOPE_ADMIN | SCOPE_READONLY, 0 },
+	{ "GET", "/v1/segments/{code}", api_segments_get, SCOPE_ADMIN | SCOPE_READONLY, 0 },
+	{ "GET", "/v1/segments/{code}/customers", api_segments_members,
+	  SCOPE_ADMIN | SCOPE_READONLY, 0, "limit cursor consent fields" },
 };
 const size_t router_route_count = sizeof router_routes / sizeof router_routes[0];
 

@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 28, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5');
+    assert.equal(seen.size, 31, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -110,6 +110,26 @@ describe('openapi.yaml', () => {
     assert.ok(!patchShop({ settings: { repurchase_rule: { min_order_amount: -1 } } }), 'negative minimum');
     assert.ok(!patchShop({ settings: { repurchase_rule: { window: 1 } } }), 'unknown rule member');
     assert.ok(!patchShop({ settings: { rule: {} } }), 'unknown settings member');
+    // segments1.md: settings.segments, each member optional and range-checked.
+    const segmentSettings = {
+      second_purchase_window_days: [1, 3650], due_max_factor: [2, 20], due_min_repeat_customers: [1, 100000],
+      lapsing_factor: [1, 20], lapse_days: [1, 3650], vip_percent: [1, 50],
+    };
+    assert.ok(patchShop({ settings: { segments: {} } }), 'no segment member is required');
+    assert.ok(patchShop({ settings: { segments: { lapse_days: 180 } } }), 'partial segment settings');
+    for (const [name, [min, max]] of Object.entries(segmentSettings)) {
+      const seg = (v) => patchShop({ settings: { segments: { [name]: v } } });
+      assert.ok(seg(min) && seg(max), `${name}: ${min}..${max}`);
+      assert.ok(!seg(min - 1), `${name} below ${min}`);
+      assert.ok(!seg(max + 1), `${name} above ${max}`);
+      assert.ok(!seg(min + 0.5), `${name} is an integer`);
+      assert.ok(!seg(null), `${name} is not nullable`);
+    }
+    assert.ok(!patchShop({ settings: { segments: { lapse_days: '365' } } }), 'a number, not a string');
+    assert.ok(!patchShop({ settings: { segments: { vip: 5 } } }), 'unknown segment setting');
+    assert.ok(!patchShop({ settings: { segments: null } }), 'segments is an object');
+    const createShop = schemaValidator(['components', 'schemas', 'ShopCreate']);
+    assert.ok(createShop({ name: 'x', currency: 'CNY', timezone: 'UTC', settings: { segments: { vip_percent: 10 } } }), 'segment settings on creation');
 
     const putOrder = schemaValidator(['components', 'schemas', 'OrderInput']);
     const order = {
@@ -322,7 +342,13 @@ describe('validateResponse()', () => {
     name: 'Demo Tea House',
     currency: 'CNY',
     timezone: 'Asia/Shanghai',
-    settings: { repurchase_rule: { exclude_refunded: true, min_order_amount: 0, merge_window_hours: 0 } },
+    settings: {
+      repurchase_rule: { exclude_refunded: true, min_order_amount: 0, merge_window_hours: 0 },
+      segments: {
+        second_purchase_window_days: 45, due_max_factor: 3, due_min_repeat_customers: 30,
+        lapsing_factor: 2, lapse_days: 365, vip_percent: 5,
+      },
+    },
     created_at: '2026-11-22T10:37:50.123456Z',
     updated_at: '2026-11-22T10:37:50Z',
   };
@@ -686,9 +712,23 @@ describe('validateResponse()', () => {
     const { settings, ...noSettings } = shop;
     assert.throws(() => validateResponse({ ...s, body: JSON.stringify(noSettings) }), /settings/);
     assert.throws(
-      () => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: { repurchase_rule: { ...settings.repurchase_rule, merge_window_hours: null } } }) }),
+      () => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: { ...settings, repurchase_rule: { ...settings.repurchase_rule, merge_window_hours: null } } }) }),
       /merge_window_hours/,
     );
+    // settings.segments: all six values, always (defaults filled in), in range.
+    const { segments, ...noSegments } = settings;
+    assert.throws(() => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: noSegments }) }), /segments/, 'segments is always shown');
+    for (const name of Object.keys(segments)) {
+      const { [name]: _, ...without } = segments;
+      assert.throws(() => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: { ...settings, segments: without } }) }), new RegExp(name), `${name} is always shown`);
+    }
+    assert.throws(() => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: { ...settings, segments: { ...segments, vip_percent: 51 } } }) }), /vip_percent/, 'vip_percent at most 50');
+    assert.throws(() => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: { ...settings, segments: { ...segments, due_max_factor: 1 } } }) }), /due_max_factor/, 'due_max_factor at least 2');
+    assert.throws(() => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: { ...settings, segments: { ...segments, lapse_days: null } } }) }), /lapse_days/, 'never null');
+    assert.throws(() => validateResponse({ ...s, body: JSON.stringify({ ...shop, settings: { ...settings, segments: { ...segments, extra: 1 } } }) }), /additional properties/, 'no other setting');
+    const patched = { method: 'PATCH', path: `/v1/shops/${SHOP_ID}`, headers: json };
+    validateResponse({ ...patched, status: 200, body: JSON.stringify({ ...shop, settings: { ...settings, segments: { ...segments, lapse_days: 180 } } }) });
+    validateResponse({ ...patched, status: 422, headers: problemHeaders, body: problem(422, 'validation_failed', { pointer: '/settings/segments/lapse_days' }) });
   });
 
   test('metrics: definitions, rates, series and Kaplan–Meier groups', () => {
@@ -888,6 +928,135 @@ describe('validateResponse()', () => {
     s.bad({ ...sd, traffic_days: null }, /traffic_days/, 'traffic_days is 0, not null');
     const { sessions: _s, ...noSessions } = sd;
     s.bad(noSessions, /sessions/, 'sessions is required (null without traffic)');
+  });
+
+  test('segments: the five built-ins, one segment, its members', () => {
+    // Matches the schema errors only, not the body the message quotes.
+    const errorsMatch = (re) => (e) => re.test(e.message.split('\n  body: ')[0]);
+    const check = (path, { notFound }) => {
+      const r = { method: 'GET', path, status: 200, headers: json };
+      return {
+        ok: (body) => validateResponse({ ...r, body: JSON.stringify(body) }),
+        bad: (body, re, what) => assert.throws(() => validateResponse({ ...r, body: JSON.stringify(body) }), errorsMatch(re), what),
+        problems: (pointer) => {
+          validateResponse({ ...r, status: 400, headers: problemHeaders, body: problem(400, 'invalid_parameter', { pointer }) });
+          validateResponse({ ...r, status: 401, headers: { ...problemHeaders, 'www-authenticate': 'Bearer' }, body: problem(401, 'unauthenticated') });
+          validateResponse({ ...r, status: 403, headers: problemHeaders, body: problem(403, 'forbidden') });
+          validateResponse({ ...r, status: 500, headers: problemHeaders, body: problem(500, 'internal_error') });
+          validateResponse({ ...r, status: 503, headers: { ...problemHeaders, 'retry-after': '1' }, body: problem(503, 'database_unavailable') });
+          const nf = () => validateResponse({ ...r, status: 404, headers: problemHeaders, body: problem(404, 'not_found') });
+          if (notFound) nf();
+          else assert.throws(nf, /status is not documented/, `${path}: no 404`);
+          assert.throws(() => validateResponse({ ...r, status: 422, headers: problemHeaders, body: problem(422, 'validation_failed') }), /status is not documented/, `${path}: no 422`);
+          validateResponse({ method: 'POST', path, status: 405, headers: { ...problemHeaders, allow: 'GET' }, body: problem(405, 'method_not_allowed') });
+          assert.throws(() => validateResponse({ method: 'POST', path, status: 405, headers: { ...problemHeaders, allow: 'GET, POST' }, body: problem(405, 'method_not_allowed') }), /Allow header/);
+        },
+      };
+    };
+    const seg = (code, name, parameters, size) => ({
+      code, kind: 'built-in', name, description: 'Some sentence.', parameters, size, as_of: '2026-11-22',
+    });
+    const five = [
+      seg('second-purchase-window', 'Second purchase window', { second_purchase_window_days: 45 }, 120),
+      seg('due-for-repurchase', 'Due for repurchase', { due_max_factor: 3, due_min_repeat_customers: 30 }, 40),
+      seg('lapsing', 'Lapsing', { lapsing_factor: 2 }, 75),
+      seg('lapsed', 'Lapsed', { lapse_days: 365 }, 1234),
+      seg('vip', 'VIP', { vip_percent: 5 }, 0),
+    ];
+    const [spw, due, lapsing, lapsed, vip] = five;
+
+    // GET /v1/segments: always the five, in this order.
+    const l = check('/v1/segments', { notFound: false });
+    l.ok({ items: five });
+    l.problems('/query/limit');
+    l.bad({ items: five, next_cursor: null }, /additional properties/, 'not paginated');
+    l.bad({ items: five.slice(0, 4) }, /items/, 'all five');
+    l.bad({ items: [...five, vip] }, /items/, 'no sixth');
+    l.bad({ items: [due, spw, lapsing, lapsed, vip] }, /code/, 'in the documented order');
+    l.bad({ items: [spw, due, lapsing, lapsed, { ...vip, code: 'big-spenders' }] }, /code/, 'built-in codes only');
+    l.bad({ items: [{ ...spw, kind: 'custom' }, due, lapsing, lapsed, vip] }, /kind/, 'kind is built-in');
+    l.bad({ items: [spw, due, lapsing, lapsed, { ...vip, name: 'Vip' }] }, /name/, 'the name goes with the code');
+    l.bad({ items: [spw, due, lapsing, { ...lapsed, parameters: { lapsing_factor: 2 } }, vip] }, /parameters/, 'the parameters go with the code');
+    l.bad({ items: [spw, { ...due, parameters: { due_max_factor: 3 } }, lapsing, lapsed, vip] }, /due_min_repeat_customers/, 'all the parameters the segment uses');
+    l.bad({ items: [spw, due, lapsing, { ...lapsed, parameters: { lapse_days: 365, vip_percent: 5 } }, vip] }, /parameters/, 'only the parameters the segment uses');
+    l.bad({ items: [spw, due, lapsing, { ...lapsed, parameters: { lapse_days: 0 } }, vip] }, /lapse_days/, 'parameters in range');
+    l.bad({ items: [spw, due, lapsing, { ...lapsed, size: -1 }, vip] }, /size/, 'size is a count');
+    l.bad({ items: [spw, due, lapsing, { ...lapsed, size: null }, vip] }, /size/, 'size is never null');
+    l.bad({ items: [spw, due, lapsing, { ...lapsed, as_of: '2026-11-22T00:00:00Z' }, vip] }, /as_of/, 'as_of is a date');
+    l.bad({ items: [spw, due, lapsing, { ...lapsed, description: '' }, vip] }, /description/, 'non-empty description');
+    const { as_of: _a, ...noAsOf } = lapsed;
+    l.bad({ items: [spw, due, lapsing, noAsOf, vip] }, /as_of/, 'as_of is required');
+
+    // GET /v1/segments/{code}: one segment; unknown codes are 404.
+    for (const s of five) check(`/v1/segments/${s.code}`, { notFound: true }).ok(s);
+    const g = check('/v1/segments/lapsed', { notFound: true });
+    g.problems('/query/limit');
+    g.bad({ items: [lapsed] }, /additional properties/, 'the segment itself, not a list');
+    g.bad({ ...lapsed, id: 'lapsed' }, /additional properties/, 'no other member');
+    g.bad({ ...vip, parameters: { vip_percent: 51 } }, /vip_percent/, 'vip_percent at most 50');
+
+    // GET /v1/segments/{code}/customers.
+    const member = (reason) => ({
+      id: 'cust-1001',
+      name: 'Li Wei',
+      email: 'li.wei@example.com',
+      phone: null,
+      tags: ['tea'],
+      consent: { email: true, sms: false, wechat: false },
+      facts: {
+        order_count: 1, first_order_at: '2026-10-13T02:00:00Z', last_order_at: '2026-10-13T02:00:00Z',
+        days_since_first_order: 40, days_since_last_order: 40, total_spent: 12000,
+      },
+      reason,
+    });
+    const m = check('/v1/segments/due-for-repurchase/customers?limit=2&consent=email&fields=name,email,reason', { notFound: true });
+    const page = (items, next_cursor = null) => ({ items, next_cursor });
+    const reasons = [
+      { days_left: 5 },
+      { median_days: 30, category: 'tea' },
+      { median_days: 30, category: null },
+      { average_interval_days: 42.5 },
+      { average_interval_days: 0 },
+      { days_since_last_order: 400 },
+      { spend_365d: 250000, cutoff: 180000 },
+    ];
+    for (const reason of reasons) m.ok(page([member(reason)]));
+    m.ok(page([], null));
+    m.ok(page([member(reasons[1]), member(reasons[2])], 'opaque-cursor'));
+    m.ok(page([{ id: 'cust-1001' }]));
+    m.ok(page([{ id: 'cust-1001', name: null, email: null, reason: reasons[1] }]));
+    m.problems('/query/fields');
+    m.bad({ items: [member(reasons[0])] }, /next_cursor/, 'next_cursor is required');
+    m.bad(page([member(reasons[0])], ''), /next_cursor/, 'a cursor is not empty');
+    const { id: _id, ...noId } = member(reasons[0]);
+    m.bad(page([noId]), /id/, 'id is always there');
+    m.bad(page([{ ...member(reasons[0]), attributes: {} }]), /additional properties/, 'no attributes');
+    m.bad(page([{ ...member(reasons[0]), erased_at: null }]), /additional properties/, 'members are never erased');
+    m.bad(page([{ ...member(reasons[0]), consent: { email: { granted: true, updated_at: null }, sms: false, wechat: false } }]), /consent\/email/, 'consent is a boolean per channel');
+    m.bad(page([{ ...member(reasons[0]), consent: { email: true, sms: false } }]), /wechat/, 'all three channels');
+    m.bad(page([{ ...member(reasons[0]), email: 'no-at-sign' }]), /email/, 'email as in Customer');
+    const f = member(reasons[0]).facts;
+    m.bad(page([{ ...member(reasons[0]), facts: { ...f, order_count: 0 } }]), /order_count/, 'members have an occasion');
+    m.bad(page([{ ...member(reasons[0]), facts: { ...f, first_order_at: null } }]), /first_order_at/, 'no null facts');
+    m.bad(page([{ ...member(reasons[0]), facts: { ...f, second_order_at: null } }]), /additional properties/, 'the six facts only');
+    const { days_since_first_order: _d, ...noDays } = f;
+    m.bad(page([{ ...member(reasons[0]), facts: noDays }]), /days_since_first_order/, 'days_since_first_order is required');
+    m.bad(page([{ ...member(reasons[0]), facts: { ...f, total_spent: 120.5 } }]), /total_spent/, 'money is whole minor units');
+    m.bad(page([member({})]), /reason/, 'a reason has members');
+    m.bad(page([member({ days_left: 5, cutoff: 1 })]), /reason/, 'one segment\'s members only');
+    m.bad(page([member({ days_left: 5, days_since_last_order: 400 })]), /reason/, 'not two reasons');
+    m.bad(page([member({ spend_365d: 250000 })]), /reason/, 'vip: spend and cutoff');
+    m.bad(page([member({ median_days: 30 })]), /reason/, 'due: category (null for the shop-wide median)');
+    m.bad(page([member({ median_days: 30, category: 'tea leaves' })]), /category/, 'category is a category code');
+    m.bad(page([member({ median_days: 30.5, category: 'tea' })]), /median_days/, 'whole days');
+    m.bad(page([member({ days_left: 0 })]), /days_left/, 'inside the window: at least one day left');
+    m.bad(page([member({ average_interval_days: -1 })]), /average_interval_days/, 'intervals are not negative');
+    m.bad(page([member({ average_interval_days: null })]), /average_interval_days/, 'not null');
+    m.bad(page([member({ spend_365d: 0, cutoff: 0 })]), /spend_365d|cutoff/, 'vip spend is positive');
+    m.bad(page([member({ segment: 'lapsed' })]), /additional properties/, 'unknown reason member');
+    // Literal /customers after the code, and the unknown-code 404.
+    validateResponse({ method: 'GET', path: '/v1/segments/churned/customers', status: 404, headers: problemHeaders, body: problem(404, 'not_found') });
+    assert.throws(() => validateResponse({ method: 'GET', path: '/v1/segments/lapsed/members', status: 200, headers: json, body: JSON.stringify(page([])) }), /path is not documented/);
   });
 
   test('traffic feed: the entries as stored and the counts', () => {

@@ -204,9 +204,14 @@ async function checkAgainstModel(key, customerId, orders, rule, what = customerI
 describe('shop settings: the repurchase rule', () => {
   test('new shops get the default rule; POST accepts settings with members omitted', async () => {
     const plain = await createShopWith(undefined);
-    assert.deepEqual(plain.shop.settings, { repurchase_rule: DEFAULT_RULE });
+    // segments: the lifecycle segments' parameters, defaults filled in (segments.test.js)
+    const DEFAULT_SEGMENTS = {
+      second_purchase_window_days: 45, due_max_factor: 3, due_min_repeat_customers: 30,
+      lapsing_factor: 2, lapse_days: 365, vip_percent: 5,
+    };
+    assert.deepEqual(plain.shop.settings, { repurchase_rule: DEFAULT_RULE, segments: DEFAULT_SEGMENTS });
     const g = await c.get(`/v1/shops/${plain.shopId}`, { key: plain.key });
-    assert.deepEqual(g.body.settings, { repurchase_rule: DEFAULT_RULE });
+    assert.deepEqual(g.body.settings, { repurchase_rule: DEFAULT_RULE, segments: DEFAULT_SEGMENTS });
 
     const partial = await createShopWith({ repurchase_rule: { merge_window_hours: 48 } });
     assert.deepEqual(partial.shop.settings.repurchase_rule, { ...DEFAULT_RULE, merge_window_hours: 48 });

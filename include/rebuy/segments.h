@@ -1,0 +1,51 @@
+/*
+ * segments.h — built-in lifecycle segments of a shop's customers
+ * (second-purchase-window, due-for-repurchase, lapsing, lapsed, vip):
+ * who is in them as of the request, their sizes and their member lists.
+ *
+ * Membership is computed from the customer facts at request time, in the
+ * shop's time zone, with the parameters in the shop's settings.segments:
+ * there is no stale precomputed table.
+ */
+#ifndef REBUY_SEGMENTS_H
+#define REBUY_SEGMENTS_H
+
+#include <jansson.h>
+#include "rebuy/db.h"
+
+extern const struct db_stmt segments_stmts[];
+
+/* Fields of a list item that `fields=` may pick (id is always there). */
+enum segment_field {
+	SEG_NAME = 1 << 0, SEG_EMAIL = 1 << 1, SEG_PHONE = 1 << 2, SEG_TAGS = 1 << 3,
+	SEG_CONSENT = 1 << 4, SEG_FACTS = 1 << 5, SEG_REASON = 1 << 6,
+	SEG_ALL = (1 << 7) - 1,
+};
+
+/* Parse "name,email,…" into a mask; false for an unknown or repeated name. */
+bool segments_parse_fields(const char *s, unsigned *mask);
+
+/* True if code names a built-in segment. */
+bool segments_known(const char *code);
+
+/* All built-in segments with their sizes: {"items": [...]} */
+enum db_qs segments_all(struct db_conn *c, const char *shop_id, json_t **out);
+
+/* One segment with its size; DB_NO_RESULTS for an unknown code. */
+enum db_qs segments_get(struct db_conn *c, const char *shop_id, const char *code, json_t **out);
+
+struct segment_page {
+	long long after;     /* cursor: members after this customer seq */
+	int limit;
+	const char *consent; /* "email", "sms", "wechat" or NULL */
+	unsigned fields;     /* enum segment_field mask */
+};
+
+/*
+ * One page of members of a known segment as a JSON array text (*items,
+ * malloc'd) and the cursor of the next page (*next, 0 at the end).
+ */
+enum db_qs segments_members(struct db_conn *c, const char *shop_id, const char *code,
+			    const struct segment_page *page, char **items, long long *next);
+
+#endif
