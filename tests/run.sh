@@ -76,6 +76,7 @@ fi
 
 node_suite contract "$ROOT/build/src/rebuyd" tests/contract/
 node_suite integration "$ROOT/build/src/rebuyd" tests/integration/
+node_suite exactness "$ROOT/build/src/rebuyd" tests/exactness/
 node_suite integration-asan "$ROOT/build-asan/src/rebuyd" tests/integration/
 
 echo
