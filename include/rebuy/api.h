@@ -99,5 +99,7 @@ void api_traffic_post(struct request *req);
 void api_segments_list(struct request *req);
 void api_segments_get(struct request *req);
 void api_segments_members(struct request *req);
+void api_segments_put(struct request *req);
+void api_segments_delete(struct request *req);
 
 #endif

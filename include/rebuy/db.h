@@ -67,6 +67,14 @@ bool db_prepare(struct db_conn *c) __attribute__((warn_unused_result));
 enum db_qs db_exec(struct db_conn *c, const char *stmt, int nparams,
 		   const char *const *params, PGresult **res);
 
+/*
+ * db_exec for SQL composed at run time (custom segment filters: values
+ * still go as parameters).  label names it in logs.  Everything else uses
+ * the named prepared statements.
+ */
+enum db_qs db_exec_sql(struct db_conn *c, const char *label, const char *sql, int nparams,
+		       const char *const *params, PGresult **res);
+
 /* db_exec when only the status matters: the result is cleared. */
 enum db_qs db_exec_none(struct db_conn *c, const char *stmt, int nparams,
 			const char *const *params);

@@ -28,10 +28,32 @@ bool segments_parse_fields(const char *s, unsigned *mask);
 /* True if code names a built-in segment. */
 bool segments_known(const char *code);
 
+/* True if code is a possible custom segment code: 1-64 of [a-z0-9-]. */
+bool segments_code_valid(const char *code);
+
+/* A custom segment as PUT: the filter is checked by segments_put. */
+struct segment_input {
+	const char *name, *description; /* description may be NULL */
+	const json_t *filter;
+};
+
+/*
+ * Create or replace the custom segment code.  ERR_CONFLICT for a built-in
+ * code, ERR_VALIDATION (pointer under /filter) for a bad filter.  *out:
+ * the Segment with its size.
+ */
+enum db_qs segments_put(struct db_conn *c, const char *shop_id, const char *code,
+			const struct segment_input *in, bool *created, json_t **out,
+			struct err *err);
+
+/* Delete a custom segment: rows deleted (0 = none); ERR_CONFLICT for a built-in. */
+enum db_qs segments_delete(struct db_conn *c, const char *shop_id, const char *code,
+			   struct err *err);
+
 /* All built-in segments with their sizes: {"items": [...]} */
 enum db_qs segments_all(struct db_conn *c, const char *shop_id, json_t **out);
 
-/* One segment with its size; DB_NO_RESULTS for an unknown code. */
+/* One segment (built-in or custom) with its size; DB_NO_RESULTS for an unknown code. */
 enum db_qs segments_get(struct db_conn *c, const char *shop_id, const char *code, json_t **out);
 
 struct segment_page {
@@ -42,8 +64,9 @@ struct segment_page {
 };
 
 /*
- * One page of members of a known segment as a JSON array text (*items,
- * malloc'd) and the cursor of the next page (*next, 0 at the end).
+ * One page of members as a JSON array text (*items, malloc'd) and the
+ * cursor of the next page (*next, 0 at the end); DB_NO_RESULTS for an
+ * unknown code.
  */
 enum db_qs segments_members(struct db_conn *c, const char *shop_id, const char *code,
 			    const struct segment_page *page, char **items, long long *next);

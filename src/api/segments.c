@@ -2,6 +2,7 @@
  * segments.c — GET /v1/segments, /v1/segments/{code} and
  * /v1/segments/{code}/customers.  Parse, one domain call, reply.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "rebuy/api.h"
@@ -48,7 +49,10 @@ members(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	long long next;
 	enum db_qs qs = segments_members(c, call->shop_id, call->code, &call->page, &items, &next);
 
-	(void)err;
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_NOT_FOUND, NULL, "no segment %s", call->code);
+		return DB_ABORT;
+	}
 	if (qs < 0)
 		return qs;
 	return api_page_reply(out, items, next, qs);
@@ -62,16 +66,101 @@ api_segments_list(struct request *req)
 	api_run(req, all, &call);
 }
 
-/* The {code} of the path: 404 before any work when it names no segment. */
+/* The {code} of the path: 404 before any work when it cannot name a segment. */
 static bool
 segment_path(struct request *req, const char **code)
 {
 	*code = req->params[0];
-	if (!segments_known(*code)) {
+	if (!segments_known(*code) && !segments_code_valid(*code)) {
 		reply_error(req, ERR_NOT_FOUND, NULL, "no segment %.64s", *code);
 		return false;
 	}
 	return true;
+}
+
+/* PUT and DELETE name a custom code: a malformed one is the caller's error. */
+static bool
+custom_path(struct request *req, const char **code)
+{
+	*code = req->params[0];
+	if (!segments_code_valid(*code)) {
+		reply_error(req, ERR_INVALID_PARAMETER, "/path/code",
+			    "segment code must be 1-64 of a-z, 0-9 and -");
+		return false;
+	}
+	return true;
+}
+
+static const struct jv_field segment_spec[] = {
+	{ .name = "name", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 200 },
+	{ .name = "description", .kind = JV_STRING, .flags = JV_NULLABLE, .max = 1000 },
+	/* checked in depth by the filter compiler */
+	{ .name = "filter", .kind = JV_ANY_OBJECT, .flags = JV_REQUIRED },
+	{ .name = NULL },
+};
+
+struct put_call {
+	const char *shop_id, *code;
+	struct segment_input in;
+};
+
+static enum db_qs
+put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct put_call *call = cls;
+	bool created = false;
+	enum db_qs qs = segments_put(c, call->shop_id, call->code, &call->in, &created, &out->body,
+				     err);
+
+	if (qs >= 0) {
+		out->status = created ? 201 : 200;
+		if (created)
+			snprintf(out->location, sizeof out->location, "/v1/segments/%s", call->code);
+	}
+	return qs;
+}
+
+void
+api_segments_put(struct request *req)
+{
+	struct put_call call = { .shop_id = req->shop_id };
+	json_t *body;
+
+	if (!custom_path(req, &call.code))
+		return;
+	body = api_body(req, segment_spec);
+	if (!body)
+		return;
+	call.in.name = api_str(body, "name");
+	call.in.description = api_str(body, "description");
+	call.in.filter = json_object_get(body, "filter");
+	api_run(req, put, &call);
+	json_decref(body);
+}
+
+static enum db_qs
+delete(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct segment_call *call = cls;
+	enum db_qs qs = segments_delete(c, call->shop_id, call->code, err);
+
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_NOT_FOUND, NULL, "no segment %s", call->code);
+		return DB_ABORT;
+	}
+	if (qs >= 0)
+		out->status = 204;
+	return qs;
+}
+
+void
+api_segments_delete(struct request *req)
+{
+	struct segment_call call = { .shop_id = req->shop_id };
+
+	if (!custom_path(req, &call.code))
+		return;
+	api_run(req, delete, &call);
 }
 
 void

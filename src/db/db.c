@@ -320,6 +320,25 @@ db_exec(struct db_conn *c, const char *stmt, int nparams,
 }
 
 enum db_qs
+db_exec_sql(struct db_conn *c, const char *label, const char *sql, int nparams,
+	    const char *const *params, PGresult **res)
+{
+	PGresult *r;
+	enum db_qs qs;
+
+	*res = NULL;
+	if (!c->pg || c->broken)
+		return DB_HARD_ERROR;
+	r = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	qs = result_count(c, r, label);
+	if (qs < 0)
+		PQclear(r);
+	else
+		*res = r;
+	return qs;
+}
+
+enum db_qs
 db_exec_none(struct db_conn *c, const char *stmt, int nparams, const char *const *params)
 {
 	PGresult *r;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rebuy/segfilter.h"
 #include "rebuy/segments.h"
 
 /* today in the shop's zone, its zone, its segment parameters */
@@ -89,9 +90,9 @@
 #define SIZE " SELECT count(*) FROM m JOIN customers c ON c.seq = m.customer_seq" \
 	" WHERE c.erased_at IS NULL"
 
-/* $2 after this customer seq, $3 consent channel or NULL, $4 limit */
-#define PAGE \
-	" SELECT c.seq, json_build_object('id', c.id, 'name', c.name, 'email', c.email," \
+/* a member as the list shows it; reason: SQL for its reason */
+#define ITEM(reason) \
+	" json_build_object('id', c.id, 'name', c.name, 'email', c.email," \
 	"   'phone', c.phone, 'tags', c.tags, 'consent', json_build_object('email', c.consent_email," \
 	"     'sms', c.consent_sms, 'wechat', c.consent_wechat)," \
 	"   'facts', json_build_object('order_count', f.order_count," \
@@ -99,13 +100,37 @@
 	"     'days_since_first_order', p.today - " D("f.first_order_at") "," \
 	"     'days_since_last_order', p.today - " D("f.last_order_at") "," \
 	"     'total_spent', f.total_spent)," \
-	"   'reason', m.reason)" \
+	"   'reason', " reason ")"
+
+/* $2 after this customer seq, $3 consent channel or NULL */
+#define PAGE_WHERE \
+	" c.erased_at IS NULL AND c.seq > $2" \
+	"   AND ($3::text IS NULL OR ($3 = 'email' AND c.consent_email)" \
+	"        OR ($3 = 'sms' AND c.consent_sms) OR ($3 = 'wechat' AND c.consent_wechat))"
+
+/* $4 limit */
+#define PAGE \
+	" SELECT c.seq," ITEM("m.reason") \
 	" FROM m JOIN customers c ON c.seq = m.customer_seq" \
 	"   JOIN customer_facts f ON f.customer_seq = c.seq, p" \
-	" WHERE c.erased_at IS NULL AND c.seq > $2" \
-	"   AND ($3::text IS NULL OR ($3 = 'email' AND c.consent_email)" \
-	"        OR ($3 = 'sms' AND c.consent_sms) OR ($3 = 'wechat' AND c.consent_wechat))" \
-	" ORDER BY c.seq LIMIT $4"
+	" WHERE" PAGE_WHERE " ORDER BY c.seq LIMIT $4"
+
+/*
+ * Custom segments: the compiled filter goes between these (its parameters
+ * numbered after the statement's own: from $2 for the size, $5 for a page).
+ */
+static const char custom_size[] =
+	P " x AS (SELECT 1) SELECT count(*)"
+	" FROM customer_facts f JOIN customers c ON c.seq = f.customer_seq, p"
+	" WHERE f.shop_id = $1 AND c.erased_at IS NULL AND ";
+static const char custom_page[] =
+	P " x AS (SELECT 1) SELECT c.seq," ITEM("NULL::json")
+	" FROM customer_facts f JOIN customers c ON c.seq = f.customer_seq, p"
+	" WHERE f.shop_id = $1 AND" PAGE_WHERE " AND ";
+static const char custom_page_end[] = " ORDER BY c.seq LIMIT $4";
+
+#define CUSTOM_COLUMNS \
+	"code, name, description, filter::text, rfc3339(created_at), rfc3339(updated_at)"
 
 const struct db_stmt segments_stmts[] = {
 	{ "segments_params", P " x AS (SELECT 1) SELECT today::text, cfg::text FROM p" },
@@ -119,6 +144,18 @@ const struct db_stmt segments_stmts[] = {
 	{ "segments_page_lapsed", P LAPSED PAGE },
 	{ "segments_size_vip", P VIP SIZE },
 	{ "segments_page_vip", P VIP PAGE },
+	{ "segments_custom_list",
+	  "SELECT " CUSTOM_COLUMNS " FROM custom_segments WHERE shop_id = $1 ORDER BY code COLLATE \"C\"" },
+	{ "segments_custom_get",
+	  "SELECT " CUSTOM_COLUMNS " FROM custom_segments WHERE shop_id = $1 AND code = $2" },
+	/* xmax is 0 on a freshly inserted row version: tells created from replaced */
+	{ "segments_custom_put",
+	  "INSERT INTO custom_segments AS s (shop_id, code, name, description, filter)"
+	  " VALUES ($1, $2, $3, $4, $5::jsonb)"
+	  " ON CONFLICT (shop_id, code) DO UPDATE SET name = excluded.name,"
+	  "   description = excluded.description, filter = excluded.filter, updated_at = now()"
+	  " RETURNING (s.xmax = 0)" },
+	{ "segments_custom_delete", "DELETE FROM custom_segments WHERE shop_id = $1 AND code = $2" },
 	{ NULL, NULL },
 };
 
@@ -233,6 +270,126 @@ params(struct db_conn *c, const char *shop_id, char today[11], json_t **cfg)
 	return qs;
 }
 
+/* ---- custom segments ---------------------------------------------------- */
+
+/*
+ * Run sql_head + the compiled filter + sql_tail with params (the
+ * statement's own first, nfixed of them) and the filter's after them.
+ */
+static enum db_qs
+run_custom(struct db_conn *c, const char *label, const char *head, const char *tail,
+	   const json_t *filter, const char **fixed, int nfixed, PGresult **r)
+{
+	const char *params[4 + SEGFILTER_MAX_CONDITIONS * 2];
+	struct segfilter sf;
+	struct err err = { 0 };
+	char *sql = NULL;
+	enum db_qs qs = DB_HARD_ERROR;
+
+	*r = NULL;
+	/* stored filters were checked when saved: a failure here is ours */
+	if (!segfilter_compile(filter, "/filter", nfixed + 1, &sf, &err) ||
+	    asprintf(&sql, "%s%s%s", head, sf.sql, tail) < 0) {
+		sql = NULL;
+		goto out;
+	}
+	for (int i = 0; i < nfixed; i++)
+		params[i] = fixed[i];
+	for (int i = 0; i < sf.nparams; i++)
+		params[nfixed + i] = sf.params[i];
+	qs = db_exec_sql(c, label, sql, nfixed + sf.nparams, params, r);
+out:
+	free(sql);
+	segfilter_free(&sf);
+	return qs;
+}
+
+/* Row i of a CUSTOM_COLUMNS result as the Segment object, with its size now. */
+static enum db_qs
+describe_custom(struct db_conn *c, const char *shop_id, PGresult *row, int i, const char *today,
+		json_t **out)
+{
+	const char *fixed[1] = { shop_id };
+	json_t *filter = json_loads(PQgetvalue(row, i, 3), 0, NULL);
+	PGresult *r;
+	enum db_qs qs;
+
+	if (!filter)
+		return DB_HARD_ERROR;
+	qs = run_custom(c, "segments_custom_size", custom_size, "", filter, fixed, 1, &r);
+	if (qs < 0) {
+		json_decref(filter);
+		return qs;
+	}
+	*out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I, s:s, s:s, s:s}",
+		"code", PQgetvalue(row, i, 0), "kind", "custom", "name", PQgetvalue(row, i, 1),
+		"description", PQgetisnull(row, i, 2) ? json_null() : json_string(PQgetvalue(row, i, 2)),
+		"filter", filter, "size", (json_int_t)atoll(PQgetvalue(r, 0, 0)), "as_of", today,
+		"created_at", PQgetvalue(row, i, 4), "updated_at", PQgetvalue(row, i, 5));
+	PQclear(r);
+	return DB_ONE_RESULT;
+}
+
+/* The custom segment code of the shop (CUSTOM_COLUMNS); DB_NO_RESULTS if none. */
+static enum db_qs
+custom_row(struct db_conn *c, const char *shop_id, const char *code, PGresult **r)
+{
+	const char *p[2] = { shop_id, code };
+	enum db_qs qs = db_exec(c, "segments_custom_get", 2, p, r);
+
+	if (qs == DB_NO_RESULTS) {
+		PQclear(*r);
+		*r = NULL;
+	}
+	return qs;
+}
+
+enum db_qs
+segments_put(struct db_conn *c, const char *shop_id, const char *code,
+	     const struct segment_input *in, bool *created, json_t **out, struct err *err)
+{
+	const char *p[5] = { shop_id, code, in->name, in->description, NULL };
+	struct segfilter sf;
+	PGresult *r = NULL;
+	char *filter = NULL;
+	enum db_qs qs;
+
+	if (find(code)) {
+		err_set(err, ERR_CONFLICT, NULL, "%s is a built-in segment: it cannot be replaced",
+			code);
+		return DB_ABORT;
+	}
+	if (!segfilter_compile(in->filter, "/filter", 1, &sf, err)) {
+		segfilter_free(&sf);
+		return err->code == ERR_VALIDATION ? DB_ABORT : DB_HARD_ERROR;
+	}
+	segfilter_free(&sf);
+	filter = json_dumps(in->filter, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!filter)
+		return DB_HARD_ERROR;
+	p[4] = filter;
+	qs = db_exec(c, "segments_custom_put", 5, p, &r);
+	free(filter);
+	if (qs < 0)
+		return qs;
+	*created = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	return segments_get(c, shop_id, code, out);
+}
+
+enum db_qs
+segments_delete(struct db_conn *c, const char *shop_id, const char *code, struct err *err)
+{
+	const char *p[2] = { shop_id, code };
+
+	if (find(code)) {
+		err_set(err, ERR_CONFLICT, NULL, "%s is a built-in segment: it cannot be deleted",
+			code);
+		return DB_ABORT;
+	}
+	return db_exec_none(c, "segments_custom_delete", 2, p);
+}
+
 enum db_qs
 segments_all(struct db_conn *c, const char *shop_id, json_t **out)
 {
@@ -251,6 +408,26 @@ segments_all(struct db_conn *c, const char *shop_id, json_t **out)
 			goto out;
 		json_array_append_new(items, seg);
 	}
+	{
+		const char *p[1] = { shop_id };
+		PGresult *r;
+		int n;
+
+		qs = db_exec(c, "segments_custom_list", 1, p, &r);
+		if (qs < 0)
+			goto out;
+		n = (int)qs;
+		for (int i = 0; i < n && qs >= 0; i++) {
+			json_t *seg;
+
+			qs = describe_custom(c, shop_id, r, i, today, &seg);
+			if (qs >= 0)
+				json_array_append_new(items, seg);
+		}
+		PQclear(r);
+		if (qs < 0)
+			goto out;
+	}
 	*out = json_pack("{s:O}", "items", items);
 	qs = DB_ONE_RESULT;
 out:
@@ -265,13 +442,14 @@ segments_get(struct db_conn *c, const char *shop_id, const char *code, json_t **
 	const struct segment_def *d = find(code);
 	char today[11];
 	json_t *cfg = NULL;
-	enum db_qs qs;
+	PGresult *r = NULL;
+	enum db_qs qs = params(c, shop_id, today, &cfg);
 
-	if (!d)
-		return DB_NO_RESULTS;
-	qs = params(c, shop_id, today, &cfg);
-	if (qs > 0)
+	if (qs > 0 && d)
 		qs = describe(c, shop_id, d, today, cfg, out);
+	else if (qs > 0 && (qs = custom_row(c, shop_id, code, &r)) > 0)
+		qs = describe_custom(c, shop_id, r, 0, today, out);
+	PQclear(r);
 	json_decref(cfg);
 	return qs;
 }
@@ -314,7 +492,23 @@ segments_members(struct db_conn *c, const char *shop_id, const char *code,
 	snprintf(after, sizeof after, "%lld", page->after);
 	/* one extra row tells whether another page follows */
 	snprintf(limit, sizeof limit, "%d", page->limit + 1);
-	qs = db_exec(c, stmt, 4, p, &r);
+	if (find(code)) {
+		qs = db_exec(c, stmt, 4, p, &r);
+	} else {
+		PGresult *row;
+		json_t *filter;
+
+		qs = custom_row(c, shop_id, code, &row);
+		if (qs <= 0)
+			return qs;
+		filter = json_loads(PQgetvalue(row, 0, 3), 0, NULL);
+		PQclear(row);
+		if (!filter)
+			return DB_HARD_ERROR;
+		qs = run_custom(c, "segments_custom_page", custom_page, custom_page_end, filter, p, 4,
+				&r);
+		json_decref(filter);
+	}
 	if (qs < 0)
 		return qs;
 	rows = (int)qs > page->limit ? page->limit : (int)qs;
@@ -355,4 +549,12 @@ segments_members(struct db_conn *c, const char *shop_id, const char *code,
 		return DB_HARD_ERROR;
 	*items = out;
 	return DB_ONE_RESULT;
+}
+
+bool
+segments_code_valid(const char *code)
+{
+	size_t n = strlen(code);
+
+	return n >= 1 && n <= 64 && strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }

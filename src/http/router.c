@@ -63,6 +63,8 @@ const struct route router_routes[] = {
 	  ROUTE_BODY | ROUTE_IDEMPOTENT },
 	{ "GET", "/v1/segments", api_segments_list, SCOPE_ADMIN | SCOPE_READONLY, 0 },
 	{ "GET", "/v1/segments/{code}", api_segments_get, SCOPE_ADMIN | SCOPE_READONLY, 0 },
+	{ "PUT", "/v1/segments/{code}", api_segments_put, SCOPE_ADMIN, ROUTE_BODY },
+	{ "DELETE", "/v1/segments/{code}", api_segments_delete, SCOPE_ADMIN, 0 },
 	{ "GET", "/v1/segments/{code}/customers", api_segments_members,
 	  SCOPE_ADMIN | SCOPE_READONLY, 0, "limit cursor consent fields" },
 };

@@ -1,0 +1,430 @@
+/*
+ * segfilter.c — custom segment filters; see include/rebuy/segfilter.h.
+ *
+ * One recursive pass validates and compiles: every node either appends
+ * its SQL or stops with the JSON pointer of what is wrong.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rebuy/jv.h"
+#include "rebuy/segfilter.h"
+
+#define MAX_ITEMS 50       /* items of one all / any */
+#define MAX_VALUES 100     /* strings of one in / contains_any / contains_all */
+#define MAX_NUMBER 1000000000000000LL
+
+enum kind { NUMBER, CHANNEL, SET };
+enum set { CATEGORIES, CHANNELS, TAGS, CONSENT };
+
+static const struct field {
+	const char *name;
+	enum kind kind;
+	const char *expr; /* NUMBER, CHANNEL: the value compared */
+	enum set set;
+} fields[] = {
+	{ "order_count", NUMBER, "f.order_count", 0 },
+	{ "days_since_first_order", NUMBER, "(p.today - (f.first_order_at AT TIME ZONE p.tz)::date)", 0 },
+	{ "days_since_last_order", NUMBER, "(p.today - (f.last_order_at AT TIME ZONE p.tz)::date)", 0 },
+	{ "total_spent", NUMBER, "f.total_spent", 0 },
+	/* rounded half up, as the customer's facts show it */
+	{ "average_order_value", NUMBER,
+	  "((2 * f.total_spent + f.order_count) / (2 * f.order_count))", 0 },
+	{ "first_order_channel", CHANNEL, "f.first_order_channel", 0 },
+	{ "categories", SET, NULL, CATEGORIES },
+	{ "channels", SET, NULL, CHANNELS },
+	{ "tags", SET, NULL, TAGS },
+	{ "consent", SET, NULL, CONSENT },
+};
+
+static const struct { const char *name, *sql; } number_ops[] = {
+	{ "eq", "=" }, { "ne", "<>" }, { "lt", "<" }, { "lte", "<=" }, { "gt", ">" }, { "gte", ">=" },
+	{ "between", NULL },
+};
+
+static const char *const consent_columns[][2] = {
+	{ "email", "c.consent_email" }, { "sms", "c.consent_sms" }, { "wechat", "c.consent_wechat" },
+};
+
+struct ctx {
+	struct segfilter *out;
+	size_t len, cap;
+	int first, conditions;
+	struct err *err;
+};
+
+static bool
+fail(struct ctx *x, const char *ptr, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	err_set(x->err, ERR_VALIDATION, ptr, "%s: %s", ptr, msg);
+	return false;
+}
+
+static bool
+emit(struct ctx *x, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(x->out->sql ? x->out->sql + x->len : NULL,
+			      x->out->sql ? x->cap - x->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return fail(x, "", "cannot format the query");
+		if (x->out->sql && x->len + (size_t)n < x->cap) {
+			x->len += (size_t)n;
+			return true;
+		}
+		size_t cap = (x->cap ? x->cap * 2 : 256) + (size_t)n;
+		char *s = realloc(x->out->sql, cap);
+
+		if (!s) {
+			err_set(x->err, ERR_INTERNAL, NULL, "out of memory");
+			return false;
+		}
+		x->out->sql = s;
+		x->cap = cap;
+	}
+}
+
+/* A new parameter holding s (copied); its number. */
+static int
+param(struct ctx *x, char *s)
+{
+	if (!s) {
+		err_set(x->err, ERR_INTERNAL, NULL, "out of memory");
+		return -1;
+	}
+	x->out->params[x->out->nparams] = s;
+	return x->first + x->out->nparams++;
+}
+
+/* ptr + "/" + what fmt says, cut short if it must (pointers are diagnostics) */
+static void
+sub(char *buf, size_t size, const char *ptr, const char *fmt, ...)
+{
+	size_t n = (size_t)snprintf(buf, size, "%s/", ptr);
+	va_list ap;
+
+	if (n >= size)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + n, size - n, fmt, ap);
+	va_end(ap);
+}
+
+static void
+child(char *buf, size_t size, const char *ptr, const char *member)
+{
+	sub(buf, size, ptr, "%s", member);
+}
+
+static bool
+string_ok(struct ctx *x, const json_t *v, const char *ptr, enum kind kind, enum set set)
+{
+	const char *s = json_string_value(v);
+
+	if (!s)
+		return fail(x, ptr, "must be a string");
+	if (kind == SET && set == CONSENT) {
+		for (size_t i = 0; i < 3; i++)
+			if (strcmp(s, consent_columns[i][0]) == 0)
+				return true;
+		return fail(x, ptr, "must be email, sms or wechat");
+	}
+	if (strlen(s) < 1 || strlen(s) > 64 || jv_check_token(s))
+		return fail(x, ptr, "must be 1-64 of letters, digits and . _ : -");
+	return true;
+}
+
+/* An array of 1..MAX_VALUES distinct valid strings, as a text[] literal. */
+static char *
+string_array(struct ctx *x, const json_t *v, const char *ptr, enum kind kind, enum set set)
+{
+	char item[200], *lit;
+	size_t n = json_array_size(v), len = 2;
+
+	if (!json_is_array(v) || n < 1 || n > MAX_VALUES) {
+		fail(x, ptr, "must be an array of 1 to %d strings", MAX_VALUES);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sub(item, sizeof item, ptr, "%zu", i);
+		if (!string_ok(x, json_array_get(v, i), item, kind, set))
+			return NULL;
+		for (size_t j = 0; j < i; j++)
+			if (json_equal(json_array_get(v, i), json_array_get(v, j))) {
+				fail(x, item, "repeats /%zu", j);
+				return NULL;
+			}
+		len += strlen(json_string_value(json_array_get(v, i))) + 3;
+	}
+	/* {"a","b"}: tokens hold no quote or backslash, quoting is still right */
+	lit = malloc(len + 1);
+	if (!lit) {
+		err_set(x->err, ERR_INTERNAL, NULL, "out of memory");
+		return NULL;
+	}
+	strcpy(lit, "{");
+	for (size_t i = 0; i < n; i++) {
+		strcat(lit, i ? ",\"" : "\"");
+		strcat(lit, json_string_value(json_array_get(v, i)));
+		strcat(lit, "\"");
+	}
+	strcat(lit, "}");
+	return lit;
+}
+
+static bool
+number_ok(struct ctx *x, const json_t *v, const char *ptr)
+{
+	json_int_t n;
+
+	if (!json_is_integer(v))
+		return fail(x, ptr, "must be an integer");
+	n = json_integer_value(v);
+	if (n < -MAX_NUMBER || n > MAX_NUMBER)
+		return fail(x, ptr, "must be between -%lld and %lld", MAX_NUMBER, MAX_NUMBER);
+	return true;
+}
+
+static char *
+number_text(const json_t *v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+	return strdup(buf);
+}
+
+static bool
+number_condition(struct ctx *x, const struct field *f, const char *op, const json_t *v,
+		 const char *ptr_op, const char *ptr_v)
+{
+	size_t k;
+	int a, b;
+
+	for (k = 0; k < sizeof number_ops / sizeof number_ops[0]; k++)
+		if (strcmp(number_ops[k].name, op) == 0)
+			break;
+	if (k == sizeof number_ops / sizeof number_ops[0])
+		return fail(x, ptr_op, "%s takes eq, ne, lt, lte, gt, gte or between", f->name);
+	if (!number_ops[k].sql) {
+		char p0[200], p1[200];
+
+		sub(p0, sizeof p0, ptr_v, "0");
+		sub(p1, sizeof p1, ptr_v, "1");
+		if (!json_is_array(v) || json_array_size(v) != 2)
+			return fail(x, ptr_v, "must be [low, high]");
+		if (!number_ok(x, json_array_get(v, 0), p0) || !number_ok(x, json_array_get(v, 1), p1))
+			return false;
+		if (json_integer_value(json_array_get(v, 0)) > json_integer_value(json_array_get(v, 1)))
+			return fail(x, ptr_v, "low must not be above high");
+		if ((a = param(x, number_text(json_array_get(v, 0)))) < 0 ||
+		    (b = param(x, number_text(json_array_get(v, 1)))) < 0)
+			return false;
+		return emit(x, "(%s BETWEEN $%d::bigint AND $%d::bigint)", f->expr, a, b);
+	}
+	if (!number_ok(x, v, ptr_v) || (a = param(x, number_text(v))) < 0)
+		return false;
+	return emit(x, "(%s %s $%d::bigint)", f->expr, number_ops[k].sql, a);
+}
+
+static bool
+channel_condition(struct ctx *x, const struct field *f, const char *op, const json_t *v,
+		  const char *ptr_op, const char *ptr_v)
+{
+	int a;
+
+	if (strcmp(op, "eq") == 0 || strcmp(op, "ne") == 0) {
+		if (!string_ok(x, v, ptr_v, CHANNEL, 0) || (a = param(x, strdup(json_string_value(v)))) < 0)
+			return false;
+		return emit(x, "(%s %s $%d::text)", f->expr, op[0] == 'e' ? "=" : "<>", a);
+	}
+	if (strcmp(op, "in") == 0) {
+		char *lit = string_array(x, v, ptr_v, CHANNEL, 0);
+
+		if (!lit || (a = param(x, lit)) < 0)
+			return false;
+		return emit(x, "(%s = ANY ($%d::text[]))", f->expr, a);
+	}
+	return fail(x, ptr_op, "%s takes eq, ne or in", f->name);
+}
+
+/* "x = ANY ($n)" over the customer's categories or channels, counted or tested */
+static bool
+related(struct ctx *x, enum set set, bool all, int a)
+{
+	const char *from = set == CATEGORIES
+		? "FROM customer_category_facts cf WHERE cf.customer_seq = f.customer_seq"
+		  " AND cf.category"
+		: "FROM orders o WHERE o.customer_seq = f.customer_seq AND o.status = 'placed'"
+		  " AND o.channel";
+	const char *col = set == CATEGORIES ? "cf.category" : "o.channel";
+
+	if (all)
+		return emit(x, "((SELECT count(DISTINCT %s) %s = ANY ($%d::text[]))"
+			    " = cardinality($%d::text[]))", col, from, a, a);
+	return emit(x, "EXISTS (SELECT %s = ANY ($%d::text[]))", from, a);
+}
+
+static bool
+set_condition(struct ctx *x, const struct field *f, const char *op, const json_t *v,
+	      const char *ptr_op, const char *ptr_v)
+{
+	bool one = strcmp(op, "contains") == 0, any = strcmp(op, "contains_any") == 0,
+	     all = strcmp(op, "contains_all") == 0;
+	json_t *arr;
+	char *lit;
+	int a;
+
+	if (!one && !any && !all)
+		return fail(x, ptr_op, "%s takes contains, contains_any or contains_all", f->name);
+	if (one && !string_ok(x, v, ptr_v, SET, f->set))
+		return false;
+	/* contains v is contains_any [v] */
+	arr = one ? json_pack("[O]", v) : json_incref((json_t *)v);
+	lit = string_array(x, arr, ptr_v, SET, f->set);
+	if (!lit) {
+		json_decref(arr);
+		return false;
+	}
+	if (f->set == CONSENT) {
+		/* three known columns: no parameter needed */
+		bool ok = emit(x, "(");
+
+		for (size_t i = 0; ok && i < json_array_size(arr); i++) {
+			const char *s = json_string_value(json_array_get(arr, i));
+
+			for (size_t k = 0; k < 3; k++)
+				if (strcmp(s, consent_columns[k][0]) == 0)
+					ok = emit(x, "%s%s", i ? (all ? " AND " : " OR ") : "",
+						  consent_columns[k][1]);
+		}
+		free(lit);
+		json_decref(arr);
+		return ok && emit(x, ")");
+	}
+	json_decref(arr);
+	if ((a = param(x, lit)) < 0)
+		return false;
+	if (f->set == TAGS)
+		return emit(x, all || one ? "(c.tags @> $%d::text[])" : "(c.tags && $%d::text[])", a);
+	return related(x, f->set, all, a);
+}
+
+static bool node(struct ctx *x, const json_t *n, const char *ptr, int depth);
+
+static bool
+condition(struct ctx *x, const json_t *n, const char *ptr)
+{
+	char pf[200], po[200], pv[200];
+	const char *key, *name, *op;
+	json_t *value;
+	const struct field *f = NULL;
+
+	json_object_foreach((json_t *)n, key, value)
+		if (strcmp(key, "field") && strcmp(key, "op") && strcmp(key, "value")) {
+			child(pf, sizeof pf, ptr, key);
+			return fail(x, pf, "unknown member (a condition has field, op and value)");
+		}
+	child(pf, sizeof pf, ptr, "field");
+	child(po, sizeof po, ptr, "op");
+	child(pv, sizeof pv, ptr, "value");
+	if (++x->conditions > SEGFILTER_MAX_CONDITIONS)
+		return fail(x, ptr, "more than %d conditions", SEGFILTER_MAX_CONDITIONS);
+	name = json_string_value(json_object_get(n, "field"));
+	if (!name)
+		return fail(x, pf, json_object_get(n, "field") ? "must be a string" : "is required");
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		if (strcmp(fields[i].name, name) == 0)
+			f = &fields[i];
+	if (!f)
+		return fail(x, pf, "unknown field");
+	op = json_string_value(json_object_get(n, "op"));
+	if (!op)
+		return fail(x, po, json_object_get(n, "op") ? "must be a string" : "is required");
+	value = json_object_get(n, "value");
+	if (!value)
+		return fail(x, pv, "is required");
+	switch (f->kind) {
+	case NUMBER: return number_condition(x, f, op, value, po, pv);
+	case CHANNEL: return channel_condition(x, f, op, value, po, pv);
+	case SET: return set_condition(x, f, op, value, po, pv);
+	}
+	return false;
+}
+
+static bool
+node(struct ctx *x, const json_t *n, const char *ptr, int depth)
+{
+	static const char *const forms[] = { "all", "any", "not" };
+	char p[200];
+
+	if (!json_is_object(n))
+		return fail(x, ptr, "must be an object");
+	if (depth > SEGFILTER_MAX_DEPTH)
+		return fail(x, ptr, "nested deeper than %d levels", SEGFILTER_MAX_DEPTH);
+	for (size_t k = 0; k < 3; k++) {
+		json_t *v = json_object_get(n, forms[k]);
+
+		if (!v)
+			continue;
+		if (json_object_size(n) != 1) {
+			const char *key;
+			json_t *other;
+
+			json_object_foreach((json_t *)n, key, other)
+				if (strcmp(key, forms[k]) != 0)
+					break;
+			child(p, sizeof p, ptr, key);
+			return fail(x, p, "unknown member (\"%s\" stands alone)", forms[k]);
+		}
+		child(p, sizeof p, ptr, forms[k]);
+		if (k == 2)
+			return emit(x, "NOT (") && node(x, v, p, depth + 1) && emit(x, ")");
+		if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > MAX_ITEMS)
+			return fail(x, p, "must be an array of 1 to %d filters", MAX_ITEMS);
+		if (!emit(x, "("))
+			return false;
+		for (size_t i = 0; i < json_array_size(v); i++) {
+			char pi[200];
+
+			sub(pi, sizeof pi, p, "%zu", i);
+			if ((i && !emit(x, k == 0 ? " AND " : " OR ")) ||
+			    !node(x, json_array_get(v, i), pi, depth + 1))
+				return false;
+		}
+		return emit(x, ")");
+	}
+	return condition(x, n, ptr);
+}
+
+bool
+segfilter_compile(const json_t *filter, const char *prefix, int first, struct segfilter *out,
+		  struct err *err)
+{
+	struct ctx x = { .out = out, .first = first, .err = err };
+
+	memset(out, 0, sizeof *out);
+	return node(&x, filter, prefix, 1);
+}
+
+void
+segfilter_free(struct segfilter *f)
+{
+	free(f->sql);
+	for (int i = 0; i < f->nparams; i++)
+		free(f->params[i]);
+	memset(f, 0, sizeof *f);
+}
