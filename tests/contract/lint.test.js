@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 31, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3');
+    assert.equal(seen.size, 33, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -89,7 +89,7 @@ describe('openapi.yaml', () => {
       assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
       checked++;
     }
-    assert.equal(checked, 9, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic');
+    assert.equal(checked, 10, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}');
   });
 
   test('the request schemas reject what the service rejects', () => {
@@ -205,6 +205,142 @@ describe('openapi.yaml', () => {
     assert.ok(!traffic(days({ visitors: null })), 'visitors is not nullable');
   });
 
+  test('custom segments: the PUT body and the filter language reject what the service rejects', () => {
+    // segments2.md: { name, description?, filter }, the filter strict in
+    // every object, each field with its own operators and value shapes.
+    const put = schemaValidator(['components', 'schemas', 'SegmentInput']);
+    const c = (field, op, value) => ({ field, op, value });
+    const cond = c('order_count', 'eq', 1);
+    const body = (filter, extra = {}) => ({ name: 'Tea lovers', filter, ...extra });
+    const ok = (filter, what) => assert.ok(put(body(filter)), `${what}: ${JSON.stringify(put.errors)}`);
+    const no = (filter, what) => assert.ok(!put(body(filter)), what);
+    const strings = (n, prefix = 's') => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+    // The body.
+    assert.ok(put(body(cond)), 'name and filter');
+    assert.ok(put(body(cond, { description: null })), 'description may be null');
+    assert.ok(put(body(cond, { description: 'x'.repeat(1000) })), 'description up to 1000 characters');
+    assert.ok(!put(body(cond, { description: 'x'.repeat(1001) })), 'description above 1000 characters');
+    assert.ok(!put(body(cond, { description: 5 })), 'description is a string');
+    assert.ok(put({ name: 'x'.repeat(200), filter: cond }), 'name up to 200 characters');
+    assert.ok(!put({ name: 'x'.repeat(201), filter: cond }), 'name above 200 characters');
+    assert.ok(!put({ name: '', filter: cond }), 'empty name');
+    assert.ok(!put({ name: null, filter: cond }), 'name is not nullable');
+    assert.ok(!put({ filter: cond }), 'name is required');
+    assert.ok(!put({ name: 'Tea lovers' }), 'filter is required');
+    assert.ok(!put(body(null)), 'filter is not nullable');
+    for (const k of ['code', 'kind', 'size', 'parameters', 'created_at']) {
+      assert.ok(!put(body(cond, { [k]: 'x' })), `${k} is not part of the body`);
+    }
+
+    // Numeric fields: the six comparisons and between, integers in ±10^15.
+    const numeric = ['order_count', 'days_since_first_order', 'days_since_last_order', 'total_spent', 'average_order_value'];
+    for (const field of numeric) {
+      for (const op of ['eq', 'ne', 'lt', 'lte', 'gt', 'gte']) ok(c(field, op, 0), `${field} ${op}`);
+      ok(c(field, 'between', [30, 90]), `${field} between`);
+      for (const op of ['in', 'contains', 'contains_any', 'contains_all', 'like']) no(c(field, op, 1), `${field} ${op}`);
+    }
+    ok(c('total_spent', 'gte', 1e15), 'up to 10^15');
+    ok(c('total_spent', 'gte', -1e15), 'down to -10^15');
+    ok(c('order_count', 'between', [-1e15, 1e15]), 'between the bounds');
+    ok(c('order_count', 'between', [5, 5]), 'between one value');
+    ok(c('order_count', 'between', [90, 30]), 'lo <= hi is checked by the service, not the schema');
+    no(c('total_spent', 'gte', 1e15 + 1), 'above 10^15');
+    no(c('total_spent', 'lt', -1e15 - 1), 'below -10^15');
+    no(c('order_count', 'eq', 1.5), 'a fraction');
+    no(c('order_count', 'eq', '1'), 'a numeric string');
+    no(c('order_count', 'eq', null), 'null');
+    no(c('order_count', 'eq', [1, 2]), 'a pair for eq');
+    no(c('order_count', 'between', 1), 'one number for between');
+    no(c('order_count', 'between', [1]), 'between needs two');
+    no(c('order_count', 'between', [1, 2, 3]), 'between takes two');
+    no(c('order_count', 'between', [1, '2']), 'between integers');
+    no(c('order_count', 'between', [1, 2.5]), 'between whole numbers');
+    no(c('order_count', 'between', { lo: 1, hi: 2 }), 'between takes an array');
+
+    // first_order_channel: eq, ne (one string) and in (1-100 distinct).
+    ok(c('first_order_channel', 'eq', 'web'), 'channel eq');
+    ok(c('first_order_channel', 'ne', 'wechat-mini'), 'channel ne');
+    ok(c('first_order_channel', 'in', ['web', 'tmall']), 'channel in');
+    ok(c('first_order_channel', 'in', strings(100)), 'in: 100 values');
+    for (const op of ['lt', 'between', 'contains', 'contains_any']) no(c('first_order_channel', op, 'web'), `first_order_channel ${op}`);
+    no(c('first_order_channel', 'eq', ['web']), 'eq takes one string');
+    no(c('first_order_channel', 'in', 'web'), 'in takes an array');
+    no(c('first_order_channel', 'in', []), 'in: empty');
+    no(c('first_order_channel', 'in', ['web', 'web']), 'in: distinct');
+    no(c('first_order_channel', 'in', strings(101)), 'in: above 100');
+    no(c('first_order_channel', 'eq', 'web shop'), 'string pattern');
+    no(c('first_order_channel', 'eq', ''), 'empty string');
+    no(c('first_order_channel', 'eq', 'x'.repeat(65)), 'string above 64 characters');
+    no(c('first_order_channel', 'eq', 1), 'a number for a string');
+    no(c('first_order_channel', 'in', ['web', 'a/b']), 'every string matches the pattern');
+
+    // Sets: contains (one string), contains_any / contains_all (1-100 distinct).
+    for (const field of ['categories', 'channels', 'tags']) {
+      ok(c(field, 'contains', 'tea'), `${field} contains`);
+      ok(c(field, 'contains_any', ['tea', 'tea-sample']), `${field} contains_any`);
+      ok(c(field, 'contains_all', strings(100)), `${field} contains_all 100`);
+      for (const op of ['eq', 'ne', 'in', 'gte', 'between']) no(c(field, op, 'tea'), `${field} ${op}`);
+      no(c(field, 'contains', ['tea']), `${field}: contains takes one string`);
+      no(c(field, 'contains_any', 'tea'), `${field}: contains_any takes an array`);
+      no(c(field, 'contains_all', []), `${field}: empty`);
+      no(c(field, 'contains_any', ['tea', 'tea']), `${field}: distinct`);
+      no(c(field, 'contains_all', strings(101)), `${field}: above 100`);
+      no(c(field, 'contains', 'tea leaves'), `${field}: string pattern`);
+    }
+
+    // consent: email, sms, wechat only.
+    for (const v of ['email', 'sms', 'wechat']) ok(c('consent', 'contains', v), `consent contains ${v}`);
+    ok(c('consent', 'contains_any', ['email', 'sms']), 'consent contains_any');
+    ok(c('consent', 'contains_all', ['email', 'sms', 'wechat']), 'consent contains_all');
+    no(c('consent', 'contains', 'fax'), 'unknown consent channel');
+    no(c('consent', 'contains', 'Email'), 'consent channels are lower case');
+    no(c('consent', 'contains_any', ['email', 'fax']), 'unknown channel in the array');
+    no(c('consent', 'contains_all', ['email', 'email']), 'consent: distinct');
+    no(c('consent', 'contains_any', []), 'consent: empty');
+    no(c('consent', 'eq', 'email'), 'consent eq');
+    no(c('consent', 'contains', ['email']), 'consent: contains takes one string');
+
+    // A condition has exactly field, op and value.
+    no({ op: 'eq', value: 1 }, 'field is required');
+    no({ field: 'order_count', value: 1 }, 'op is required');
+    no({ field: 'order_count', op: 'eq' }, 'value is required');
+    no({ ...cond, negate: true }, 'unknown condition member');
+    no(c('spend', 'gt', 1), 'unknown field');
+    no(c('Order_count', 'eq', 1), 'field names are exact');
+    no(c(null, 'eq', 1), 'field is a string');
+    no(c('order_count', 'EQ', 1), 'op names are exact');
+
+    // all / any / not.
+    ok({ all: [cond] }, 'all of one');
+    ok({ any: [cond, c('tags', 'contains', 'vip')] }, 'any of two');
+    ok({ not: cond }, 'not');
+    ok({ all: Array(50).fill(cond) }, 'all of 50');
+    ok({ any: [{ all: [cond, { not: { any: [c('consent', 'contains', 'sms')] } }] }, { not: { not: cond } }] }, 'nested');
+    const deep = (n) => (n === 1 ? cond : { not: deep(n - 1) });
+    ok(deep(9), 'depth (8 at most) is checked by the service, not the schema');
+    ok({ any: [{ all: Array(50).fill(cond) }, { all: Array(50).fill(cond) }, { all: [cond] }] }, 'the number of conditions (100 at most) is checked by the service');
+    no({}, 'an empty object');
+    no({ all: [] }, 'all: empty');
+    no({ any: [] }, 'any: empty');
+    no({ all: Array(51).fill(cond) }, 'all: above 50');
+    no({ any: Array(51).fill(cond) }, 'any: above 50');
+    no({ all: cond }, 'all takes an array');
+    no({ not: [cond] }, 'not takes one filter');
+    no({ not: null }, 'not takes a filter');
+    no({ all: [cond], any: [cond] }, 'one form per object');
+    no({ not: cond, all: [cond] }, 'not with another member');
+    no({ ...cond, all: [cond] }, 'a condition with a combinator');
+    no({ all: [cond], name: 'x' }, 'unknown member next to all');
+    no({ none: [cond] }, 'unknown combinator');
+    no({ all: [{}] }, 'an empty filter inside');
+    no({ all: [cond, c('order_count', 'contains', 1)] }, 'a wrong op inside all');
+    no({ any: [{ all: [{ not: c('consent', 'contains', 'fax') }] }] }, 'a bad condition deep inside');
+    no({ not: { not: { not: { ...cond, extra: 1 } } } }, 'an unknown member deep inside');
+    no([cond], 'a filter is an object, not an array');
+    no('order_count = 1', 'a filter is not a string');
+  });
+
   test('every path parameter has an example, and all examples fit their schema', () => {
     for (const { path, method, segments } of operations()) {
       const params = [
@@ -254,7 +390,7 @@ describe('openapi.yaml', () => {
 describe('requestExamples()', () => {
   test('lists each request-body example with the path filled in', () => {
     const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
-    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'recordOrderEvent', 'recordTraffic', 'updateShop']);
+    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'putSegment', 'recordOrderEvent', 'recordTraffic', 'updateShop']);
     assert.deepEqual(byId.putCustomer, {
       operationId: 'putCustomer',
       method: 'PUT',
@@ -292,6 +428,20 @@ describe('requestExamples()', () => {
     const pairs = byId.recordTraffic.body.days.map((d) => `${d.date} ${d.channel}`);
     assert.equal(new Set(pairs).size, pairs.length, 'traffic example: each (date, channel) once');
     for (const d of byId.recordTraffic.body.days) assert.ok(d.date <= new Date().toISOString().slice(0, 10), `traffic example: ${d.date} is in the future`);
+
+    // The custom segment example: the filter of segments2.md, under a
+    // custom code (a built-in code gets 409), so examples.test.js gets 201.
+    const segmentCode = decodeURIComponent(byId.putSegment.pathExample.replace(/^\/v1\/segments\//, ''));
+    assert.match(segmentCode, /^[a-z0-9-]{1,64}$/, 'putSegment example: code syntax');
+    assert.ok(!['second-purchase-window', 'due-for-repurchase', 'lapsing', 'lapsed', 'vip'].includes(segmentCode), 'putSegment example: not a built-in code');
+    assert.deepEqual(byId.putSegment.body.filter, {
+      all: [
+        { field: 'order_count', op: 'eq', value: 1 },
+        { field: 'categories', op: 'contains', value: 'tea' },
+        { field: 'consent', op: 'contains', value: 'email' },
+        { field: 'days_since_last_order', op: 'between', value: [30, 90] },
+      ],
+    }, 'putSegment example: the filter of segments2.md');
 
     // The bulk example is NDJSON text: every line a valid order plus its id,
     // in the shop's currency, adding up, with ids no other example uses (so
@@ -930,10 +1080,10 @@ describe('validateResponse()', () => {
     s.bad(noSessions, /sessions/, 'sessions is required (null without traffic)');
   });
 
-  test('segments: the five built-ins, one segment, its members', () => {
+  test('segments: the five built-ins and the custom ones, one segment, its members', () => {
     // Matches the schema errors only, not the body the message quotes.
     const errorsMatch = (re) => (e) => re.test(e.message.split('\n  body: ')[0]);
-    const check = (path, { notFound }) => {
+    const check = (path, { notFound, allow = 'GET' }) => {
       const r = { method: 'GET', path, status: 200, headers: json };
       return {
         ok: (body) => validateResponse({ ...r, body: JSON.stringify(body) }),
@@ -948,8 +1098,8 @@ describe('validateResponse()', () => {
           if (notFound) nf();
           else assert.throws(nf, /status is not documented/, `${path}: no 404`);
           assert.throws(() => validateResponse({ ...r, status: 422, headers: problemHeaders, body: problem(422, 'validation_failed') }), /status is not documented/, `${path}: no 422`);
-          validateResponse({ method: 'POST', path, status: 405, headers: { ...problemHeaders, allow: 'GET' }, body: problem(405, 'method_not_allowed') });
-          assert.throws(() => validateResponse({ method: 'POST', path, status: 405, headers: { ...problemHeaders, allow: 'GET, POST' }, body: problem(405, 'method_not_allowed') }), /Allow header/);
+          validateResponse({ method: 'POST', path, status: 405, headers: { ...problemHeaders, allow }, body: problem(405, 'method_not_allowed') });
+          assert.throws(() => validateResponse({ method: 'POST', path, status: 405, headers: { ...problemHeaders, allow: `${allow}, POST` }, body: problem(405, 'method_not_allowed') }), /Allow header/);
         },
       };
     };
@@ -964,14 +1114,51 @@ describe('validateResponse()', () => {
       seg('vip', 'VIP', { vip_percent: 5 }, 0),
     ];
     const [spw, due, lapsing, lapsed, vip] = five;
+    const filter = {
+      all: [
+        { field: 'order_count', op: 'eq', value: 1 },
+        { field: 'categories', op: 'contains', value: 'tea' },
+        { field: 'days_since_last_order', op: 'between', value: [30, 90] },
+      ],
+    };
+    const custom = (code, extra = {}) => ({
+      code, kind: 'custom', name: 'Tea lovers', description: null, filter, size: 12, as_of: '2026-11-22',
+      created_at: '2026-11-20T08:30:00Z', updated_at: '2026-11-22T10:37:50.123456Z', ...extra,
+    });
+    const tea = custom('tea-lovers');
 
-    // GET /v1/segments: always the five, in this order.
+    // GET /v1/segments: always the five, in this order, then the custom ones.
     const l = check('/v1/segments', { notFound: false });
     l.ok({ items: five });
+    l.ok({ items: [...five, custom('0-first'), tea, custom('x'.repeat(64), { description: 'Some text.' })] });
     l.problems('/query/limit');
     l.bad({ items: five, next_cursor: null }, /additional properties/, 'not paginated');
     l.bad({ items: five.slice(0, 4) }, /items/, 'all five');
-    l.bad({ items: [...five, vip] }, /items/, 'no sixth');
+    l.bad({ items: [...five.slice(0, 4), tea] }, /kind|code/, 'all five before any custom one');
+    l.bad({ items: [tea, ...five] }, /kind|code/, 'the built-ins first');
+    l.bad({ items: [...five, vip] }, /kind/, 'no built-in after the five');
+    l.bad({ items: [...five, tea, lapsed] }, /kind/, 'no built-in among the custom ones');
+    l.bad({ items: [...five, custom('lapsed')] }, /code/, 'a custom segment never has a built-in code');
+    l.bad({ items: [...five, custom('Tea-Lovers')] }, /code/, 'custom codes are lower case');
+    l.bad({ items: [...five, custom('tea_lovers')] }, /code/, 'custom codes are [a-z0-9-]');
+    l.bad({ items: [...five, custom('x'.repeat(65))] }, /code/, 'custom codes up to 64 characters');
+    l.bad({ items: [...five, custom('tea-lovers', { kind: 'built-in' })] }, /kind/, 'kind is custom');
+    l.bad({ items: [...five, custom('tea-lovers', { parameters: {} })] }, /additional properties/, 'no parameters on a custom segment');
+    l.bad({ items: [...five, { ...vip, filter }] }, /additional properties/, 'no filter on a built-in segment');
+    const { filter: _f, ...noFilter } = tea;
+    l.bad({ items: [...five, noFilter] }, /filter/, 'filter is required');
+    const { description: _cd, ...noDescription } = tea;
+    l.bad({ items: [...five, noDescription] }, /description/, 'description is always there (null when not set)');
+    const { created_at: _c, ...noCreated } = tea;
+    l.bad({ items: [...five, noCreated] }, /created_at/, 'created_at is required');
+    l.bad({ items: [...five, custom('tea-lovers', { updated_at: null })] }, /updated_at/, 'updated_at is a timestamp');
+    l.bad({ items: [...five, custom('tea-lovers', { name: '' })] }, /name/, 'non-empty name');
+    l.bad({ items: [...five, custom('tea-lovers', { name: 'x'.repeat(201) })] }, /name/, 'name up to 200 characters');
+    l.bad({ items: [...five, custom('tea-lovers', { description: 'x'.repeat(1001) })] }, /description/, 'description up to 1000 characters');
+    l.bad({ items: [...five, custom('tea-lovers', { size: -1 })] }, /size/, 'size is a count');
+    l.bad({ items: [...five, custom('tea-lovers', { as_of: '2026-11-22T00:00:00Z' })] }, /as_of/, 'as_of is a date');
+    l.bad({ items: [...five, custom('tea-lovers', { filter: { all: [] } })] }, /filter/, 'the filter as validated');
+    l.bad({ items: [...five, custom('tea-lovers', { filter: { field: 'tags', op: 'eq', value: 'vip' } })] }, /filter/, 'a stored filter follows the language');
     l.bad({ items: [due, spw, lapsing, lapsed, vip] }, /code/, 'in the documented order');
     l.bad({ items: [spw, due, lapsing, lapsed, { ...vip, code: 'big-spenders' }] }, /code/, 'built-in codes only');
     l.bad({ items: [{ ...spw, kind: 'custom' }, due, lapsing, lapsed, vip] }, /kind/, 'kind is built-in');
@@ -987,13 +1174,60 @@ describe('validateResponse()', () => {
     const { as_of: _a, ...noAsOf } = lapsed;
     l.bad({ items: [spw, due, lapsing, noAsOf, vip] }, /as_of/, 'as_of is required');
 
-    // GET /v1/segments/{code}: one segment; unknown codes are 404.
-    for (const s of five) check(`/v1/segments/${s.code}`, { notFound: true }).ok(s);
-    const g = check('/v1/segments/lapsed', { notFound: true });
+    // GET /v1/segments/{code}: one segment, built-in or custom; unknown codes are 404.
+    const segmentPath = { notFound: true, allow: 'DELETE, GET, PUT' };
+    for (const s of five) check(`/v1/segments/${s.code}`, segmentPath).ok(s);
+    const g = check('/v1/segments/lapsed', segmentPath);
     g.problems('/query/limit');
     g.bad({ items: [lapsed] }, /additional properties/, 'the segment itself, not a list');
     g.bad({ ...lapsed, id: 'lapsed' }, /additional properties/, 'no other member');
     g.bad({ ...vip, parameters: { vip_percent: 51 } }, /vip_percent/, 'vip_percent at most 50');
+    const gc = check('/v1/segments/tea-lovers', segmentPath);
+    gc.ok(tea);
+    gc.ok(custom('tea-lovers', { description: '', size: 0 }));
+    gc.problems('/query/limit');
+    gc.bad({ ...tea, parameters: { lapse_days: 365 } }, /additional properties/, 'a custom segment has no parameters');
+    gc.bad({ ...tea, kind: 'built-in' }, /kind|parameters/, 'kind goes with the members');
+    gc.bad({ ...lapsed, kind: 'custom' }, /kind|filter/, 'a built-in segment is not custom');
+    gc.bad({ ...tea, filter: { not: { field: 'consent', op: 'contains', value: 'fax' } } }, /filter/, 'consent channels');
+
+    // PUT /v1/segments/{code}: 201 with Location when created, 200 when replaced.
+    const put = { method: 'PUT', path: '/v1/segments/tea-lovers', headers: json, body: JSON.stringify(tea) };
+    validateResponse({ ...put, status: 201, headers: { ...json, location: '/v1/segments/tea-lovers' } });
+    validateResponse({ ...put, status: 200 });
+    assert.throws(() => validateResponse({ ...put, status: 201 }), /Location/, '201 carries Location');
+    assert.throws(() => validateResponse({ ...put, status: 201, headers: { ...json, location: '/v1/customers/tea-lovers' } }), /Location/, 'Location is the segment');
+    assert.throws(() => validateResponse({ ...put, status: 200, body: JSON.stringify(lapsed) }), violation, 'PUT answers a custom segment');
+    assert.throws(() => validateResponse({ ...put, status: 200, body: JSON.stringify({ ...tea, created_at: undefined }) }), /created_at/, 'the segment as stored');
+    const putProblem = (status, code, extra) => validateResponse({ ...put, status, headers: problemHeaders, body: problem(status, code, extra) });
+    putProblem(400, 'invalid_parameter', { pointer: '/path/code' });
+    putProblem(400, 'malformed_json');
+    validateResponse({ ...put, status: 401, headers: { ...problemHeaders, 'www-authenticate': 'Bearer' }, body: problem(401, 'unauthenticated') });
+    putProblem(403, 'forbidden');
+    putProblem(409, 'conflict');
+    putProblem(413, 'payload_too_large');
+    putProblem(415, 'unsupported_media_type', { pointer: '/header/Content-Type' });
+    for (const pointer of ['/filter/all/2/op', '/filter/not/value', '/filter/any', '/filter/all/0/field', '/name']) putProblem(422, 'validation_failed', { pointer });
+    putProblem(500, 'internal_error');
+    validateResponse({ ...put, status: 503, headers: { ...problemHeaders, 'retry-after': '1' }, body: problem(503, 'database_unavailable') });
+    assert.throws(() => putProblem(409, 'order_conflict'), /\/code must be equal/, 'the built-in conflict is code conflict');
+    assert.throws(() => putProblem(422, 'idempotency_key_reused'), /\/code must be equal/, 'a PUT takes no Idempotency-Key');
+    assert.throws(() => putProblem(404, 'not_found'), /status is not documented/, 'PUT creates: no 404');
+
+    // DELETE /v1/segments/{code}: 204; built-in 409, unknown 404.
+    const del = { method: 'DELETE', path: '/v1/segments/tea-lovers' };
+    validateResponse({ ...del, status: 204, headers: { 'x-request-id': RID }, body: '' });
+    assert.throws(() => validateResponse({ ...del, status: 204, headers: json, body: JSON.stringify(tea) }), /documents no body/, '204 has no body');
+    assert.throws(() => validateResponse({ ...del, status: 200, headers: json, body: JSON.stringify(tea) }), /status is not documented/, 'always 204');
+    const delProblem = (status, code, extra) => validateResponse({ ...del, status, headers: problemHeaders, body: problem(status, code, extra) });
+    delProblem(400, 'invalid_parameter', { pointer: '/path/code' });
+    validateResponse({ ...del, status: 401, headers: { ...problemHeaders, 'www-authenticate': 'Bearer' }, body: problem(401, 'unauthenticated') });
+    delProblem(403, 'forbidden');
+    delProblem(404, 'not_found');
+    delProblem(409, 'conflict');
+    delProblem(500, 'internal_error');
+    assert.throws(() => delProblem(422, 'validation_failed'), /status is not documented/, 'DELETE has no body: no 422');
+    assert.throws(() => delProblem(400, 'malformed_json'), /\/code must be equal/, 'DELETE has no body: no malformed_json');
 
     // GET /v1/segments/{code}/customers.
     const member = (reason) => ({
@@ -1021,6 +1255,11 @@ describe('validateResponse()', () => {
       { spend_365d: 250000, cutoff: 180000 },
     ];
     for (const reason of reasons) m.ok(page([member(reason)]));
+    // A custom segment's members have reason null.
+    const mc = check('/v1/segments/tea-lovers/customers?fields=reason', { notFound: true });
+    mc.ok(page([member(null)]));
+    mc.ok(page([{ id: 'cust-1001', reason: null }], 'opaque-cursor'));
+    mc.bad(page([member({})]), /reason/, 'null, not an empty reason');
     m.ok(page([], null));
     m.ok(page([member(reasons[1]), member(reasons[2])], 'opaque-cursor'));
     m.ok(page([{ id: 'cust-1001' }]));
