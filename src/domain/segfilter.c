@@ -123,10 +123,12 @@ sub(char *buf, size_t size, const char *ptr, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* ptr + "/" + member, escaped as RFC 6901 wants (a member name is user input) */
 static void
 child(char *buf, size_t size, const char *ptr, const char *member)
 {
-	sub(buf, size, ptr, "%s", member);
+	snprintf(buf, size, "%s", ptr);
+	err_pointer_append(buf, size, member);
 }
 
 static bool
