@@ -101,5 +101,8 @@ void api_segments_get(struct request *req);
 void api_segments_members(struct request *req);
 void api_segments_put(struct request *req);
 void api_segments_delete(struct request *req);
+void api_rfm_map_get(struct request *req);
+void api_rfm_map_put(struct request *req);
+void api_rfm_summary(struct request *req);
 
 #endif

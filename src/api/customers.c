@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "rebuy/api.h"
+#include "rebuy/rfm.h"
 #include "rebuy/customers.h"
 #include "rebuy/reply.h"
 
@@ -145,7 +146,10 @@ get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 		err_set(err, ERR_NOT_FOUND, NULL, "customer not found");
 		return DB_ABORT;
 	}
-	out->status = 200;
+	if (qs > 0)
+		qs = rfm_attach(c, call->shop_id, call->id, &out->raw);
+	if (qs >= 0)
+		out->status = 200;
 	return qs;
 }
 

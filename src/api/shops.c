@@ -6,6 +6,7 @@
 
 #include "rebuy/api.h"
 #include "rebuy/reply.h"
+#include "rebuy/rfm.h"
 #include "rebuy/shops.h"
 
 static const char *
@@ -32,11 +33,38 @@ static const struct jv_field segments_spec[] = {
 	{ .name = NULL },
 };
 
+/* how customers are scored (include/rebuy/rfm.h); the combination is checked there */
+static const struct jv_field threshold_item = { .kind = JV_INTEGER, .min = 0,
+						 .max = 1000000000000000LL };
+
+static const struct jv_field rfm_spec[] = {
+	{ .name = "method", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 20 },
+	{ .name = "recency_days", .kind = JV_ARRAY, .min = 4, .max = 4, .items = &threshold_item },
+	{ .name = "frequency", .kind = JV_ARRAY, .min = 4, .max = 4, .items = &threshold_item },
+	{ .name = "monetary", .kind = JV_ARRAY, .min = 4, .max = 4, .items = &threshold_item },
+	{ .name = NULL },
+};
+
 static const struct jv_field settings_spec[] = {
 	{ .name = "repurchase_rule", .kind = JV_OBJECT, .fields = rule_spec },
 	{ .name = "segments", .kind = JV_OBJECT, .fields = segments_spec },
+	{ .name = "rfm", .kind = JV_OBJECT, .fields = rfm_spec },
 	{ .name = NULL },
 };
+
+/* What the field specs cannot say about settings; replies and false if wrong. */
+static bool
+settings_ok(struct request *req, const json_t *body)
+{
+	const json_t *rfm = json_object_get(json_object_get(body, "settings"), "rfm");
+	struct err err = { 0 };
+
+	if (rfm && !rfm_settings_check(rfm, &err)) {
+		reply_problem(req, &err);
+		return false;
+	}
+	return true;
+}
 
 static const struct jv_field shop_create_spec[] = {
 	{ .name = "name", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 200 },
@@ -98,6 +126,10 @@ api_shops_post(struct request *req)
 
 	if (!body)
 		return;
+	if (!settings_ok(req, body)) {
+		json_decref(body);
+		return;
+	}
 	call.in.name = api_str(body, "name");
 	call.in.currency = api_str(body, "currency");
 	call.in.timezone = api_str(body, "timezone");
@@ -167,7 +199,9 @@ api_shops_patch(struct request *req)
 	body = api_body(req, shop_patch_spec);
 	if (!body)
 		return;
-	if (json_object_get(body, "currency")) {
+	if (!settings_ok(req, body)) {
+		/* replied */
+	} else if (json_object_get(body, "currency")) {
 		reply_error(req, ERR_VALIDATION, "/currency",
 			    "/currency: a shop's currency cannot be changed");
 	} else if (json_object_size(body) == 0) {

@@ -12,6 +12,7 @@
 #include "rebuy/db.h"
 #include "rebuy/idempotency.h"
 #include "rebuy/orders.h"
+#include "rebuy/rfm.h"
 #include "rebuy/segments.h"
 #include "rebuy/shops.h"
 #include "rebuy/traffic.h"
@@ -21,5 +22,5 @@ extern const struct db_stmt migrate_stmts[];
 const struct db_stmt *const db_all_stmts[] = {
 	migrate_stmts, auth_stmts, idem_stmts, shops_stmts, apikeys_stmts,
 	customers_stmts, orders_stmts, analytics_stmts, traffic_stmts,
-	segments_stmts, NULL,
+	segments_stmts, rfm_stmts, NULL,
 };

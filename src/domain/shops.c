@@ -24,6 +24,9 @@ const struct db_stmt shops_stmts[] = {
 	  "     (s.settings -> 'repurchase_rule') || coalesce($4::jsonb -> 'repurchase_rule', '{}')),"
 	  "     '{segments}',"
 	  "     coalesce(s.settings -> 'segments', '{}') || coalesce($4::jsonb -> 'segments', '{}'))"
+	  /* rfm is one choice (a method and its thresholds): replaced whole */
+	  "   || CASE WHEN $4::jsonb ? 'rfm' THEN jsonb_build_object('rfm', $4::jsonb -> 'rfm')"
+	  "      ELSE '{}' END"
 	  "   END,"
 	  " updated_at = now()"
 	  " WHERE s.id = $1 RETURNING shop_json(s)" },

@@ -65,6 +65,9 @@ const struct route router_routes[] = {
 	{ "GET", "/v1/segments/{code}", api_segments_get, SCOPE_ADMIN | SCOPE_READONLY, 0 },
 	{ "PUT", "/v1/segments/{code}", api_segments_put, SCOPE_ADMIN, ROUTE_BODY },
 	{ "DELETE", "/v1/segments/{code}", api_segments_delete, SCOPE_ADMIN, 0 },
+	{ "GET", "/v1/rfm/map", api_rfm_map_get, SCOPE_ADMIN | SCOPE_READONLY, 0 },
+	{ "PUT", "/v1/rfm/map", api_rfm_map_put, SCOPE_ADMIN, ROUTE_BODY },
+	{ "GET", "/v1/rfm/summary", api_rfm_summary, SCOPE_ADMIN | SCOPE_READONLY, 0 },
 	{ "GET", "/v1/segments/{code}/customers", api_segments_members,
 	  SCOPE_ADMIN | SCOPE_READONLY, 0, "limit cursor consent fields" },
 };

@@ -209,9 +209,11 @@ describe('shop settings: the repurchase rule', () => {
       second_purchase_window_days: 45, due_max_factor: 3, due_min_repeat_customers: 30,
       lapsing_factor: 2, lapse_days: 365, vip_percent: 5,
     };
-    assert.deepEqual(plain.shop.settings, { repurchase_rule: DEFAULT_RULE, segments: DEFAULT_SEGMENTS });
+    // rfm: how customers are scored (rfm.test.js), quintiles by default
+    const DEFAULTS = { repurchase_rule: DEFAULT_RULE, segments: DEFAULT_SEGMENTS, rfm: { method: 'quintiles' } };
+    assert.deepEqual(plain.shop.settings, DEFAULTS);
     const g = await c.get(`/v1/shops/${plain.shopId}`, { key: plain.key });
-    assert.deepEqual(g.body.settings, { repurchase_rule: DEFAULT_RULE, segments: DEFAULT_SEGMENTS });
+    assert.deepEqual(g.body.settings, DEFAULTS);
 
     const partial = await createShopWith({ repurchase_rule: { merge_window_hours: 48 } });
     assert.deepEqual(partial.shop.settings.repurchase_rule, { ...DEFAULT_RULE, merge_window_hours: 48 });
