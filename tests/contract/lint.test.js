@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 33, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2');
+    assert.equal(seen.size, 36, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2, rfm.md 3');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -89,7 +89,7 @@ describe('openapi.yaml', () => {
       assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
       checked++;
     }
-    assert.equal(checked, 10, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}');
+    assert.equal(checked, 11, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}, PUT /v1/rfm/map');
   });
 
   test('the request schemas reject what the service rejects', () => {
@@ -341,6 +341,88 @@ describe('openapi.yaml', () => {
     no('order_count = 1', 'a filter is not a string');
   });
 
+  test('RFM: the map body and settings.rfm reject what the service rejects', () => {
+    // rfm.md: { segments: [ { name, r: [lo, hi], f: [lo, hi], lapsed? } ] }, 1-50 entries.
+    const put = schemaValidator(['components', 'schemas', 'RfmMapInput']);
+    const entry = { name: 'Everyone', r: [1, 5], f: [1, 5] };
+    const ok = (body, what) => assert.ok(put(body), `${what}: ${JSON.stringify(put.errors)}`);
+    const no = (body, what) => assert.ok(!put(body), what);
+    const one = (e) => ({ segments: [{ ...entry, ...e }] });
+    ok({ segments: [entry] }, 'one entry covering every cell');
+    ok(one({ lapsed: false }), 'lapsed false');
+    ok({ segments: [entry, { name: 'Lost', r: [1, 1], f: [1, 5], lapsed: true }] }, 'a lapsed entry');
+    ok({ segments: Array.from({ length: 50 }, (_, i) => ({ ...entry, name: `s${i}` })) }, '50 entries (coverage is checked by the service)');
+    ok({ segments: [entry, entry] }, 'overlaps and duplicate names are checked by the service');
+    ok(one({ r: [5, 1] }), 'lo <= hi is checked by the service');
+    ok(one({ name: 'x'.repeat(64) }), 'name up to 64 characters');
+    ok(one({ name: "Can't lose them" }), 'any characters in a name');
+    no({}, 'segments is required');
+    no({ segments: [] }, 'at least one entry');
+    no({ segments: Array.from({ length: 51 }, (_, i) => ({ ...entry, name: `s${i}` })) }, 'at most 50 entries');
+    no({ segments: [entry], default: false }, 'default is not part of the body');
+    no({ segments: entry }, 'segments is an array');
+    no({ segments: null }, 'segments is not nullable');
+    no([entry], 'the body is an object');
+    for (const k of ['name', 'r', 'f']) {
+      const { [k]: _, ...without } = entry;
+      no({ segments: [without] }, `${k} is required`);
+    }
+    no(one({ name: '' }), 'empty name');
+    no(one({ name: 'x'.repeat(65) }), 'name above 64 characters');
+    no(one({ name: null }), 'name is not nullable');
+    no(one({ name: 5 }), 'name is a string');
+    for (const k of ['r', 'f']) {
+      no(one({ [k]: [0, 5] }), `${k}: scores from 1`);
+      no(one({ [k]: [1, 6] }), `${k}: scores up to 5`);
+      no(one({ [k]: [1] }), `${k}: a pair`);
+      no(one({ [k]: [1, 2, 3] }), `${k}: only a pair`);
+      no(one({ [k]: [1, 4.5] }), `${k}: whole scores`);
+      no(one({ [k]: ['1', '5'] }), `${k}: numbers, not strings`);
+      no(one({ [k]: 3 }), `${k}: a pair, not one score`);
+      no(one({ [k]: { lo: 1, hi: 5 } }), `${k}: an array`);
+      no(one({ [k]: null }), `${k}: not nullable`);
+    }
+    no(one({ lapsed: 'true' }), 'lapsed is a boolean');
+    no(one({ lapsed: null }), 'lapsed is not nullable');
+    no(one({ m: [1, 5] }), 'no monetary range in the map');
+    no(one({ code: 'everyone' }), 'unknown entry member');
+
+    // settings.rfm: one of the two methods, strict, replaced as a whole.
+    const patchShop = schemaValidator(['components', 'schemas', 'ShopPatch']);
+    const rfm = (v) => patchShop({ settings: { rfm: v } });
+    const thresholds = { method: 'thresholds', recency_days: [30, 90, 180, 365], frequency: [2, 3, 5, 10], monetary: [10000, 50000, 100000, 500000] };
+    assert.ok(rfm({ method: 'quintiles' }), 'quintiles');
+    assert.ok(rfm(thresholds), 'thresholds');
+    assert.ok(rfm({ ...thresholds, recency_days: [0, 1, 2, 3], monetary: [0, 1, 2, 1e15] }), 'recency and monetary from 0, up to 10^15');
+    assert.ok(rfm({ ...thresholds, frequency: [1, 2, 3, 1e15] }), 'frequency from 1');
+    assert.ok(rfm({ ...thresholds, recency_days: [365, 180, 90, 30] }), 'strictly increasing is checked by the service');
+    assert.ok(patchShop({ settings: { segments: { lapse_days: 180 }, rfm: { method: 'quintiles' } } }), 'with the segment settings');
+    assert.ok(!rfm({}), 'method is required');
+    assert.ok(!rfm(null), 'rfm is not nullable');
+    assert.ok(!rfm('quintiles'), 'rfm is an object');
+    assert.ok(!rfm({ method: 'deciles' }), 'unknown method');
+    assert.ok(!rfm({ method: 'Quintiles' }), 'method names are exact');
+    assert.ok(!rfm({ method: 'thresholds' }), 'thresholds needs its thresholds');
+    assert.ok(!rfm({ ...thresholds, method: 'quintiles' }), 'quintiles takes no thresholds');
+    assert.ok(!rfm({ method: 'quintiles', recency_days: [30, 90, 180, 365] }), 'quintiles takes no thresholds, not even one');
+    assert.ok(!rfm({ ...thresholds, weights: [1, 1, 1] }), 'unknown member');
+    for (const k of ['recency_days', 'frequency', 'monetary']) {
+      const { [k]: _, ...without } = thresholds;
+      assert.ok(!rfm(without), `${k} is required (replaced as a whole, never merged)`);
+      assert.ok(!rfm({ ...thresholds, [k]: [1, 2, 3] }), `${k}: exactly 4`);
+      assert.ok(!rfm({ ...thresholds, [k]: [1, 2, 3, 4, 5] }), `${k}: not 5`);
+      assert.ok(!rfm({ ...thresholds, [k]: [1, 2, 3, 1e15 + 1] }), `${k}: at most 10^15`);
+      assert.ok(!rfm({ ...thresholds, [k]: [-1, 2, 3, 4] }), `${k}: not negative`);
+      assert.ok(!rfm({ ...thresholds, [k]: [1, 2, 3.5, 4] }), `${k}: integers`);
+      assert.ok(!rfm({ ...thresholds, [k]: [1, 2, 3, null] }), `${k}: no null`);
+      assert.ok(!rfm({ ...thresholds, [k]: null }), `${k}: not nullable`);
+    }
+    assert.ok(!rfm({ ...thresholds, frequency: [0, 2, 3, 5] }), 'frequency thresholds from 1');
+    const createShop = schemaValidator(['components', 'schemas', 'ShopCreate']);
+    assert.ok(createShop({ name: 'x', currency: 'CNY', timezone: 'UTC', settings: { rfm: thresholds } }), 'rfm settings on creation');
+    assert.ok(!createShop({ name: 'x', currency: 'CNY', timezone: 'UTC', settings: { rfm: { method: 'thresholds' } } }), 'strict on creation too');
+  });
+
   test('every path parameter has an example, and all examples fit their schema', () => {
     for (const { path, method, segments } of operations()) {
       const params = [
@@ -390,7 +472,7 @@ describe('openapi.yaml', () => {
 describe('requestExamples()', () => {
   test('lists each request-body example with the path filled in', () => {
     const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
-    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'putSegment', 'recordOrderEvent', 'recordTraffic', 'updateShop']);
+    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'putRfmMap', 'putSegment', 'recordOrderEvent', 'recordTraffic', 'updateShop']);
     assert.deepEqual(byId.putCustomer, {
       operationId: 'putCustomer',
       method: 'PUT',
@@ -442,6 +524,36 @@ describe('requestExamples()', () => {
         { field: 'days_since_last_order', op: 'between', value: [30, 90] },
       ],
     }, 'putSegment example: the filter of segments2.md');
+
+    // The RFM map example is the default map of rfm.md, so examples.test.js
+    // gets 200 and the map it sends is one the service accepts: the entries
+    // with lapsed false cover each of the 25 cells once, the lapsed ones at
+    // most once, names distinct.
+    const defaultMap = [
+      ['Champions', [5, 5], [4, 5]], ['Loyal', [3, 4], [4, 5]], ['Potential loyalists', [4, 5], [2, 3]],
+      ['New customers', [5, 5], [1, 1]], ['Promising', [4, 4], [1, 1]], ['Need attention', [3, 3], [3, 3]],
+      ['About to sleep', [3, 3], [1, 2]], ['At risk', [1, 2], [3, 4]], ["Can't lose them", [1, 2], [5, 5]],
+      ['Hibernating', [1, 2], [1, 2]], ['Lost', [1, 1], [1, 2], true],
+    ];
+    assert.deepEqual(
+      byId.putRfmMap.body.segments.map((e) => [e.name, e.r, e.f, e.lapsed ?? false]),
+      defaultMap.map(([name, r, f, lapsed = false]) => [name, r, f, lapsed]),
+      'putRfmMap example: the default map of rfm.md',
+    );
+    assert.equal(byId.putRfmMap.pathExample, '/v1/rfm/map');
+    const cells = { false: new Map(), true: new Map() };
+    for (const e of byId.putRfmMap.body.segments) {
+      assert.ok(e.r[0] <= e.r[1] && e.f[0] <= e.f[1], `${e.name}: lo <= hi`);
+      for (let r = e.r[0]; r <= e.r[1]; r++) {
+        for (let f = e.f[0]; f <= e.f[1]; f++) {
+          const kind = cells[e.lapsed ?? false];
+          assert.ok(!kind.has(`R${r} F${f}`), `${e.name} overlaps ${kind.get(`R${r} F${f}`)} at R${r} F${f}`);
+          kind.set(`R${r} F${f}`, e.name);
+        }
+      }
+    }
+    assert.equal(cells.false.size, 25, 'the entries with lapsed false cover all 25 cells');
+    assert.equal(new Set(byId.putRfmMap.body.segments.map((e) => e.name)).size, defaultMap.length, 'distinct names');
 
     // The bulk example is NDJSON text: every line a valid order plus its id,
     // in the shop's currency, adding up, with ids no other example uses (so
@@ -498,6 +610,7 @@ describe('validateResponse()', () => {
         second_purchase_window_days: 45, due_max_factor: 3, due_min_repeat_customers: 30,
         lapsing_factor: 2, lapse_days: 365, vip_percent: 5,
       },
+      rfm: { method: 'quintiles' },
     },
     created_at: '2026-11-22T10:37:50.123456Z',
     updated_at: '2026-11-22T10:37:50Z',
@@ -530,6 +643,8 @@ describe('validateResponse()', () => {
     updated_at: '2026-11-22T10:37:50.123456Z',
     erased_at: null,
   };
+  // GET /v1/customers/{id} always adds rfm (rfm.md); PUT and the list may omit it.
+  const customerDetail = { ...customer, rfm: { r: 5, f: 3, m: 4, segment: 'Potential loyalists' } };
   const problem = (status, code, extra = {}) =>
     JSON.stringify({
       type: `https://rebuy.dev/problems/${code}`,
@@ -557,15 +672,16 @@ describe('validateResponse()', () => {
 
   test('accepts fetch Headers and nullable / erased customers', () => {
     const erased = {
-      ...customer,
+      ...customerDetail,
       name: null,
       email: null,
       phone: null,
       tags: [],
       attributes: {},
+      rfm: null,
       erased_at: '2026-11-23T01:02:03.5Z',
     };
-    for (const c of [customer, erased]) {
+    for (const c of [customerDetail, erased]) {
       validateResponse({
         method: 'GET',
         path: '/v1/customers/cust-1001',
@@ -598,7 +714,7 @@ describe('validateResponse()', () => {
   });
 
   test('rejects schema violations in nested objects', () => {
-    const bad = { ...customer, consent: { ...customer.consent, sms: { granted: 'no', updated_at: null } } };
+    const bad = { ...customerDetail, consent: { ...customer.consent, sms: { granted: 'no', updated_at: null } } };
     assert.throws(
       () => validateResponse({ method: 'GET', path: '/v1/customers/c1', status: 200, headers: json, body: JSON.stringify(bad) }),
       /\/consent\/sms\/granted must be boolean/,
@@ -847,16 +963,16 @@ describe('validateResponse()', () => {
     assert.throws(() => validateResponse({ ...cancel, status: 201, body: JSON.stringify(order) }), /status is not documented/);
 
     const c = { method: 'GET', path: '/v1/customers/cust-1001', status: 200, headers: json };
-    const { facts, ...noFacts } = customer;
+    const { facts, ...noFacts } = customerDetail;
     assert.throws(() => validateResponse({ ...c, body: JSON.stringify(noFacts) }), /facts/);
     const none = {
       order_count: 0, first_order_at: null, second_order_at: null, last_order_at: null, days_since_last_order: null,
       total_spent: 0, average_order_value: null, first_order_channel: null, first_order_categories: [], first_order_roles: [],
     };
-    validateResponse({ ...c, body: JSON.stringify({ ...customer, facts: none }) });
-    assert.throws(() => validateResponse({ ...c, body: JSON.stringify({ ...customer, facts: { ...facts, first_order_roles: ['gift'] } }) }), /first_order_roles/);
+    validateResponse({ ...c, body: JSON.stringify({ ...customerDetail, facts: none, rfm: null }) });
+    assert.throws(() => validateResponse({ ...c, body: JSON.stringify({ ...customerDetail, facts: { ...facts, first_order_roles: ['gift'] } }) }), /first_order_roles/);
     const { average_order_value: _, ...noAov } = facts;
-    assert.throws(() => validateResponse({ ...c, body: JSON.stringify({ ...customer, facts: noAov }) }), /average_order_value/);
+    assert.throws(() => validateResponse({ ...c, body: JSON.stringify({ ...customerDetail, facts: noAov }) }), /average_order_value/);
 
     const s = { method: 'GET', path: `/v1/shops/${SHOP_ID}`, status: 200, headers: json };
     const { settings, ...noSettings } = shop;
@@ -1296,6 +1412,188 @@ describe('validateResponse()', () => {
     // Literal /customers after the code, and the unknown-code 404.
     validateResponse({ method: 'GET', path: '/v1/segments/churned/customers', status: 404, headers: problemHeaders, body: problem(404, 'not_found') });
     assert.throws(() => validateResponse({ method: 'GET', path: '/v1/segments/lapsed/members', status: 200, headers: json, body: JSON.stringify(page([])) }), /path is not documented/);
+  });
+
+  test('rfm: the segment map, the summary, the customer\'s scores and settings.rfm', () => {
+    // Matches the schema errors only, not the body the message quotes.
+    const errorsMatch = (re) => (e) => re.test(e.message.split('\n  body: ')[0]);
+    const check = (path, { allow = 'GET' } = {}) => {
+      const r = { method: 'GET', path, status: 200, headers: json };
+      return {
+        ok: (body) => validateResponse({ ...r, body: JSON.stringify(body) }),
+        bad: (body, re, what) => assert.throws(() => validateResponse({ ...r, body: JSON.stringify(body) }), errorsMatch(re), what),
+        problems: () => {
+          validateResponse({ ...r, status: 400, headers: problemHeaders, body: problem(400, 'invalid_parameter', { pointer: '/query/limit' }) });
+          validateResponse({ ...r, status: 401, headers: { ...problemHeaders, 'www-authenticate': 'Bearer' }, body: problem(401, 'unauthenticated') });
+          validateResponse({ ...r, status: 403, headers: problemHeaders, body: problem(403, 'forbidden') });
+          validateResponse({ ...r, status: 500, headers: problemHeaders, body: problem(500, 'internal_error') });
+          validateResponse({ ...r, status: 503, headers: { ...problemHeaders, 'retry-after': '1' }, body: problem(503, 'database_unavailable') });
+          assert.throws(() => validateResponse({ ...r, status: 404, headers: problemHeaders, body: problem(404, 'not_found') }), /status is not documented/, `${path}: no 404`);
+          assert.throws(() => validateResponse({ ...r, status: 422, headers: problemHeaders, body: problem(422, 'validation_failed') }), /status is not documented/, `${path}: no 422`);
+          validateResponse({ method: 'POST', path, status: 405, headers: { ...problemHeaders, allow }, body: problem(405, 'method_not_allowed') });
+          assert.throws(() => validateResponse({ method: 'POST', path, status: 405, headers: { ...problemHeaders, allow: `${allow}, POST` }, body: problem(405, 'method_not_allowed') }), /Allow header/);
+        },
+      };
+    };
+    const entry = (name, r, f, lapsed = false) => ({ name, r, f, lapsed });
+    const defaultMap = [
+      entry('Champions', [5, 5], [4, 5]), entry('Loyal', [3, 4], [4, 5]), entry('Potential loyalists', [4, 5], [2, 3]),
+      entry('New customers', [5, 5], [1, 1]), entry('Promising', [4, 4], [1, 1]), entry('Need attention', [3, 3], [3, 3]),
+      entry('About to sleep', [3, 3], [1, 2]), entry('At risk', [1, 2], [3, 4]), entry("Can't lose them", [1, 2], [5, 5]),
+      entry('Hibernating', [1, 2], [1, 2]), entry('Lost', [1, 1], [1, 2], true),
+    ];
+
+    // GET /v1/rfm/map: the entries in stored order, lapsed always there, default.
+    const g = check('/v1/rfm/map', { allow: 'GET, PUT' });
+    g.ok({ segments: defaultMap, default: true });
+    g.ok({ segments: [entry('Everyone', [1, 5], [1, 5])], default: false });
+    g.ok({ segments: [entry('x'.repeat(64), [1, 5], [1, 5]), entry('Lost', [1, 1], [1, 5], true)], default: false });
+    g.problems();
+    const { lapsed: _l, ...noLapsed } = defaultMap[0];
+    g.bad({ segments: [noLapsed], default: false }, /lapsed/, 'lapsed is always shown');
+    g.bad({ segments: defaultMap }, /default/, 'default is required');
+    g.bad({ segments: defaultMap, default: 'yes' }, /default/, 'default is a boolean');
+    g.bad({ segments: [], default: true }, /segments/, 'at least one entry');
+    g.bad({ segments: defaultMap, default: true, updated_at: '2026-11-22T10:37:50Z' }, /additional properties/, 'segments and default only');
+    g.bad({ segments: [{ ...defaultMap[0], m: [1, 5] }], default: false }, /additional properties/, 'no other entry member');
+    g.bad({ segments: [{ ...defaultMap[0], r: [0, 5] }], default: false }, /\/r\//, 'scores from 1');
+    g.bad({ segments: [{ ...defaultMap[0], f: [1, 6] }], default: false }, /\/f\//, 'scores up to 5');
+    g.bad({ segments: [{ ...defaultMap[0], r: [5] }], default: false }, /\/r\b/, 'r is a pair');
+    g.bad({ segments: [{ ...defaultMap[0], name: '' }], default: false }, /name/, 'non-empty name');
+    g.bad({ segments: [{ ...defaultMap[0], name: 'x'.repeat(65) }], default: false }, /name/, 'name up to 64 characters');
+    g.bad({ segments: [{ ...defaultMap[0], lapsed: null }], default: false }, /lapsed/, 'lapsed is a boolean');
+    g.bad({ items: defaultMap, default: true }, /segments|additional properties/, 'segments, not items');
+
+    // PUT /v1/rfm/map: admin only, 200 with the map.
+    const put = { method: 'PUT', path: '/v1/rfm/map', headers: json, body: JSON.stringify({ segments: defaultMap, default: false }) };
+    validateResponse({ ...put, status: 200 });
+    assert.throws(() => validateResponse({ ...put, status: 201, headers: { ...json, location: '/v1/rfm/map' } }), /status is not documented/, 'always 200');
+    assert.throws(() => validateResponse({ ...put, status: 204, headers: { 'x-request-id': RID }, body: '' }), /status is not documented/, 'answers the map');
+    assert.throws(() => validateResponse({ ...put, status: 200, body: JSON.stringify({ segments: defaultMap.map(({ lapsed: _, ...e }) => e), default: false }) }), errorsMatch(/lapsed/), 'the map as GET shows it');
+    const putProblem = (status, code, extra) => validateResponse({ ...put, status, headers: problemHeaders, body: problem(status, code, extra) });
+    putProblem(400, 'malformed_json');
+    putProblem(400, 'invalid_parameter', { pointer: '/query/dry_run' });
+    validateResponse({ ...put, status: 401, headers: { ...problemHeaders, 'www-authenticate': 'Bearer' }, body: problem(401, 'unauthenticated') });
+    putProblem(403, 'forbidden');
+    putProblem(413, 'payload_too_large');
+    putProblem(415, 'unsupported_media_type', { pointer: '/header/Content-Type' });
+    for (const pointer of ['/segments/10', '/segments', '/segments/3/r', '/segments/0/name', '/segments/2/lapsed']) putProblem(422, 'validation_failed', { pointer });
+    putProblem(422, 'validation_failed', { pointer: '/segments', detail: 'R2 F3 is not covered' });
+    putProblem(500, 'internal_error');
+    validateResponse({ ...put, status: 503, headers: { ...problemHeaders, 'retry-after': '1' }, body: problem(503, 'database_unavailable') });
+    assert.throws(() => putProblem(404, 'not_found'), /status is not documented/, 'no 404');
+    assert.throws(() => putProblem(409, 'conflict'), /status is not documented/, 'no 409');
+    assert.throws(() => putProblem(422, 'idempotency_key_reused'), /\/code must be equal/, 'a PUT takes no Idempotency-Key');
+    validateResponse({ method: 'DELETE', path: '/v1/rfm/map', status: 405, headers: { ...problemHeaders, allow: 'GET, PUT' }, body: problem(405, 'method_not_allowed') });
+    assert.throws(() => validateResponse({ method: 'DELETE', path: '/v1/rfm/map', status: 405, headers: { ...problemHeaders, allow: 'GET' }, body: problem(405, 'method_not_allowed') }), /Allow header/);
+
+    // GET /v1/rfm/summary.
+    const seg = (name, customers, share, revenue, avgs) => ({
+      name, customers, share, revenue,
+      ...(avgs ? { avg_recency_days: avgs[0], avg_frequency: avgs[1], avg_monetary: avgs[2] } : { avg_recency_days: null, avg_frequency: null, avg_monetary: null }),
+    });
+    const segments = [
+      seg('Champions', 12, 0.12, 123400, [10.5, 4.2, 10283.3]),
+      seg('Loyal', 88, 0.88, 900000, [40, 3, 10227.3]),
+      seg('Lost', 0, 0, 0, null),
+    ];
+    const edges = { recency: [365, 180, 60, 14], frequency: [2, 3, 4, 6], monetary: [5000, 12000, 30000, 80000] };
+    const quintiles = { as_of: '2026-11-22', method: 'quintiles', customers: 100, segments, edges };
+    const sm = check('/v1/rfm/summary');
+    sm.ok(quintiles);
+    sm.ok({ ...quintiles, method: 'thresholds', edges: null });
+    sm.ok({ ...quintiles, edges: { recency: [365, null, null, 14], frequency: [null, null, null, 1], monetary: [0, null, 1, 2] } });
+    const nobody = { ...quintiles, customers: 0, segments: defaultMap.map((e) => seg(e.name, 0, null, 0, null)), edges: null };
+    sm.ok(nobody);
+    sm.ok({ ...nobody, method: 'thresholds' });
+    sm.ok({ ...quintiles, segments: [seg('Champions', 1, 0.01, 0, [-2, 1, 0])] });
+    sm.problems();
+    sm.bad({ ...quintiles, method: 'thresholds' }, /edges/, 'no edges with thresholds');
+    sm.bad({ ...quintiles, edges: null }, /edges/, 'edges with quintiles');
+    const nulls = [null, null, null, null];
+    sm.bad({ ...nobody, edges: { recency: nulls, frequency: nulls, monetary: nulls } }, /edges/, 'no edges when no customer is scored');
+    sm.bad({ ...quintiles, method: 'deciles' }, /method/, 'the two methods');
+    sm.bad({ ...quintiles, as_of: '2026-11-22T00:00:00Z' }, /as_of/, 'as_of is a date');
+    sm.bad({ ...quintiles, customers: -1 }, /customers/, 'N is a count');
+    sm.bad({ ...quintiles, segments: [] }, /segments/, 'every map entry, so at least one');
+    sm.bad({ ...quintiles, description: 'x' }, /additional properties/, 'no other member');
+    for (const k of ['as_of', 'method', 'customers', 'segments', 'edges']) {
+      const { [k]: _, ...without } = quintiles;
+      sm.bad(without, new RegExp(k), `${k} is required`);
+    }
+    const one = (s) => ({ ...quintiles, segments: [s] });
+    sm.bad(one(seg('Champions', 12, null, 123400, [10.5, 4.2, 10283.3])), /share/, 'share is a number when N > 0');
+    sm.bad({ ...quintiles, customers: 0, segments: [seg('Lost', 0, 0, 0, null)] }, /share/, 'share is null when N = 0');
+    sm.bad({ ...quintiles, customers: 0, segments: [seg('Lost', 3, null, 0, [1, 1, 0])] }, /customers/, 'no customer in a segment when N = 0');
+    sm.bad(one(seg('Champions', 12, 1.2, 123400, [10.5, 4.2, 10283.3])), /share/, 'share at most 1');
+    sm.bad(one(seg('Champions', 12, 0.12, 123400, null)), /avg_/, 'averages are numbers with customers');
+    sm.bad(one(seg('Lost', 0, 0, 0, [0, 1, 0])), /avg_/, 'averages are null without customers');
+    sm.bad(one(seg('Lost', 0, 0, 500, null)), /revenue/, 'no revenue without customers');
+    sm.bad(one(seg('Champions', 12, 0.12, 1234.5, [10.5, 4.2, 10283.3])), /revenue/, 'revenue in whole minor units');
+    sm.bad(one(seg('Champions', 12, 0.12, null, [10.5, 4.2, 10283.3])), /revenue/, 'revenue is never null');
+    sm.bad(one(seg('Champions', 12, 0.12, 123400, [10.5, 0.5, 10283.3])), /avg_frequency/, 'every scored customer has an occasion');
+    sm.bad(one(seg('Champions', 12, 0.12, 123400, [10.5, 4.2, -1])), /avg_monetary/, 'spend is not negative');
+    sm.bad(one({ ...segments[0], r: [5, 5] }), /additional properties/, 'no map ranges in the summary');
+    const { avg_monetary: _m, ...noMonetary } = segments[0];
+    sm.bad(one(noMonetary), /avg_monetary/, 'avg_monetary is required (null without customers)');
+    sm.bad(one({ ...segments[0], name: '' }), /name/, 'the entry name');
+    sm.bad({ ...quintiles, edges: { ...edges, recency: [365, 180, 60] } }, /recency/, 'scores 2 to 5: four values');
+    sm.bad({ ...quintiles, edges: { ...edges, monetary: [1, 2, 3, 4, 5] } }, /monetary/, 'not five');
+    sm.bad({ ...quintiles, edges: { ...edges, frequency: [0, 2, 3, 4] } }, /frequency/, 'frequency edges from 1');
+    sm.bad({ ...quintiles, edges: { ...edges, monetary: [-1, 2, 3, 4] } }, /monetary/, 'monetary edges not negative');
+    sm.bad({ ...quintiles, edges: { ...edges, recency: [365, 180.5, 60, 14] } }, /recency/, 'whole days');
+    sm.bad({ ...quintiles, edges: { recency: edges.recency, frequency: edges.frequency } }, /monetary/, 'all three dimensions');
+    sm.bad({ ...quintiles, edges: { ...edges, m: edges.monetary } }, /additional properties/, 'the three dimensions only');
+
+    // The customer's rfm: always in GET /v1/customers/{id}, an object or null.
+    const c = check('/v1/customers/cust-1001', { allow: 'DELETE, GET, PUT' });
+    c.ok(customerDetail);
+    c.ok({ ...customerDetail, rfm: null });
+    c.ok({ ...customerDetail, rfm: { r: 1, f: 1, m: 1, segment: 'x'.repeat(64) } });
+    c.bad(customer, /rfm/, 'rfm is always there (null when not scored)');
+    for (const k of ['r', 'f', 'm']) {
+      c.bad({ ...customerDetail, rfm: { ...customerDetail.rfm, [k]: 0 } }, new RegExp(`rfm/${k}`), `${k} from 1`);
+      c.bad({ ...customerDetail, rfm: { ...customerDetail.rfm, [k]: 6 } }, new RegExp(`rfm/${k}`), `${k} up to 5`);
+      c.bad({ ...customerDetail, rfm: { ...customerDetail.rfm, [k]: 2.5 } }, new RegExp(`rfm/${k}`), `${k} is whole`);
+      const { [k]: _, ...without } = customerDetail.rfm;
+      c.bad({ ...customerDetail, rfm: without }, new RegExp(k), `${k} is required`);
+    }
+    const { segment: _s, ...noSegment } = customerDetail.rfm;
+    c.bad({ ...customerDetail, rfm: noSegment }, /segment/, 'segment is required');
+    c.bad({ ...customerDetail, rfm: { ...customerDetail.rfm, segment: null } }, /segment/, 'a scored customer is in a segment');
+    c.bad({ ...customerDetail, rfm: { ...customerDetail.rfm, segment: '' } }, /segment/, 'a segment name');
+    c.bad({ ...customerDetail, rfm: { ...customerDetail.rfm, lapsed: true } }, /additional properties/, 'r, f, m and segment only');
+    c.bad({ ...customerDetail, rfm: {} }, /rfm/, 'null, not an empty object');
+    c.bad({ ...customerDetail, rfm: 'Champions' }, /rfm/, 'an object');
+    // PUT /v1/customers/{id} and GET /v1/customers answer the same Customer, rfm optional there.
+    const putCustomer = { method: 'PUT', path: '/v1/customers/cust-1001', headers: json };
+    for (const body of [customer, customerDetail, { ...customer, rfm: null }]) {
+      validateResponse({ ...putCustomer, status: 200, body: JSON.stringify(body) });
+      validateResponse({ ...putCustomer, status: 201, headers: { ...json, location: '/v1/customers/cust-1001' }, body: JSON.stringify(body) });
+    }
+    assert.throws(() => validateResponse({ ...putCustomer, status: 200, body: JSON.stringify({ ...customer, rfm: { r: 9 } }) }), errorsMatch(/rfm/), 'when present, rfm is checked');
+    const list = check('/v1/customers?limit=2');
+    list.ok({ items: [customer, customerDetail, { ...customer, rfm: null }], next_cursor: null });
+    list.bad({ items: [{ ...customer, rfm: { r: 5, f: 3, m: 4 } }], next_cursor: null }, /segment/, 'when present, rfm is complete');
+
+    // settings.rfm: always shown (defaults filled in), one of the two methods.
+    const shopCheck = check(`/v1/shops/${SHOP_ID}`, { allow: 'GET, PATCH' });
+    const withRfm = (rfm) => ({ ...shop, settings: { ...shop.settings, rfm } });
+    const thresholds = { method: 'thresholds', recency_days: [30, 90, 180, 365], frequency: [2, 3, 5, 10], monetary: [10000, 50000, 100000, 500000] };
+    shopCheck.ok(shop);
+    shopCheck.ok(withRfm(thresholds));
+    const { rfm: _r, ...noRfm } = shop.settings;
+    shopCheck.bad({ ...shop, settings: noRfm }, /rfm/, 'rfm is always shown');
+    shopCheck.bad(withRfm(null), /rfm/, 'never null');
+    shopCheck.bad(withRfm({}), /rfm|method/, 'the method is always shown');
+    shopCheck.bad(withRfm({ ...thresholds, method: 'quintiles' }), /rfm/, 'quintiles has no thresholds');
+    shopCheck.bad(withRfm({ method: 'thresholds' }), /rfm/, 'thresholds has its thresholds');
+    shopCheck.bad(withRfm({ ...thresholds, frequency: [2, 3, 5] }), /frequency/, 'four thresholds');
+    const patched = { method: 'PATCH', path: `/v1/shops/${SHOP_ID}`, headers: json };
+    validateResponse({ ...patched, status: 200, body: JSON.stringify(withRfm(thresholds)) });
+    for (const pointer of ['/settings/rfm/method', '/settings/rfm/recency_days', '/settings/rfm/monetary']) {
+      validateResponse({ ...patched, status: 422, headers: problemHeaders, body: problem(422, 'validation_failed', { pointer }) });
+    }
   });
 
   test('traffic feed: the entries as stored and the counts', () => {
