@@ -69,18 +69,20 @@ const struct db_stmt rfm_stmts[] = {
 	/*
 	 * Per segment (row with seg NULL: everyone): customers, revenue,
 	 * averages; on the total row, the edges of each score (the least good
-	 * value scoring at least 2, 3, 4, 5).
+	 * value scoring at least 2, 3, 4, 5: scores grow with the values, so
+	 * it is the least good among those scoring exactly that; null when
+	 * nobody does).
 	 */
 	{ "rfm_summary",
 	  SCORES
 	  " SELECT seg, count(*), coalesce(sum(mon), 0), round(avg(rec), 1), round(avg(frq), 1),"
 	  "   round(avg(mon), 1),"
-	  "   json_build_array(max(rec) FILTER (WHERE r >= 2), max(rec) FILTER (WHERE r >= 3),"
-	  "     max(rec) FILTER (WHERE r >= 4), max(rec) FILTER (WHERE r >= 5))::text,"
-	  "   json_build_array(min(frq) FILTER (WHERE f >= 2), min(frq) FILTER (WHERE f >= 3),"
-	  "     min(frq) FILTER (WHERE f >= 4), min(frq) FILTER (WHERE f >= 5))::text,"
-	  "   json_build_array(min(mon) FILTER (WHERE m >= 2), min(mon) FILTER (WHERE m >= 3),"
-	  "     min(mon) FILTER (WHERE m >= 4), min(mon) FILTER (WHERE m >= 5))::text"
+	  "   json_build_array(max(rec) FILTER (WHERE r = 2), max(rec) FILTER (WHERE r = 3),"
+	  "     max(rec) FILTER (WHERE r = 4), max(rec) FILTER (WHERE r = 5))::text,"
+	  "   json_build_array(min(frq) FILTER (WHERE f = 2), min(frq) FILTER (WHERE f = 3),"
+	  "     min(frq) FILTER (WHERE f = 4), min(frq) FILTER (WHERE f = 5))::text,"
+	  "   json_build_array(min(mon) FILTER (WHERE m = 2), min(mon) FILTER (WHERE m = 3),"
+	  "     min(mon) FILTER (WHERE m = 4), min(mon) FILTER (WHERE m = 5))::text"
 	  " FROM g GROUP BY GROUPING SETS ((seg), ()) ORDER BY seg NULLS FIRST" },
 	/*
 	 * One customer's scores without scoring everyone: for quintiles, w is
