@@ -319,13 +319,16 @@ definition(struct range *r, const struct analytics_query *q)
 	return d;
 }
 
-/* num / den rounded half up to 4 decimals (exact: integers until the end). */
+/*
+ * num / den rounded half up to 4 decimals (exact: integers until the end;
+ * 128-bit because num can be money, and money times 20000 overflows 64).
+ */
 static json_t *
 ratio(long long num, long long den)
 {
 	if (den <= 0)
 		return json_null();
-	return json_real((double)((num * 20000 + den) / (2 * den)) / 10000.0);
+	return json_real((double)(((__int128)num * 20000 + den) / ((__int128)den * 2)) / 10000.0);
 }
 
 static json_t *
@@ -665,13 +668,13 @@ analytics_second_purchase(struct db_conn *c, const char *shop_id, const struct a
 
 /* ---- money over a period: revenue mix and sales decomposition ---------- */
 
-/* a / b in minor units, rounded half up; null when b is 0 (a, b >= 0). */
+/* a / b in minor units, rounded half up; null when b is 0 (a, b >= 0; 2a may not fit 64 bits). */
 static json_t *
 money(long long a, long long b)
 {
 	if (b <= 0)
 		return json_null();
-	return json_integer((json_int_t)((2 * a + b) / (2 * b)));
+	return json_integer((json_int_t)(((__int128)a * 2 + b) / ((__int128)b * 2)));
 }
 
 static json_t *

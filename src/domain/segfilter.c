@@ -29,9 +29,11 @@ static const struct field {
 	{ "days_since_first_order", NUMBER, "(p.today - (f.first_order_at AT TIME ZONE p.tz)::date)", 0 },
 	{ "days_since_last_order", NUMBER, "(p.today - (f.last_order_at AT TIME ZONE p.tz)::date)", 0 },
 	{ "total_spent", NUMBER, "f.total_spent", 0 },
-	/* rounded half up, as the customer's facts show it */
+	/* rounded half up (total_spent >= 0), without doubling a sum near 2^63 */
 	{ "average_order_value", NUMBER,
-	  "((2 * f.total_spent + f.order_count) / (2 * f.order_count))", 0 },
+	  "(f.total_spent / f.order_count"
+	  " + (f.total_spent % f.order_count >= f.order_count - f.total_spent % f.order_count)::integer)",
+	  0 },
 	{ "first_order_channel", CHANNEL, "f.first_order_channel", 0 },
 	{ "categories", SET, NULL, CATEGORIES },
 	{ "channels", SET, NULL, CHANNELS },

@@ -11,10 +11,11 @@
 #include "rebuy/reply.h"
 
 /*
- * The only reals in replies are ratios already rounded to 4 decimals:
- * 10 significant digits print 0.3 as 0.3, not 0.29999999999999999.
+ * Reals in replies are decimals already rounded (ratios to 4 places, RFM
+ * averages to 1): 15 significant digits print them as written (0.3, not
+ * 0.29999999999999999) and keep an average of 1234567890.5 whole.
  */
-#define REPLY_REAL_FORMAT JSON_REAL_PRECISION(10)
+#define REPLY_REAL_FORMAT JSON_REAL_PRECISION(15)
 
 static const struct {
 	unsigned status;
