@@ -64,7 +64,14 @@ struct customer_call {
 	const char *shop_id, *id;
 	struct customer_input in;
 	struct customer_filter filter;
+	bool with_rfm; /* GET ?include=rfm */
 };
+
+static const char *
+check_include(const char *s)
+{
+	return strcmp(s, "rfm") == 0 ? NULL : "must be rfm";
+}
 
 /* The {id} of the path, or a 400 naming it. */
 static bool
@@ -146,7 +153,8 @@ get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 		err_set(err, ERR_NOT_FOUND, NULL, "customer not found");
 		return DB_ABORT;
 	}
-	if (qs > 0)
+	/* RFM ranks the customer among all the shop's: asked for, not by default */
+	if (qs > 0 && call->with_rfm)
 		qs = rfm_attach(c, call->shop_id, call->id, &out->raw);
 	if (qs >= 0)
 		out->status = 200;
@@ -157,9 +165,12 @@ void
 api_customers_get(struct request *req)
 {
 	struct customer_call call = { .shop_id = req->shop_id };
+	const char *include;
 
-	if (!customer_path(req, &call.id))
+	if (!customer_path(req, &call.id) ||
+	    !api_query_param(req, "include", check_include, 16, &include))
 		return;
+	call.with_rfm = include != NULL;
 	api_run(req, get, &call);
 }
 

@@ -32,7 +32,7 @@ const struct route router_routes[] = {
 	{ "GET", "/v1/customers", api_customers_list, SCOPE_ADMIN | SCOPE_READONLY, 0,
 	  "limit cursor tag consent created_after created_before" },
 	{ "PUT", "/v1/customers/{id}", api_customers_put, SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_BODY },
-	{ "GET", "/v1/customers/{id}", api_customers_get, ANY_SHOP, 0 },
+	{ "GET", "/v1/customers/{id}", api_customers_get, ANY_SHOP, 0, "include" },
 	{ "DELETE", "/v1/customers/{id}", api_customers_delete, SCOPE_ADMIN | SCOPE_STOREFRONT, 0 },
 	{ "GET", "/v1/customers/{id}/orders", api_customer_orders_list, ANY_SHOP, 0,
 	  "limit cursor" },

@@ -643,7 +643,7 @@ describe('validateResponse()', () => {
     updated_at: '2026-11-22T10:37:50.123456Z',
     erased_at: null,
   };
-  // GET /v1/customers/{id} always adds rfm (rfm.md); PUT and the list may omit it.
+  // GET /v1/customers/{id}?include=rfm adds rfm (rfm.md); otherwise it is absent.
   const customerDetail = { ...customer, rfm: { r: 5, f: 3, m: 4, segment: 'Potential loyalists' } };
   const problem = (status, code, extra = {}) =>
     JSON.stringify({
@@ -1545,12 +1545,12 @@ describe('validateResponse()', () => {
     sm.bad({ ...quintiles, edges: { recency: edges.recency, frequency: edges.frequency } }, /monetary/, 'all three dimensions');
     sm.bad({ ...quintiles, edges: { ...edges, m: edges.monetary } }, /additional properties/, 'the three dimensions only');
 
-    // The customer's rfm: always in GET /v1/customers/{id}, an object or null.
+    // The customer's rfm: in GET /v1/customers/{id}?include=rfm, an object or null.
     const c = check('/v1/customers/cust-1001', { allow: 'DELETE, GET, PUT' });
     c.ok(customerDetail);
     c.ok({ ...customerDetail, rfm: null });
     c.ok({ ...customerDetail, rfm: { r: 1, f: 1, m: 1, segment: 'x'.repeat(64) } });
-    c.bad(customer, /rfm/, 'rfm is always there (null when not scored)');
+    c.ok(customer); // without include=rfm there is no rfm member
     for (const k of ['r', 'f', 'm']) {
       c.bad({ ...customerDetail, rfm: { ...customerDetail.rfm, [k]: 0 } }, new RegExp(`rfm/${k}`), `${k} from 1`);
       c.bad({ ...customerDetail, rfm: { ...customerDetail.rfm, [k]: 6 } }, new RegExp(`rfm/${k}`), `${k} up to 5`);

@@ -376,7 +376,7 @@ describe('requests fetch cannot make', () => {
     const r = await rawHttp(svc, `GET /v1/customers/existing HTTP/1.1\r\nHost: x\r\n${authz()}` +
       `Content-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
     assert.equal(r.status, 200, r.raw);
-    assert.deepEqual(r.body, { ...existing, rfm: null }); // GET adds the RFM scores: none without orders
+    assert.deepEqual(r.body, existing);
   });
 
   test('a body on DELETE is ignored (unknown id → 404)', async () => {
@@ -463,7 +463,7 @@ describe('afterwards', () => {
     assert.equal((await c.get('/healthz')).status, 200);
     assert.equal((await c.get('/readyz')).status, 200);
     const g = await c.get('/v1/customers/existing', { key: S.keys.readonly });
-    assert.deepEqual(g.body, { ...existing, rfm: null });
+    assert.deepEqual(g.body, existing);
     assertProblem(await c.get('/v1/customers/bi-new', { key: S.keys.admin }), 404, 'not_found');
     const l = await c.get('/v1/customers', { key: S.keys.admin });
     assert.deepEqual(l.body.items.map((x) => x.id), ['existing']);

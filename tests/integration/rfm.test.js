@@ -171,7 +171,7 @@ async function erase(key, id) {
 
 /** GET /v1/customers/{id}: asserts 200 and an `rfm` member; returns it. */
 async function rfmOf(key, id) {
-  const r = await c.get(`/v1/customers/${encodeURIComponent(id)}`, { key });
+  const r = await c.get(`/v1/customers/${encodeURIComponent(id)}?include=rfm`, { key });
   assert.equal(r.status, 200, `GET customer ${id}: ${r.text}`);
   assert.ok('rfm' in r.body, `GET /v1/customers/${id} has rfm: ${r.text}`);
   return r.body.rfm;
@@ -576,13 +576,13 @@ describe('quintiles', () => {
 
   test('not scored and not counted: no orders, only a cancelled order, only a fully refunded order, erased', async () => {
     // a11, a12, a14, a13 → rfm null (in expectRfm above too); a13's orders are still there
-    const g = await c.get('/v1/customers/a13', { key: A.key });
+    const g = await c.get('/v1/customers/a13?include=rfm', { key: A.key });
     assert.equal(g.status, 200, g.text);
     assert.notEqual(g.body.erased_at, null);
     assert.equal(g.body.facts.order_count, 11);
     assert.equal(g.body.rfm, null);
     for (const id of ['a11', 'a12', 'a14']) {
-      const r = await c.get(`/v1/customers/${id}`, { key: A.key });
+      const r = await c.get(`/v1/customers/${id}?include=rfm`, { key: A.key });
       assert.equal(r.body.facts.order_count, 0, id);
       assert.equal(r.body.rfm, null, id);
     }
@@ -1468,13 +1468,29 @@ describe('settings.rfm', () => {
 });
 
 describe('rfm on GET /v1/customers/{id}', () => {
+  test('only with include=rfm: a plain GET has no rfm member; include takes only rfm', async () => {
+    // a1 is scored (it has an rfm object with include=rfm, below)
+    const plain = await c.get('/v1/customers/a1', { key: A.keys.admin });
+    assert.equal(plain.status, 200, plain.text);
+    assert.equal('rfm' in plain.body, false, 'no rfm without include=rfm');
+    const withRfm = await c.get('/v1/customers/a1?include=rfm', { key: A.keys.admin });
+    assert.equal(typeof withRfm.body.rfm, 'object');
+    assert.notEqual(withRfm.body.rfm, null);
+    const { rfm: _rfm, ...rest } = withRfm.body;
+    assert.deepEqual(rest, plain.body, 'otherwise the same customer');
+    for (const q of ['include=facts', 'include=', 'include=rfm&include=rfm', 'include=RFM', 'expand=rfm']) {
+      const r = await c.get(`/v1/customers/a1?${q}`, { key: A.keys.admin });
+      assertProblem(r, 400, 'invalid_parameter', q.startsWith('expand') ? '/query/expand' : '/query/include');
+    }
+  });
+
   test('exactly r, f, m, segment; the same for admin, readonly and storefront keys', async () => {
     for (const id of ['a1', 'a9', 'a10']) {
-      const r = await c.get(`/v1/customers/${id}`, { key: A.keys.admin });
+      const r = await c.get(`/v1/customers/${id}?include=rfm`, { key: A.keys.admin });
       assert.equal(r.status, 200, r.text);
       assert.deepEqual(Object.keys(r.body.rfm).sort(), ['f', 'm', 'r', 'segment']);
       for (const key of [A.keys.readonly, A.keys.storefront]) {
-        const o = await c.get(`/v1/customers/${id}`, { key });
+        const o = await c.get(`/v1/customers/${id}?include=rfm`, { key });
         assert.equal(o.status, 200, o.text);
         assert.deepEqual(o.body.rfm, r.body.rfm, `${id} with another key`);
       }
