@@ -13,6 +13,7 @@ struct shop_input {
 	const char *timezone; /* IANA, as PostgreSQL knows it */
 	/* JSON text of a settings object; members given replace, others stay */
 	const char *settings;
+	bool new_rule;        /* settings carry a repurchase_rule: recompute the facts */
 };
 
 /*

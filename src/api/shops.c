@@ -89,12 +89,13 @@ struct shop_call {
 	char *settings; /* owned JSON text */
 };
 
-/* The settings member as JSON text, or NULL. */
+/* The settings member as JSON text (NULL if absent), and whether it has a new rule. */
 static char *
-settings_text(const json_t *body)
+settings_text(const json_t *body, bool *new_rule)
 {
 	json_t *s = json_object_get(body, "settings");
 
+	*new_rule = json_object_get(s, "repurchase_rule") != NULL;
 	return s ? json_dumps(s, JSON_COMPACT) : NULL;
 }
 
@@ -133,7 +134,7 @@ api_shops_post(struct request *req)
 	call.in.name = api_str(body, "name");
 	call.in.currency = api_str(body, "currency");
 	call.in.timezone = api_str(body, "timezone");
-	call.in.settings = call.settings = settings_text(body);
+	call.in.settings = call.settings = settings_text(body, &call.in.new_rule);
 	api_run(req, create, &call);
 	free(call.settings);
 	json_decref(body);
@@ -209,7 +210,7 @@ api_shops_patch(struct request *req)
 	} else {
 		call.in.name = api_str(body, "name");
 		call.in.timezone = api_str(body, "timezone");
-		call.in.settings = call.settings = settings_text(body);
+		call.in.settings = call.settings = settings_text(body, &call.in.new_rule);
 		api_run(req, patch, &call);
 		free(call.settings);
 	}

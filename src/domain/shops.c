@@ -109,7 +109,8 @@ shops_create(struct db_conn *c, const struct shop_input *in, json_t **shop,
 	if (qs < 0)
 		goto out;
 	if (in->settings) { /* defaults first, then the given members */
-		const struct shop_input patch = { .settings = in->settings };
+		const struct shop_input patch = { .settings = in->settings,
+						  .new_rule = in->new_rule };
 
 		json_decref(*shop);
 		*shop = NULL;
@@ -158,7 +159,7 @@ shops_patch(struct db_conn *c, const char *id, const struct shop_input *in,
 	if (qs > 0)
 		qs = json_col(r, 0, shop);
 	PQclear(r);
-	if (qs > 0 && in->settings && strstr(in->settings, "\"repurchase_rule\"")) {
+	if (qs > 0 && in->new_rule) {
 		/* a new rule changes which orders count: every customer's facts */
 		enum db_qs rq = orders_refresh_shop(c, id);
 
