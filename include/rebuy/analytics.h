@@ -24,8 +24,8 @@ struct analytics_query {
 	int periods;                    /* cohorts: most periods per cohort, 0 = all */
 };
 
-/* True if s is a real calendar date written YYYY-MM-DD. */
-bool analytics_date_valid(const char *s);
+/* jv / query check: NULL if s is a real calendar date written YYYY-MM-DD, else why not. */
+const char *analytics_check_date(const char *s);
 
 /*
  * Repurchase rates (returning customer, in-period repeat, N-day) over the

@@ -27,18 +27,19 @@ run(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	return qs;
 }
 
-static const char *
-check_date(const char *s)
+/* digits only (no sign, no blanks) within [lo, hi]; else 0 */
+static long
+whole_in(const char *s, long lo, long hi)
 {
-	return analytics_date_valid(s) ? NULL : "must be a date YYYY-MM-DD";
+	long v = strspn(s, "0123456789") == strlen(s) ? strtol(s, NULL, 10) : 0;
+
+	return v >= lo && v <= hi ? v : 0;
 }
 
 static const char *
 check_days(const char *s)
 {
-	long v = strspn(s, "0123456789") == strlen(s) ? strtol(s, NULL, 10) : 0;
-
-	return v >= 1 && v <= 3650 ? NULL : "must be a whole number of days from 1 to 3650";
+	return whole_in(s, 1, 3650) ? NULL : "must be a whole number of days from 1 to 3650";
 }
 
 static const char *
@@ -51,9 +52,9 @@ check_interval(const char *s)
 static bool
 common_params(struct request *req, struct analytics_query *q)
 {
-	return api_query_param(req, "from", check_date, 64, &q->from) &&
-	       api_query_param(req, "to", check_date, 64, &q->to) &&
-	       api_query_param(req, "as_of", check_date, 64, &q->as_of) &&
+	return api_query_param(req, "from", analytics_check_date, 64, &q->from) &&
+	       api_query_param(req, "to", analytics_check_date, 64, &q->to) &&
+	       api_query_param(req, "as_of", analytics_check_date, 64, &q->as_of) &&
 	       api_query_param(req, "channel", jv_check_token, 64, &q->channel);
 }
 
@@ -85,9 +86,7 @@ api_metrics_second_purchase(struct request *req)
 static const char *
 check_periods(const char *s)
 {
-	long v = strspn(s, "0123456789") == strlen(s) ? strtol(s, NULL, 10) : 0;
-
-	return v >= 1 && v <= 600 ? NULL : "must be a whole number from 1 to 600";
+	return whole_in(s, 1, 600) ? NULL : "must be a whole number from 1 to 600";
 }
 
 void
@@ -136,9 +135,9 @@ api_metrics_first_order(struct request *req)
 	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_first_order };
 	const char *w;
 
-	if (!api_query_param(req, "from", check_date, 64, &call.q.from) ||
-	    !api_query_param(req, "to", check_date, 64, &call.q.to) ||
-	    !api_query_param(req, "as_of", check_date, 64, &call.q.as_of) ||
+	if (!api_query_param(req, "from", analytics_check_date, 64, &call.q.from) ||
+	    !api_query_param(req, "to", analytics_check_date, 64, &call.q.to) ||
+	    !api_query_param(req, "as_of", analytics_check_date, 64, &call.q.as_of) ||
 	    !api_query_param(req, "window_days", check_days, 64, &w))
 		return;
 	call.q.window_days = w ? atoi(w) : 90;

@@ -232,12 +232,12 @@ format_date(long day, char out[11])
 	snprintf(out, 11, "%04u-%02u-%02u", (unsigned)y % 10000u, m % 100u, d % 100u);
 }
 
-bool
-analytics_date_valid(const char *s)
+const char *
+analytics_check_date(const char *s)
 {
 	long day;
 
-	return parse_date(s, &day);
+	return parse_date(s, &day) ? NULL : "must be a date YYYY-MM-DD";
 }
 
 /* ---- what every answer shares --------------------------------------- */

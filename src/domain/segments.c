@@ -203,21 +203,24 @@ segments_known(const char *code)
 	return find(code) != NULL;
 }
 
+/* members of a list item that fields= picks, bit k of enum segment_field */
+static const char *const field_names[] = { "name", "email", "phone", "tags", "consent", "facts",
+					   "reason" };
+#define NFIELDS (sizeof field_names / sizeof field_names[0])
+
 bool
 segments_parse_fields(const char *s, unsigned *mask)
 {
-	static const char *const names[] = { "name", "email", "phone", "tags", "consent", "facts",
-					     "reason" };
 	const char *p = s;
 
 	*mask = 0;
 	for (;;) {
 		size_t len = strcspn(p, ","), k;
 
-		for (k = 0; k < sizeof names / sizeof names[0]; k++)
-			if (strlen(names[k]) == len && strncmp(names[k], p, len) == 0)
+		for (k = 0; k < NFIELDS; k++)
+			if (strlen(field_names[k]) == len && strncmp(field_names[k], p, len) == 0)
 				break;
-		if (k == sizeof names / sizeof names[0] || (*mask & (1u << k)))
+		if (k == NFIELDS || (*mask & (1u << k)))
 			return false;
 		*mask |= 1u << k;
 		if (!p[len])
@@ -458,16 +461,14 @@ segments_get(struct db_conn *c, const char *shop_id, const char *code, json_t **
 static char *
 pick_fields(const char *item, unsigned fields)
 {
-	static const char *const names[] = { "name", "email", "phone", "tags", "consent", "facts",
-					     "reason" };
 	json_t *o = json_loads(item, 0, NULL);
 	char *s;
 
 	if (!o)
 		return NULL;
-	for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+	for (size_t k = 0; k < NFIELDS; k++)
 		if (!(fields & (1u << k)))
-			json_object_del(o, names[k]);
+			json_object_del(o, field_names[k]);
 	/* reals as PostgreSQL wrote them (15.8, not 15.800000000000001) */
 	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15));
 	json_decref(o);

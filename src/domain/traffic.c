@@ -21,15 +21,9 @@ const struct db_stmt traffic_stmts[] = {
 	{ NULL, NULL },
 };
 
-static const char *
-check_date(const char *s)
-{
-	return analytics_date_valid(s) ? NULL : "must be a date YYYY-MM-DD";
-}
-
 static const struct jv_field day_fields[] = {
 	{ .name = "date", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 10,
-	  .check = check_date },
+	  .check = analytics_check_date },
 	{ .name = "channel", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64,
 	  .check = jv_check_token },
 	{ .name = "visitors", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 0,
