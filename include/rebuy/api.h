@@ -22,6 +22,13 @@ struct api_result {
 	json_t *replay_body; /* body stored for replays if it must differ
 	                        (secrets removed); NULL = same as body */
 	char location[256];  /* Location header or "" */
+	struct {             /* or: a streamed 200 (see reply_stream) */
+		const char *content_type;
+		char disposition[160]; /* Content-Disposition or "" */
+		long (*read)(void *cls, char *buf, size_t max);
+		void (*done)(void *cls);
+		void *cls;
+	} stream;
 };
 
 typedef enum db_qs (*api_fn)(struct db_conn *c, void *cls,
@@ -60,6 +67,14 @@ bool api_page_params(struct request *req, int *limit, long long *after);
 /* Set out to {"items": items, "next_cursor": …}; frees items. */
 enum db_qs api_page_reply(struct api_result *out, char *items, long long next,
 			  enum db_qs qs);
+
+/*
+ * Content negotiation: the index in offers (NULL-terminated media types,
+ * the first the default) that the Accept header prefers, by q-value and
+ * then by the order of offers; an absent Accept takes offers[0].  None
+ * acceptable: replies 406 and returns -1.
+ */
+int api_accept(struct request *req, const char *const *offers);
 
 /* True if s is a UUID in canonical (lowercase) text form. */
 bool api_uuid_valid(const char *s);

@@ -105,6 +105,28 @@ bool db_run_tx(struct db_conn *c, const char *label, db_tx_fn fn, void *cls,
 /* Turn a failed db_exec status into err (no-op for DB_ABORT). */
 void db_fail(struct db_conn *c, enum db_qs qs, struct err *err);
 
+/*
+ * A query read row by row on a connection of its own (libpq single-row
+ * mode), for exports: memory stays constant whatever the row count, and
+ * the worker's connection stays free for the other requests it serves.
+ * At most DB_STREAMS_MAX run at once; one more gets ERR_BUSY.
+ */
+#define DB_STREAMS_MAX 8
+struct db_stream;
+
+/*
+ * Connect, send sql with params and wait for the first row, so a query
+ * that fails at once is still an error reply.  NULL with err set on failure.
+ */
+struct db_stream *db_stream_open(const char *label, const char *sql, int nparams,
+				 const char *const *params, struct err *err);
+
+/* The next row (a one-row result, caller PQclears): 1; 0 at the end; -1 on error (logged). */
+int db_stream_next(struct db_stream *s, PGresult **row);
+
+/* Cancel what is still running, close; NULL is fine. */
+void db_stream_close(struct db_stream *s);
+
 /* Counters for /metrics. */
 struct db_stats {
 	unsigned long errors;

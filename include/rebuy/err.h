@@ -25,12 +25,14 @@ enum err_code {
 	ERR_REFUND_CONFLICT,       /* 409 */
 	ERR_ORDER_CANCELLED,       /* 409 */
 	ERR_PAYLOAD_TOO_LARGE,     /* 413 */
+	ERR_NOT_ACCEPTABLE,        /* 406 */
 	ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 */
 	ERR_VALIDATION,            /* 422 */
 	ERR_IDEMPOTENCY_KEY_REUSED, /* 422 */
 	ERR_INTERNAL,              /* 500 */
 	ERR_DB_UNAVAILABLE,        /* 503 */
 	ERR_SCHEMA_OUTDATED,       /* 503 */
+	ERR_BUSY,                  /* 503: too many exports at once */
 	ERR__COUNT
 };
 

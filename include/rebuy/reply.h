@@ -30,6 +30,16 @@ void reply_empty(struct request *req, unsigned status);
 void reply_text(struct request *req, unsigned status, const char *content_type,
 		char *text, size_t len); /* takes ownership of text (malloc'd) */
 
+/*
+ * A 200 streamed with chunked encoding: read(cls, buf, max) fills buf and
+ * returns the bytes written, 0 at the end, -1 on an error (the connection
+ * is then closed without the last chunk, so the client sees a cut
+ * transfer, not a short file).  done(cls) runs when the response is freed.
+ */
+typedef long (*reply_read_fn)(void *cls, char *buf, size_t max);
+void reply_stream(struct request *req, const char *content_type, reply_read_fn read,
+		  void (*done)(void *cls), void *cls);
+
 /* Add a header to the reply already set. */
 void reply_header(struct request *req, const char *name, const char *value);
 

@@ -14,6 +14,23 @@
 
 extern const struct db_stmt rfm_stmts[];
 
+/*
+ * SQL common table expressions that score every scored customer, ending
+ * in g(customer_seq, …, r, f, m, seg): seg is the 1-based entry of the
+ * map.  They read p(today, tz, rfm, lapse_days), $1 (the shop) and $2, $3
+ * (the map as rfm_map_params gives it).  For queries composed elsewhere
+ * (custom segments that filter on RFM).
+ */
+extern const char rfm_scored_ctes[];
+
+/*
+ * The shop's map as the parameters of rfm_scored_ctes (cells, lapsed:
+ * integer[] literals) and the names of its entries in order (*names, a
+ * malloc'd JSON array text).
+ */
+enum db_qs rfm_map_params(struct db_conn *c, const char *shop_id, char cells[128],
+			  char lapsed[128], char **names);
+
 /* settings.rfm: {"method": "quintiles"} or thresholds; pointer under /settings/rfm. */
 bool rfm_settings_check(const json_t *rfm, struct err *err);
 

@@ -6,7 +6,8 @@
  *           | {"field": F, "op": OP, "value": V}
  *
  * The condition reads f (customer_facts), c (customers) and p (today, tz:
- * the shop's date and zone).  Values become parameters, never SQL text:
+ * the shop's date and zone), and r (r, f, m: the customer's RFM scores;
+ * segment: the name of the map's segment) when out->rfm says so.  Values become parameters, never SQL text:
  * the only text that reaches the SQL comes from the tables in segfilter.c.
  */
 #ifndef REBUY_SEGFILTER_H
@@ -24,6 +25,7 @@ struct segfilter {
 	char *sql;                                   /* boolean SQL expression (malloc'd) */
 	char *params[SEGFILTER_MAX_CONDITIONS * 2];  /* text values of $first… (malloc'd) */
 	int nparams;
+	bool rfm;                                    /* reads r: the RFM scores */
 };
 
 /*

@@ -71,4 +71,27 @@ struct segment_page {
 enum db_qs segments_members(struct db_conn *c, const char *shop_id, const char *code,
 			    const struct segment_page *page, char **items, long long *next);
 
+/* An export of a whole segment, read in pieces by segments_export_read. */
+enum segment_format { SEGMENT_CSV, SEGMENT_NDJSON };
+struct segment_export;
+
+/*
+ * Start exporting the members of code (page->after and page->consent
+ * apply, page->limit does not) on a connection of the export's own, and
+ * wait for the first row.  DB_NO_RESULTS for an unknown code; ERR_BUSY in
+ * err when too many exports run.
+ */
+enum db_qs segments_export(struct db_conn *c, const char *shop_id, const char *code,
+			   const struct segment_page *page, enum segment_format format,
+			   struct segment_export **out, struct err *err);
+
+/*
+ * Up to max bytes of the export into buf: the bytes written, 0 at the end,
+ * -1 when the database failed mid-way.  Memory stays at one row.
+ */
+long segments_export_read(void *export, char *buf, size_t max);
+
+/* Free an export (what is still running is cancelled); NULL is fine. */
+void segments_export_free(void *export);
+
 #endif

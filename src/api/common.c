@@ -127,6 +127,8 @@ result_reset(struct api_result *r)
 	json_decref(r->body);
 	json_decref(r->replay_body);
 	free(r->raw);
+	if (r->stream.done)
+		r->stream.done(r->stream.cls);
 	memset(r, 0, sizeof *r);
 }
 
@@ -206,7 +208,13 @@ fingerprint(struct request *req, char out[KEYS_HASH_HEX + 1])
 static void
 reply_result(struct request *req, struct api_result *res)
 {
-	if (res->body) {
+	if (res->stream.read) {
+		reply_stream(req, res->stream.content_type, res->stream.read, res->stream.done,
+			     res->stream.cls);
+		if (res->stream.disposition[0])
+			reply_header(req, MHD_HTTP_HEADER_CONTENT_DISPOSITION, res->stream.disposition);
+		memset(&res->stream, 0, sizeof res->stream); /* the reply owns it now */
+	} else if (res->body) {
 		reply_json(req, res->status, res->body);
 		res->body = NULL;
 	} else if (res->raw) {
@@ -290,6 +298,89 @@ parse_cursor(const char *s, long long *out)
 		return false;
 	*out = (long long)v;
 	return true;
+}
+
+/*
+ * How well the media range r (length n) matches offer: 3 the same type and
+ * subtype, 2 the type with a wildcard subtype, 1 the full wildcard, 0 not.
+ */
+static int
+range_match(const char *r, size_t n, const char *offer)
+{
+	const char *slash = strchr(offer, '/');
+
+	if (n == strlen(offer) && strncasecmp(r, offer, n) == 0)
+		return 3;
+	if (n == 3 && strncmp(r, "*/*", 3) == 0)
+		return 1;
+	if (slash && n == (size_t)(slash - offer) + 2 && strncasecmp(r, offer, n - 1) == 0 &&
+	    r[n - 1] == '*')
+		return 2;
+	return 0;
+}
+
+/* q of one media range's parameters ("; q=0.5"), in thousandths; 1000 if absent. */
+static int
+range_q(const char *p, const char *end)
+{
+	while (p < end) {
+		p += strspn(p, " \t;");
+		if (end - p > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+			int q = p[2] == '1' ? 1000 : 0, scale = 100;
+
+			for (p += 3, p += *p == '.'; p < end && *p >= '0' && *p <= '9'; p++, scale /= 10)
+				q += (*p - '0') * scale;
+			return q > 1000 ? 1000 : q;
+		}
+		p += strcspn(p, ";");
+	}
+	return 1000;
+}
+
+int
+api_accept(struct request *req, const char *const *offers)
+{
+	const char *accept = request_header(req, MHD_HTTP_HEADER_ACCEPT);
+	int best = -1, best_q = 0;
+
+	if (!accept || !*accept)
+		return 0;
+	for (int i = 0; offers[i]; i++) {
+		int q = 0, spec = 0;
+
+		/* the most specific range that matches gives the offer its q (RFC 9110 12.5.1) */
+		for (const char *p = accept; *p;) {
+			const char *end = p + strcspn(p, ","), *semi;
+			size_t n;
+			int m;
+
+			p += strspn(p, " \t");
+			semi = p + strcspn(p, ";,");
+			n = (size_t)(semi - p);
+			while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+				n--;
+			m = range_match(p, n, offers[i]);
+			if (m > spec) {
+				spec = m;
+				q = range_q(semi, end);
+			}
+			p = *end ? end + 1 : end;
+		}
+		if (q > best_q) {
+			best = i;
+			best_q = q;
+		}
+	}
+	if (best < 0) {
+		char list[200] = "";
+
+		for (int i = 0; offers[i]; i++)
+			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+				 offers[i]);
+		reply_error(req, ERR_NOT_ACCEPTABLE, "/header/Accept", "this resource is available as %s",
+			    list);
+	}
+	return best;
 }
 
 bool

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <microhttpd.h>
+
 #include "rebuy/api.h"
 #include "rebuy/reply.h"
 #include "rebuy/segments.h"
@@ -12,6 +14,7 @@
 struct segment_call {
 	const char *shop_id, *code;
 	struct segment_page page;
+	enum segment_format format;
 };
 
 static enum db_qs
@@ -56,6 +59,33 @@ members(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	if (qs < 0)
 		return qs;
 	return api_page_reply(out, items, next, qs);
+}
+
+static enum db_qs
+export(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct segment_call *call = cls;
+	struct segment_export *x;
+	bool csv = call->format == SEGMENT_CSV;
+	enum db_qs qs = segments_export(c, call->shop_id, call->code, &call->page, call->format,
+					&x, err);
+
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_NOT_FOUND, NULL, "no segment %s", call->code);
+		return DB_ABORT;
+	}
+	if (qs < 0)
+		return qs;
+	out->status = 200;
+	out->stream.content_type = csv ? "text/csv; charset=utf-8; header=present"
+				       : "application/x-ndjson";
+	/* codes are [a-z0-9-]: safe in a quoted file name */
+	snprintf(out->stream.disposition, sizeof out->stream.disposition,
+		 "attachment; filename=\"%s.%s\"", call->code, csv ? "csv" : "ndjson");
+	out->stream.read = segments_export_read;
+	out->stream.done = segments_export_free;
+	out->stream.cls = x;
+	return DB_ONE_RESULT;
 }
 
 void
@@ -192,19 +222,32 @@ check_fields(const char *s)
 			 "phone, tags, consent, facts, reason";
 }
 
+/* A page of JSON, or the whole segment as CSV or NDJSON (by Accept). */
 void
 api_segments_members(struct request *req)
 {
+	static const char *const offers[] = { "application/json", "text/csv", "application/x-ndjson",
+					      NULL };
 	struct segment_call call = { .shop_id = req->shop_id };
 	const char *fields;
+	int as;
 
-	if (!segment_path(req, &call.code) ||
+	if (!segment_path(req, &call.code) || (as = api_accept(req, offers)) < 0 ||
 	    !api_page_params(req, &call.page.limit, &call.page.after) ||
 	    !api_query_param(req, "consent", check_consent, 16, &call.page.consent) ||
 	    !api_query_param(req, "fields", check_fields, 200, &fields))
-		return;
+		goto out;
+	if (as > 0 && request_query(req, "limit")) {
+		reply_error(req, ERR_INVALID_PARAMETER, "/query/limit",
+			    "limit: an export is the whole segment (limit pages the JSON list)");
+		goto out;
+	}
 	call.page.fields = SEG_ALL;
 	if (fields)
 		segments_parse_fields(fields, &call.page.fields);
-	api_run(req, members, &call);
+	call.format = as == 1 ? SEGMENT_CSV : SEGMENT_NDJSON;
+	api_run(req, as ? export : members, &call);
+out:
+	/* caches must key this resource by Accept */
+	reply_header(req, MHD_HTTP_HEADER_VARY, "Accept");
 }

@@ -483,3 +483,130 @@ db_mark_busy(bool busy)
 	else
 		atomic_fetch_sub(&stat_busy, 1);
 }
+
+/* ---- streams ------------------------------------------------------------- */
+
+struct db_stream {
+	struct db_conn conn;
+	const char *label;
+	PGresult *first; /* the row db_stream_open waited for, not yet handed out */
+	bool done;
+};
+
+static atomic_int streams_open;
+
+/* The next result of the query: a row, the end (NULL, done) or an error (NULL). */
+static PGresult *
+stream_result(struct db_stream *s, bool *failed)
+{
+	PGresult *r = PQgetResult(s->conn.pg);
+
+	*failed = false;
+	switch (r ? PQresultStatus(r) : PGRES_COMMAND_OK) {
+	case PGRES_SINGLE_TUPLE:
+		return r;
+	case PGRES_TUPLES_OK: /* the end: drain the NULL that follows */
+		PQclear(r);
+		while ((r = PQgetResult(s->conn.pg)))
+			PQclear(r);
+		s->done = true;
+		return NULL;
+	default:
+		classify(&s->conn, r, s->label);
+		PQclear(r);
+		while ((r = PQgetResult(s->conn.pg)))
+			PQclear(r);
+		s->done = true;
+		*failed = true;
+		return NULL;
+	}
+}
+
+struct db_stream *
+db_stream_open(const char *label, const char *sql, int nparams, const char *const *params,
+	       struct err *err)
+{
+	struct db_stream *s;
+	PGresult *r;
+	bool failed;
+
+	if (atomic_fetch_add(&streams_open, 1) >= DB_STREAMS_MAX) {
+		atomic_fetch_sub(&streams_open, 1);
+		err_set(err, ERR_BUSY, NULL, "%d exports are running: retry when one ends",
+			DB_STREAMS_MAX);
+		return NULL;
+	}
+	s = calloc(1, sizeof *s);
+	if (!s) {
+		atomic_fetch_sub(&streams_open, 1);
+		err_set(err, ERR_INTERNAL, NULL, "out of memory");
+		return NULL;
+	}
+	s->label = label;
+	if (!connect_pg(&s->conn, conninfo, false, err)) {
+		free(s);
+		atomic_fetch_sub(&streams_open, 1);
+		return NULL;
+	}
+	/*
+	 * A long export is as slow as its client, so no statement limit; a
+	 * client that goes away ends it (we cancel), and PostgreSQL checks
+	 * for a vanished peer even while it sorts.
+	 */
+	r = PQexec(s->conn.pg, "SET statement_timeout TO 0;"
+			       " SET client_connection_check_interval TO '1s'");
+	failed = PQresultStatus(r) != PGRES_COMMAND_OK;
+	PQclear(r);
+	if (failed || !PQsendQueryParams(s->conn.pg, sql, nparams, NULL, params, NULL, NULL, 0) ||
+	    !PQsetSingleRowMode(s->conn.pg)) {
+		log_emit(LOG_ERROR, "database error",
+			 json_pack("{s:s, s:s}", "statement", label, "error",
+				   PQerrorMessage(s->conn.pg)));
+		goto fail;
+	}
+	s->first = stream_result(s, &failed);
+	if (failed)
+		goto fail;
+	return s;
+fail:
+	err_set(err, s->conn.busy ? ERR_DB_UNAVAILABLE : ERR_INTERNAL, NULL,
+		s->conn.busy ? "database is busy, retry" : "internal error");
+	db_stream_close(s);
+	return NULL;
+}
+
+int
+db_stream_next(struct db_stream *s, PGresult **row)
+{
+	bool failed = false;
+
+	*row = s->first;
+	s->first = NULL;
+	if (!*row && !s->done)
+		*row = stream_result(s, &failed);
+	if (*row)
+		return 1;
+	return failed ? -1 : 0;
+}
+
+void
+db_stream_close(struct db_stream *s)
+{
+	if (!s)
+		return;
+	PQclear(s->first);
+	if (s->conn.pg && !s->done) {
+		/* the client left early: stop the query rather than drain it */
+		PGcancel *cancel = PQgetCancel(s->conn.pg);
+		char buf[256];
+
+		if (cancel) {
+			PQcancel(cancel, buf, sizeof buf);
+			PQfreeCancel(cancel);
+		}
+	}
+	if (s->conn.pg)
+		PQfinish(s->conn.pg);
+	free(s);
+	atomic_fetch_sub(&streams_open, 1);
+}

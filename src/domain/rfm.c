@@ -17,7 +17,7 @@
 
 /* from w(rec, frq, mon, n, wr, wf, wm, rfm, lapse_days): sc with r, f, m, then g with seg */
 #define SCORE_CASES \
-	" sc AS (SELECT w.rec, w.frq, w.mon, w.n, w.lapse_days," \
+	" sc AS (SELECT w.*," \
 	"   CASE WHEN w.rfm ->> 'method' = 'thresholds' THEN" \
 	"     CASE WHEN w.rec <= (w.rfm -> 'recency_days' ->> 0)::bigint THEN 5" \
 	"          WHEN w.rec <= (w.rfm -> 'recency_days' ->> 1)::bigint THEN 4" \
@@ -39,16 +39,14 @@
 	"     ELSE ($2::integer[])[(sc.r - 1) * 5 + sc.f] END AS seg FROM sc)"
 
 /*
- * Scores of every scored customer: non-erased, with a qualifying purchase.
- * $1 shop.  Quintiles: 1 + floor(5 w / N), w = customers with a strictly
- * worse value (rank() - 1 counts them; ties share a rank, so a score).
+ * Scores of every scored customer: non-erased, with a qualifying purchase,
+ * as g(customer_seq, rec, frq, mon, …, r, f, m, seg) under p(today, tz,
+ * rfm, lapse_days).  $1 shop, $2 and $3 the tiled map (see SCORE_CASES).
+ * Quintiles: 1 + floor(5 w / N), w = customers with a strictly worse
+ * value (rank() - 1 counts them; ties share a rank, so a score).
  * Thresholds: counted against settings.rfm.
  */
-#define SCORES \
-	"WITH p AS MATERIALIZED (SELECT (now() AT TIME ZONE s.timezone)::date AS today," \
-	"   s.timezone AS tz, coalesce(s.settings -> 'rfm', '{\"method\": \"quintiles\"}') AS rfm," \
-	"   (shop_segment_settings(s) ->> 'lapse_days')::integer AS lapse_days" \
-	"   FROM shops s WHERE s.id = $1)," \
+#define RFM_SCORED \
 	" v AS (SELECT f.customer_seq, p.today - (f.last_order_at AT TIME ZONE p.tz)::date AS rec," \
 	"     f.order_count::bigint AS frq, f.total_spent AS mon, p.rfm, p.lapse_days" \
 	"   FROM p, customer_facts f JOIN customers c ON c.seq = f.customer_seq" \
@@ -57,6 +55,15 @@
 	"     rank() OVER (ORDER BY rec DESC) - 1 AS wr, rank() OVER (ORDER BY frq) - 1 AS wf," \
 	"     rank() OVER (ORDER BY mon) - 1 AS wm FROM v)," \
 	SCORE_CASES
+
+const char rfm_scored_ctes[] = RFM_SCORED;
+
+#define SCORES \
+	"WITH p AS MATERIALIZED (SELECT (now() AT TIME ZONE s.timezone)::date AS today," \
+	"   s.timezone AS tz, coalesce(s.settings -> 'rfm', '{\"method\": \"quintiles\"}') AS rfm," \
+	"   (shop_segment_settings(s) ->> 'lapse_days')::integer AS lapse_days" \
+	"   FROM shops s WHERE s.id = $1)," \
+	RFM_SCORED
 
 const struct db_stmt rfm_stmts[] = {
 	{ "rfm_map_get", "SELECT segments::text FROM rfm_maps WHERE shop_id = $1" },
@@ -373,6 +380,27 @@ map_params(struct db_conn *c, const char *shop_id, json_t **segs, char cells[128
 	cells_literal(cell, cells);
 	cells_literal(lap, lapsed);
 	return DB_ONE_RESULT;
+}
+
+enum db_qs
+rfm_map_params(struct db_conn *c, const char *shop_id, char cells[128], char lapsed[128],
+	       char **names)
+{
+	json_t *segs = NULL, *list;
+	size_t i;
+	json_t *e;
+	enum db_qs qs = map_params(c, shop_id, &segs, cells, lapsed);
+
+	*names = NULL;
+	if (qs < 0)
+		return qs;
+	list = json_array();
+	json_array_foreach(segs, i, e)
+		json_array_append(list, json_object_get(e, "name"));
+	*names = json_dumps(list, JSON_COMPACT);
+	json_decref(list);
+	json_decref(segs);
+	return *names ? DB_ONE_RESULT : DB_HARD_ERROR;
 }
 
 /* numeric text as a JSON number, or null */

@@ -16,7 +16,7 @@
 #define MAX_VALUES 100     /* strings of one in / contains_any / contains_all */
 #define MAX_NUMBER 1000000000000000LL
 
-enum kind { NUMBER, CHANNEL, SET };
+enum kind { NUMBER, CHANNEL, SET, RFM_SEGMENT };
 enum set { CATEGORIES, CHANNELS, TAGS, CONSENT };
 
 static const struct field {
@@ -39,6 +39,11 @@ static const struct field {
 	{ "channels", SET, NULL, CHANNELS },
 	{ "tags", SET, NULL, TAGS },
 	{ "consent", SET, NULL, CONSENT },
+	/* r: the scores, joined by the caller when out->rfm (see segfilter.h) */
+	{ "rfm_recency", NUMBER, "r.r", 0 },
+	{ "rfm_frequency", NUMBER, "r.f", 0 },
+	{ "rfm_monetary", NUMBER, "r.m", 0 },
+	{ "rfm_segment", RFM_SEGMENT, "r.segment", 0 },
 };
 
 static const struct { const char *name, *sql; } number_ops[] = {
@@ -244,6 +249,50 @@ number_condition(struct ctx *x, const struct field *f, const char *op, const jso
 	return emit(x, "(%s %s $%d::bigint)", f->expr, number_ops[k].sql, a);
 }
 
+/* A name of the shop's RFM map: any text of 1-64 characters. */
+static bool
+rfm_name_ok(struct ctx *x, const json_t *v, const char *ptr)
+{
+	const char *s = json_string_value(v);
+
+	if (!s)
+		return fail(x, ptr, "must be a string");
+	if (json_string_length(v) < 1 || jv_utf8_len(s) > 64)
+		return fail(x, ptr, "must be 1-64 characters (an RFM segment name)");
+	return true;
+}
+
+/* rfm_segment eq / ne / in: names may hold any character, so in takes a JSON array */
+static bool
+rfm_segment_condition(struct ctx *x, const struct field *f, const char *op, const json_t *v,
+		      const char *ptr_op, const char *ptr_v)
+{
+	char item[200];
+	size_t n = json_array_size(v);
+	int a;
+
+	if (strcmp(op, "eq") == 0 || strcmp(op, "ne") == 0) {
+		if (!rfm_name_ok(x, v, ptr_v) || (a = param(x, strdup(json_string_value(v)))) < 0)
+			return false;
+		return emit(x, "(%s %s $%d::text)", f->expr, op[0] == 'e' ? "=" : "<>", a);
+	}
+	if (strcmp(op, "in") != 0)
+		return fail(x, ptr_op, "%s takes eq, ne or in", f->name);
+	if (!json_is_array(v) || n < 1 || n > MAX_VALUES)
+		return fail(x, ptr_v, "must be an array of 1 to %d strings", MAX_VALUES);
+	for (size_t i = 0; i < n; i++) {
+		sub(item, sizeof item, ptr_v, "%zu", i);
+		if (!rfm_name_ok(x, json_array_get(v, i), item))
+			return false;
+		for (size_t j = 0; j < i; j++)
+			if (json_equal(json_array_get(v, i), json_array_get(v, j)))
+				return fail(x, item, "repeats /%zu", j);
+	}
+	if ((a = param(x, json_dumps(v, JSON_COMPACT))) < 0)
+		return false;
+	return emit(x, "(%s IN (SELECT jsonb_array_elements_text($%d::jsonb)))", f->expr, a);
+}
+
 static bool
 channel_condition(struct ctx *x, const struct field *f, const char *op, const json_t *v,
 		  const char *ptr_op, const char *ptr_v)
@@ -361,10 +410,13 @@ condition(struct ctx *x, const json_t *n, const char *ptr)
 	value = json_object_get(n, "value");
 	if (!value)
 		return fail(x, pv, "is required");
+	if (strncmp(f->name, "rfm_", 4) == 0)
+		x->out->rfm = true;
 	switch (f->kind) {
 	case NUMBER: return number_condition(x, f, op, value, po, pv);
 	case CHANNEL: return channel_condition(x, f, op, value, po, pv);
 	case SET: return set_condition(x, f, op, value, po, pv);
+	case RFM_SEGMENT: return rfm_segment_condition(x, f, op, value, po, pv);
 	}
 	return false;
 }

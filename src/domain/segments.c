@@ -10,13 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rebuy/rfm.h"
 #include "rebuy/segfilter.h"
 #include "rebuy/segments.h"
 
-/* today in the shop's zone, its zone, its segment parameters */
+/* today in the shop's zone, its zone, its segment and RFM parameters */
 #define P \
 	"WITH p AS MATERIALIZED (SELECT (now() AT TIME ZONE s.timezone)::date AS today," \
-	"   s.timezone AS tz, shop_segment_settings(s) AS cfg FROM shops s WHERE s.id = $1),"
+	"   s.timezone AS tz, shop_segment_settings(s) AS cfg," \
+	"   coalesce(s.settings -> 'rfm', '{\"method\": \"quintiles\"}') AS rfm," \
+	"   (shop_segment_settings(s) ->> 'lapse_days')::integer AS lapse_days" \
+	"   FROM shops s WHERE s.id = $1),"
 
 /* local date of a timestamp column */
 #define D(col) "(" col " AT TIME ZONE p.tz)::date"
@@ -102,32 +106,58 @@
 	"     'total_spent', f.total_spent)," \
 	"   'reason', " reason ")"
 
-/* $2 after this customer seq, $3 consent channel or NULL */
-#define PAGE_WHERE \
-	" c.erased_at IS NULL AND c.seq > $2" \
-	"   AND ($3::text IS NULL OR ($3 = 'email' AND c.consent_email)" \
-	"        OR ($3 = 'sms' AND c.consent_sms) OR ($3 = 'wechat' AND c.consent_wechat))"
+/* after: members after this customer seq; consent: channel or NULL */
+#define PAGE_WHERE(after, consent) \
+	" c.erased_at IS NULL AND c.seq > " after \
+	"   AND (" consent "::text IS NULL OR (" consent " = 'email' AND c.consent_email)" \
+	"        OR (" consent " = 'sms' AND c.consent_sms)" \
+	"        OR (" consent " = 'wechat' AND c.consent_wechat))"
 
-/* $4 limit */
+/* $2 after, $3 consent, $4 limit */
 #define PAGE \
 	" SELECT c.seq," ITEM("m.reason") \
 	" FROM m JOIN customers c ON c.seq = m.customer_seq" \
 	"   JOIN customer_facts f ON f.customer_seq = c.seq, p" \
-	" WHERE" PAGE_WHERE " ORDER BY c.seq LIMIT $4"
+	" WHERE" PAGE_WHERE("$2", "$3") " ORDER BY c.seq LIMIT $4"
+
+/* a member as an export row: the columns export_row formats (tags joined by ';') */
+#define EXPORT_COLUMNS \
+	" c.id, c.name, c.email, c.phone, array_to_string(c.tags, ';')," \
+	" c.consent_email, c.consent_sms, c.consent_wechat, f.order_count," \
+	" rfc3339(f.first_order_at), rfc3339(f.last_order_at)," \
+	" p.today - " D("f.first_order_at") ", p.today - " D("f.last_order_at") ", f.total_spent"
+
+/* $2 after, $3 consent: the whole list in the order of its pages */
+#define EXPORT \
+	" SELECT" EXPORT_COLUMNS ", m.reason::text" \
+	" FROM m JOIN customers c ON c.seq = m.customer_seq" \
+	"   JOIN customer_facts f ON f.customer_seq = c.seq, p" \
+	" WHERE" PAGE_WHERE("$2", "$3") " ORDER BY c.seq"
 
 /*
- * Custom segments: the compiled filter goes between these (its parameters
- * numbered after the statement's own: from $2 for the size, $5 for a page).
+ * Custom segments: P, then either the RFM scores (when the filter reads
+ * them) or a stand-in that types the same parameters, then one of these
+ * with the compiled filter.  Parameters: $1 shop, $2 $3 the tiled RFM map,
+ * $4 its names; a page's $5 after, $6 consent, $7 limit (an export's $5,
+ * $6); the filter's after them.
  */
-static const char custom_size[] =
-	P " x AS (SELECT 1) SELECT count(*)"
-	" FROM customer_facts f JOIN customers c ON c.seq = f.customer_seq, p"
-	" WHERE f.shop_id = $1 AND c.erased_at IS NULL AND ";
-static const char custom_page[] =
-	P " x AS (SELECT 1) SELECT c.seq," ITEM("NULL::json")
-	" FROM customer_facts f JOIN customers c ON c.seq = f.customer_seq, p"
-	" WHERE f.shop_id = $1 AND" PAGE_WHERE " AND ";
-static const char custom_page_end[] = " ORDER BY c.seq LIMIT $4";
+static const char custom_no_rfm[] = " x AS (SELECT $2::integer[], $3::integer[], $4::jsonb)";
+static const char custom_rfm[] =
+	", r AS (SELECT g.customer_seq, g.r, g.f, g.m, $4::jsonb ->> (g.seg - 1) AS segment FROM g)";
+static const char custom_rfm_join[] = " JOIN r ON r.customer_seq = f.customer_seq";
+
+static const struct custom_query {
+	const char *label, *select, *where, *tail;
+	int nfixed;
+} custom_size = {
+	"segments_custom_size", "count(*)", " c.erased_at IS NULL AND ", "", 4,
+}, custom_page = {
+	"segments_custom_page", "c.seq," ITEM("NULL::json"), PAGE_WHERE("$5", "$6") " AND ",
+	" ORDER BY c.seq LIMIT $7", 7,
+}, custom_export = {
+	"segments_custom_export", EXPORT_COLUMNS ", NULL::text", PAGE_WHERE("$5", "$6") " AND ",
+	" ORDER BY c.seq", 6,
+};
 
 #define CUSTOM_COLUMNS \
 	"code, name, description, filter::text, rfc3339(created_at), rfc3339(updated_at)"
@@ -136,14 +166,19 @@ const struct db_stmt segments_stmts[] = {
 	{ "segments_params", P " x AS (SELECT 1) SELECT today::text, cfg::text FROM p" },
 	{ "segments_size_second-purchase-window", P SECOND_WINDOW SIZE },
 	{ "segments_page_second-purchase-window", P SECOND_WINDOW PAGE },
+	{ "segments_export_second-purchase-window", P SECOND_WINDOW EXPORT },
 	{ "segments_size_due-for-repurchase", P DUE SIZE },
 	{ "segments_page_due-for-repurchase", P DUE PAGE },
+	{ "segments_export_due-for-repurchase", P DUE EXPORT },
 	{ "segments_size_lapsing", P LAPSING SIZE },
 	{ "segments_page_lapsing", P LAPSING PAGE },
+	{ "segments_export_lapsing", P LAPSING EXPORT },
 	{ "segments_size_lapsed", P LAPSED SIZE },
 	{ "segments_page_lapsed", P LAPSED PAGE },
+	{ "segments_export_lapsed", P LAPSED EXPORT },
 	{ "segments_size_vip", P VIP SIZE },
 	{ "segments_page_vip", P VIP PAGE },
+	{ "segments_export_vip", P VIP EXPORT },
 	{ "segments_custom_list",
 	  "SELECT " CUSTOM_COLUMNS " FROM custom_segments WHERE shop_id = $1 ORDER BY code COLLATE \"C\"" },
 	{ "segments_custom_get",
@@ -275,35 +310,76 @@ params(struct db_conn *c, const char *shop_id, char today[11], json_t **cfg)
 
 /* ---- custom segments ---------------------------------------------------- */
 
+/* A custom segment's query, composed: its SQL and parameters. */
+struct custom_sql {
+	char *sql;
+	const char *params[7 + SEGFILTER_MAX_CONDITIONS * 2];
+	int nparams;
+	struct segfilter sf;
+	char cells[128], lapsed[128];
+	char *names;
+};
+
+static void
+custom_sql_free(struct custom_sql *q)
+{
+	free(q->sql);
+	free(q->names);
+	segfilter_free(&q->sf);
+}
+
 /*
- * Run sql_head + the compiled filter + sql_tail with params (the
- * statement's own first, nfixed of them) and the filter's after them.
+ * Compose query q for the stored filter; own: q's parameters after the
+ * first four (shop and RFM map).  The map is loaded only when the filter
+ * reads RFM scores, and only then are they computed.
  */
 static enum db_qs
-run_custom(struct db_conn *c, const char *label, const char *head, const char *tail,
-	   const json_t *filter, const char **fixed, int nfixed, PGresult **r)
+custom_compose(struct db_conn *c, const char *shop_id, const struct custom_query *q,
+	       const json_t *filter, const char *const *own, struct custom_sql *out)
 {
-	const char *params[4 + SEGFILTER_MAX_CONDITIONS * 2];
-	struct segfilter sf;
 	struct err err = { 0 };
-	char *sql = NULL;
-	enum db_qs qs = DB_HARD_ERROR;
+	bool rfm;
+	enum db_qs qs;
+
+	memset(out, 0, sizeof *out);
+	/* stored filters were checked when saved: a failure here is ours */
+	if (!segfilter_compile(filter, "/filter", q->nfixed + 1, &out->sf, &err))
+		return DB_HARD_ERROR;
+	rfm = out->sf.rfm;
+	if (rfm && (qs = rfm_map_params(c, shop_id, out->cells, out->lapsed, &out->names)) < 0)
+		return qs;
+	if (asprintf(&out->sql, "%s%s%s SELECT %s FROM customer_facts f"
+		     " JOIN customers c ON c.seq = f.customer_seq%s, p"
+		     " WHERE f.shop_id = $1 AND%s(%s)%s",
+		     P, rfm ? rfm_scored_ctes : custom_no_rfm, rfm ? custom_rfm : "", q->select,
+		     rfm ? custom_rfm_join : "", q->where, out->sf.sql, q->tail) < 0) {
+		out->sql = NULL;
+		return DB_HARD_ERROR;
+	}
+	out->params[0] = shop_id;
+	out->params[1] = rfm ? out->cells : NULL;
+	out->params[2] = rfm ? out->lapsed : NULL;
+	out->params[3] = out->names;
+	out->nparams = 4;
+	for (int i = 0; i < q->nfixed - 4; i++)
+		out->params[out->nparams++] = own[i];
+	for (int i = 0; i < out->sf.nparams; i++)
+		out->params[out->nparams++] = out->sf.params[i];
+	return DB_ONE_RESULT;
+}
+
+/* Run query q for the stored filter; own as in custom_compose. */
+static enum db_qs
+custom_run(struct db_conn *c, const char *shop_id, const struct custom_query *q,
+	   const json_t *filter, const char *const *own, PGresult **r)
+{
+	struct custom_sql cs;
+	enum db_qs qs = custom_compose(c, shop_id, q, filter, own, &cs);
 
 	*r = NULL;
-	/* stored filters were checked when saved: a failure here is ours */
-	if (!segfilter_compile(filter, "/filter", nfixed + 1, &sf, &err) ||
-	    asprintf(&sql, "%s%s%s", head, sf.sql, tail) < 0) {
-		sql = NULL;
-		goto out;
-	}
-	for (int i = 0; i < nfixed; i++)
-		params[i] = fixed[i];
-	for (int i = 0; i < sf.nparams; i++)
-		params[nfixed + i] = sf.params[i];
-	qs = db_exec_sql(c, label, sql, nfixed + sf.nparams, params, r);
-out:
-	free(sql);
-	segfilter_free(&sf);
+	if (qs > 0)
+		qs = db_exec_sql(c, q->label, cs.sql, cs.nparams, cs.params, r);
+	custom_sql_free(&cs);
 	return qs;
 }
 
@@ -312,14 +388,13 @@ static enum db_qs
 describe_custom(struct db_conn *c, const char *shop_id, PGresult *row, int i, const char *today,
 		json_t **out)
 {
-	const char *fixed[1] = { shop_id };
 	json_t *filter = json_loads(PQgetvalue(row, i, 3), 0, NULL);
 	PGresult *r;
 	enum db_qs qs;
 
 	if (!filter)
 		return DB_HARD_ERROR;
-	qs = run_custom(c, "segments_custom_size", custom_size, "", filter, fixed, 1, &r);
+	qs = custom_run(c, shop_id, &custom_size, filter, NULL, &r);
 	if (qs < 0) {
 		json_decref(filter);
 		return qs;
@@ -506,8 +581,7 @@ segments_members(struct db_conn *c, const char *shop_id, const char *code,
 		PQclear(row);
 		if (!filter)
 			return DB_HARD_ERROR;
-		qs = run_custom(c, "segments_custom_page", custom_page, custom_page_end, filter, p, 4,
-				&r);
+		qs = custom_run(c, shop_id, &custom_page, filter, p + 1, &r);
 		json_decref(filter);
 	}
 	if (qs < 0)
@@ -558,4 +632,306 @@ segments_code_valid(const char *code)
 	size_t n = strlen(code);
 
 	return n >= 1 && n <= 64 && strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* ---- exports ---------------------------------------------------------------- */
+
+struct segment_export {
+	struct db_stream *rows;
+	enum segment_format format;
+	unsigned fields;
+	bool header, ended, failed;
+	char *line;      /* the row being sent, formatted */
+	size_t len, cap, sent;
+};
+
+static bool
+put(struct segment_export *x, const char *s, size_t n)
+{
+	if (x->len + n > x->cap) {
+		size_t cap = x->cap ? x->cap : 1024;
+		char *p;
+
+		while (cap < x->len + n)
+			cap *= 2;
+		p = realloc(x->line, cap);
+		if (!p)
+			return false;
+		x->line = p;
+		x->cap = cap;
+	}
+	memcpy(x->line + x->len, s, n);
+	x->len += n;
+	return true;
+}
+
+static bool
+puts_(struct segment_export *x, const char *s)
+{
+	return put(x, s, strlen(s));
+}
+
+/* s as a JSON string (PostgreSQL text is valid UTF-8: only escapes are needed) */
+static bool
+put_json_string(struct segment_export *x, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	bool ok = put(x, "\"", 1);
+
+	while (ok && *s) {
+		size_t run = 0;
+
+		while (s[run] && s[run] != '"' && s[run] != '\\' && (unsigned char)s[run] >= 0x20)
+			run++;
+		ok = put(x, s, run);
+		s += run;
+		if (ok && *s) {
+			char esc[6] = { '\\', 'u', '0', '0', hex[(unsigned char)*s >> 4],
+					hex[*s & 15] };
+
+			ok = *s == '"' ? put(x, "\\\"", 2) : *s == '\\' ? put(x, "\\\\", 2)
+			   : put(x, esc, 6);
+			s++;
+		}
+	}
+	return ok && put(x, "\"", 1);
+}
+
+/* s as a CSV field (RFC 4180): quoted when it holds a comma, quote or line break */
+static bool
+put_csv_field(struct segment_export *x, const char *s)
+{
+	bool ok = true;
+
+	if (!s[strcspn(s, ",\"\r\n")])
+		return puts_(x, s);
+	ok = put(x, "\"", 1);
+	while (ok && *s) {
+		size_t run = strcspn(s, "\"");
+
+		ok = put(x, s, run) && (!s[run] || put(x, "\"\"", 2));
+		s += run + (s[run] != '\0');
+	}
+	return ok && put(x, "\"", 1);
+}
+
+/* export row columns (EXPORT_COLUMNS, then the reason) */
+enum { X_ID, X_NAME, X_EMAIL, X_PHONE, X_TAGS, X_CONSENT, X_FACTS = X_CONSENT + 3,
+       X_REASON = X_FACTS + 6 };
+
+static const char *const fact_names[] = { "order_count", "first_order_at", "last_order_at",
+					  "days_since_first_order", "days_since_last_order",
+					  "total_spent" };
+
+static bool
+csv_header(struct segment_export *x)
+{
+	bool ok = puts_(x, "id");
+
+	if (x->fields & SEG_NAME)
+		ok = ok && puts_(x, ",name");
+	if (x->fields & SEG_EMAIL)
+		ok = ok && puts_(x, ",email");
+	if (x->fields & SEG_PHONE)
+		ok = ok && puts_(x, ",phone");
+	if (x->fields & SEG_TAGS)
+		ok = ok && puts_(x, ",tags");
+	if (x->fields & SEG_CONSENT)
+		ok = ok && puts_(x, ",consent_email,consent_sms,consent_wechat");
+	for (size_t k = 0; (x->fields & SEG_FACTS) && k < 6; k++)
+		ok = ok && puts_(x, ",") && puts_(x, fact_names[k]);
+	if (x->fields & SEG_REASON)
+		ok = ok && puts_(x, ",reason");
+	return ok && puts_(x, "\r\n");
+}
+
+static bool
+csv_row(struct segment_export *x, PGresult *r)
+{
+	static const unsigned picks[] = { SEG_NAME, SEG_EMAIL, SEG_PHONE, SEG_TAGS };
+	bool ok = put_csv_field(x, PQgetvalue(r, 0, X_ID));
+
+	for (int k = 0; k < 4; k++)
+		if (x->fields & picks[k])
+			ok = ok && put(x, ",", 1) && put_csv_field(x, PQgetvalue(r, 0, X_NAME + k));
+	for (int k = 0; (x->fields & SEG_CONSENT) && k < 3; k++)
+		ok = ok && puts_(x, PQgetvalue(r, 0, X_CONSENT + k)[0] == 't' ? ",true" : ",false");
+	for (int k = 0; (x->fields & SEG_FACTS) && k < 6; k++)
+		ok = ok && put(x, ",", 1) && puts_(x, PQgetvalue(r, 0, X_FACTS + k));
+	if (x->fields & SEG_REASON)
+		ok = ok && put(x, ",", 1) && put_csv_field(x, PQgetvalue(r, 0, X_REASON));
+	return ok && puts_(x, "\r\n");
+}
+
+/* a nullable text column as a JSON string or null */
+static bool
+put_json_text(struct segment_export *x, PGresult *r, int col)
+{
+	return PQgetisnull(r, 0, col) ? puts_(x, "null") : put_json_string(x, PQgetvalue(r, 0, col));
+}
+
+/* the same object as a list item (ITEM), without a parse */
+static bool
+ndjson_row(struct segment_export *x, PGresult *r)
+{
+	static const char *const names[] = { "name", "email", "phone" };
+	static const unsigned picks[] = { SEG_NAME, SEG_EMAIL, SEG_PHONE };
+	bool ok = puts_(x, "{\"id\":") && put_json_string(x, PQgetvalue(r, 0, X_ID));
+
+	for (int k = 0; k < 3; k++)
+		if (x->fields & picks[k])
+			ok = ok && puts_(x, ",\"") && puts_(x, names[k]) && puts_(x, "\":") &&
+			     put_json_text(x, r, X_NAME + k);
+	if (x->fields & SEG_TAGS) {
+		/* tags are tokens of [A-Za-z0-9._:-], joined by ';' */
+		const char *t = PQgetvalue(r, 0, X_TAGS);
+
+		ok = ok && puts_(x, ",\"tags\":[");
+		while (ok && *t) {
+			size_t n = strcspn(t, ";");
+
+			ok = put(x, "\"", 1) && put(x, t, n) && put(x, "\"", 1) &&
+			     (!t[n] || put(x, ",", 1));
+			t += n + (t[n] != '\0');
+		}
+		ok = ok && put(x, "]", 1);
+	}
+	if (x->fields & SEG_CONSENT) {
+		static const char *const ch[] = { "email", "sms", "wechat" };
+
+		ok = ok && puts_(x, ",\"consent\":{");
+		for (int k = 0; k < 3; k++)
+			ok = ok && puts_(x, k ? ",\"" : "\"") && puts_(x, ch[k]) &&
+			     puts_(x, PQgetvalue(r, 0, X_CONSENT + k)[0] == 't' ? "\":true" : "\":false");
+		ok = ok && put(x, "}", 1);
+	}
+	if (x->fields & SEG_FACTS) {
+		ok = ok && puts_(x, ",\"facts\":{");
+		for (int k = 0; k < 6; k++) {
+			ok = ok && puts_(x, k ? ",\"" : "\"") && puts_(x, fact_names[k]) && puts_(x, "\":");
+			/* the two instants are strings, the rest integers */
+			ok = ok && (k == 1 || k == 2 ? put_json_string(x, PQgetvalue(r, 0, X_FACTS + k))
+						    : puts_(x, PQgetvalue(r, 0, X_FACTS + k)));
+		}
+		ok = ok && put(x, "}", 1);
+	}
+	if (x->fields & SEG_REASON)
+		ok = ok && puts_(x, ",\"reason\":") &&
+		     puts_(x, PQgetisnull(r, 0, X_REASON) ? "null" : PQgetvalue(r, 0, X_REASON));
+	return ok && puts_(x, "}\n");
+}
+
+enum db_qs
+segments_export(struct db_conn *c, const char *shop_id, const char *code,
+		const struct segment_page *page, enum segment_format format,
+		struct segment_export **out, struct err *err)
+{
+	char after[24], stmt[64];
+	const char *own[2] = { after, page->consent };
+	struct segment_export *x;
+	struct custom_sql cs = { 0 };
+	enum db_qs qs = DB_ONE_RESULT;
+
+	*out = NULL;
+	snprintf(after, sizeof after, "%lld", page->after);
+	x = calloc(1, sizeof *x);
+	if (!x)
+		return DB_HARD_ERROR;
+	x->format = format;
+	x->fields = page->fields;
+	x->header = format == SEGMENT_CSV;
+	if (find(code)) {
+		const char *p[3] = { shop_id, after, page->consent };
+
+		snprintf(stmt, sizeof stmt, "segments_export_%s", code);
+		x->rows = db_stream_open(stmt, db_stmt_sql(stmt), 3, p, err);
+	} else {
+		PGresult *row;
+		json_t *filter;
+
+		qs = custom_row(c, shop_id, code, &row);
+		if (qs <= 0)
+			goto out;
+		filter = json_loads(PQgetvalue(row, 0, 3), 0, NULL);
+		PQclear(row);
+		qs = filter ? custom_compose(c, shop_id, &custom_export, filter, own, &cs)
+			    : DB_HARD_ERROR;
+		json_decref(filter);
+		if (qs < 0)
+			goto out;
+		x->rows = db_stream_open(custom_export.label, cs.sql, cs.nparams, cs.params, err);
+	}
+	/* err says why (busy, unavailable): DB_ABORT keeps it */
+	qs = x->rows ? DB_ONE_RESULT : DB_ABORT;
+out:
+	custom_sql_free(&cs);
+	if (qs > 0)
+		*out = x;
+	else
+		segments_export_free(x);
+	return qs;
+}
+
+long
+segments_export_read(void *export, char *buf, size_t max)
+{
+	struct segment_export *x = export;
+	size_t n = 0;
+
+	if (x->failed)
+		return -1;
+	while (n < max) {
+		PGresult *r;
+		bool ok;
+		int rc;
+
+		if (x->sent < x->len) {
+			size_t k = x->len - x->sent < max - n ? x->len - x->sent : max - n;
+
+			memcpy(buf + n, x->line + x->sent, k);
+			x->sent += k;
+			n += k;
+			continue;
+		}
+		x->len = x->sent = 0;
+		if (x->header) {
+			x->header = false;
+			if (!csv_header(x))
+				goto fail;
+			continue;
+		}
+		if (x->ended)
+			break;
+		rc = db_stream_next(x->rows, &r);
+		if (rc < 0)
+			goto fail;
+		if (rc == 0) {
+			/* hand the connection back now, not when the client hangs up */
+			db_stream_close(x->rows);
+			x->rows = NULL;
+			x->ended = true;
+			break;
+		}
+		ok = x->format == SEGMENT_CSV ? csv_row(x, r) : ndjson_row(x, r);
+		PQclear(r);
+		if (!ok)
+			goto fail;
+	}
+	return (long)n;
+fail:
+	/* what is formatted already goes; the next call reports the failure */
+	x->failed = true;
+	return n ? (long)n : -1;
+}
+
+void
+segments_export_free(void *export)
+{
+	struct segment_export *x = export;
+
+	if (!x)
+		return;
+	db_stream_close(x->rows);
+	free(x->line);
+	free(x);
 }

@@ -39,6 +39,8 @@ static const struct {
 				  "Refund id already used for a different refund" },
 	[ERR_ORDER_CANCELLED] = { 409, "order_cancelled", "The order is cancelled" },
 	[ERR_PAYLOAD_TOO_LARGE] = { 413, "payload_too_large", "Request body too large" },
+	[ERR_NOT_ACCEPTABLE] = { 406, "not_acceptable",
+				 "None of the accepted media types can be produced" },
 	[ERR_UNSUPPORTED_MEDIA_TYPE] = { 415, "unsupported_media_type",
 					 "Unsupported media type" },
 	[ERR_VALIDATION] = { 422, "validation_failed", "Request failed validation" },
@@ -47,6 +49,7 @@ static const struct {
 	[ERR_INTERNAL] = { 500, "internal_error", "Internal error" },
 	[ERR_DB_UNAVAILABLE] = { 503, "database_unavailable", "Database unavailable" },
 	[ERR_SCHEMA_OUTDATED] = { 503, "schema_outdated", "Database schema is outdated" },
+	[ERR_BUSY] = { 503, "busy", "Too many exports in progress" },
 };
 
 unsigned
@@ -86,6 +89,58 @@ reply_text(struct request *req, unsigned status, const char *content_type,
 		status = 500;
 	}
 	set_response(req, status, resp, content_type);
+}
+
+/* a stream's reader and its state, for libmicrohttpd's callbacks */
+struct stream {
+	reply_read_fn read;
+	void (*done)(void *cls);
+	void *cls;
+};
+
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream *st = cls;
+	long n = st->read(st->cls, buf, max);
+
+	(void)pos;
+	if (n > 0)
+		return n;
+	return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void
+stream_free(void *cls)
+{
+	struct stream *st = cls;
+
+	st->done(st->cls);
+	free(st);
+}
+
+/* 64 KiB chunks: few system calls, and the memory a stream holds stays small */
+#define STREAM_BLOCK 65536
+
+void
+reply_stream(struct request *req, const char *content_type, reply_read_fn read,
+	     void (*done)(void *cls), void *cls)
+{
+	struct stream *st = malloc(sizeof *st);
+	struct MHD_Response *resp = NULL;
+
+	if (st) {
+		*st = (struct stream){ .read = read, .done = done, .cls = cls };
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
+							 stream_read, st, stream_free);
+	}
+	if (!resp) {
+		free(st);
+		done(cls);
+		reply_error(req, ERR_INTERNAL, NULL, "out of memory");
+		return;
+	}
+	set_response(req, 200, resp, content_type);
 }
 
 void
