@@ -15,7 +15,17 @@
 #define MAX_ENTRIES 50
 #define MAX_VALUE 1000000000000000LL
 
-/* from w(rec, frq, mon, n, wr, wf, wm, rfm, lapse_days): sc with r, f, m, then g with seg */
+/* sc(…, rec, lapse_days, r, f) → g(…, seg): the map's entry for the cell and lapse */
+#define SEGMENT_OF \
+	/* $2, $3: entry (1-based, 0 none) per cell (r - 1) * 5 + f, and lapsed override */ \
+	" g AS (SELECT sc.*, CASE WHEN ($3::integer[])[(sc.r - 1) * 5 + sc.f] > 0" \
+	"     AND sc.rec > sc.lapse_days THEN ($3::integer[])[(sc.r - 1) * 5 + sc.f]" \
+	"     ELSE ($2::integer[])[(sc.r - 1) * 5 + sc.f] END AS seg FROM sc)"
+
+/*
+ * One customer: from w(rec, frq, mon, n, wr, wf, wm, rfm, lapse_days), the
+ * counts of scored customers with a strictly worse value, sc with r, f, m.
+ */
 #define SCORE_CASES \
 	" sc AS (SELECT w.*," \
 	"   CASE WHEN w.rfm ->> 'method' = 'thresholds' THEN" \
@@ -33,37 +43,96 @@
 	"        WHERE w.mon >= t::bigint)::integer" \
 	"   ELSE 1 + (5 * w.wm) / w.n END AS m" \
 	"   FROM w)," \
-	/* $2, $3: entry (1-based, 0 none) per cell (r - 1) * 5 + f, and lapsed override */ \
-	" g AS (SELECT sc.*, CASE WHEN ($3::integer[])[(sc.r - 1) * 5 + sc.f] > 0" \
-	"     AND sc.rec > sc.lapse_days THEN ($3::integer[])[(sc.r - 1) * 5 + sc.f]" \
-	"     ELSE ($2::integer[])[(sc.r - 1) * 5 + sc.f] END AS seg FROM sc)"
+	SEGMENT_OF
 
 /*
- * Scores of every scored customer: non-erased, with a qualifying purchase,
- * as g(customer_seq, rec, frq, mon, …, r, f, m, seg) under p(today, tz,
- * rfm, lapse_days).  $1 shop, $2 and $3 the tiled map (see SCORE_CASES).
- * Quintiles: 1 + floor(5 w / N), w = customers with a strictly worse
- * value (rank() - 1 counts them; ties share a rank, so a score).
- * Thresholds: counted against settings.rfm.
+ * Scoring without ranking each customer: a score is 1 + the number of four
+ * cutoffs its value passes.  Thresholds are the shop's.  For quintiles the
+ * score 1 + floor(5 w / N) (w: customers with a strictly worse value)
+ * reaches k exactly when w >= t = ceil((k - 1) N / 5), that is when the
+ * value beats the t-th worst value; that value comes from a histogram of
+ * the values (few distinct recencies and frequencies), not from sorting
+ * customers.  From t(t[4]) and the histograms hr, hf, hm(val, upto:
+ * customers with a value as good or worse): cut(r, f, m), the cutoffs;
+ * recency passes at or below its cutoff, the others at or above.
+ */
+#define CUTS \
+	" cut AS MATERIALIZED (SELECT CASE WHEN p.rfm ->> 'method' = 'thresholds' THEN" \
+	"     ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(p.rfm -> 'recency_days') x)" \
+	"   ELSE ARRAY(SELECT (SELECT max(val) FROM hr WHERE upto >= k) - 1 FROM unnest(t.t) k) END AS r," \
+	"   CASE WHEN p.rfm ->> 'method' = 'thresholds' THEN" \
+	"     ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(p.rfm -> 'frequency') x)" \
+	"   ELSE ARRAY(SELECT (SELECT min(val) FROM hf WHERE upto >= k) + 1 FROM unnest(t.t) k) END AS f," \
+	"   CASE WHEN p.rfm ->> 'method' = 'thresholds' THEN" \
+	"     ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(p.rfm -> 'monetary') x)" \
+	"   ELSE ARRAY(SELECT (SELECT min(val) FROM hm WHERE upto >= k) + 1 FROM unnest(t.t) k) END AS m" \
+	"   FROM p, t)"
+
+/* t from n, the number of scored customers */
+#define QUINTILE_T(n) \
+	" t AS MATERIALIZED (SELECT ARRAY[(n + 4) / 5, (2 * n + 4) / 5, (3 * n + 4) / 5," \
+	"     (4 * n + 4) / 5] AS t FROM (SELECT " n " AS n) z),"
+
+/* the score of value x against the cutoffs c (recency: at or below) */
+#define PASSES(x, op, c) \
+	"(1 + (" x " " op " " c "[1])::integer + (" x " " op " " c "[2])::integer" \
+	" + (" x " " op " " c "[3])::integer + (" x " " op " " c "[4])::integer)"
+
+/* the scored customers of shop $1: non-erased, with a qualifying purchase */
+#define SCORED_FACTS \
+	" FROM p, customer_facts f WHERE f.shop_id = $1 AND NOT EXISTS (SELECT FROM customers c" \
+	"   WHERE c.shop_id = $1 AND c.erased_at IS NOT NULL AND c.seq = f.customer_seq)"
+
+#define RECENCY "p.today - (f.last_order_at AT TIME ZONE p.tz)::date"
+
+/*
+ * Every scored customer's scores, as g(customer_seq, rec, frq, mon,
+ * lapse_days, r, f, m, seg) under p(today, tz, rfm, lapse_days); $1 shop,
+ * $2 and $3 the tiled map.
  */
 #define RFM_SCORED \
-	" v AS (SELECT f.customer_seq, p.today - (f.last_order_at AT TIME ZONE p.tz)::date AS rec," \
-	"     f.order_count::bigint AS frq, f.total_spent AS mon, p.rfm, p.lapse_days" \
-	"   FROM p, customer_facts f JOIN customers c ON c.seq = f.customer_seq" \
-	"   WHERE f.shop_id = $1 AND c.erased_at IS NULL)," \
-	" w AS (SELECT v.*, count(*) OVER () AS n," \
-	"     rank() OVER (ORDER BY rec DESC) - 1 AS wr, rank() OVER (ORDER BY frq) - 1 AS wf," \
-	"     rank() OVER (ORDER BY mon) - 1 AS wm FROM v)," \
-	SCORE_CASES
+	" v AS (SELECT f.customer_seq, " RECENCY " AS rec, f.order_count::bigint AS frq," \
+	"   f.total_spent AS mon" SCORED_FACTS ")," \
+	QUINTILE_T("(SELECT count(*) FROM v)") \
+	" hr AS MATERIALIZED (SELECT rec AS val, sum(count(*)) OVER (ORDER BY rec DESC) AS upto" \
+	"   FROM v GROUP BY rec)," \
+	" hf AS MATERIALIZED (SELECT frq AS val, sum(count(*)) OVER (ORDER BY frq) AS upto" \
+	"   FROM v GROUP BY frq)," \
+	" hm AS MATERIALIZED (SELECT mon AS val, sum(count(*)) OVER (ORDER BY mon) AS upto" \
+	"   FROM v GROUP BY mon)," \
+	CUTS "," \
+	" sc AS (SELECT v.*, p.lapse_days, " PASSES("v.rec", "<=", "cut.r") " AS r," \
+	"   " PASSES("v.frq", ">=", "cut.f") " AS f, " PASSES("v.mon", ">=", "cut.m") " AS m" \
+	"   FROM v, p, cut)," \
+	SEGMENT_OF
+
+/*
+ * The summary needs no customer's own scores: a segment depends on R and
+ * F, so customers are counted per (recency, frequency) cell, and the
+ * monetary edges come from the histogram alone.
+ */
+#define RFM_CELLS \
+	" v AS MATERIALIZED (SELECT " RECENCY " AS rec, f.order_count::bigint AS frq, count(*) AS n," \
+	"   sum(f.total_spent) AS mon" SCORED_FACTS " GROUP BY 1, 2)," \
+	QUINTILE_T("(SELECT sum(n) FROM v)::bigint") \
+	" hr AS MATERIALIZED (SELECT rec AS val, sum(sum(n)) OVER (ORDER BY rec DESC) AS upto" \
+	"   FROM v GROUP BY rec)," \
+	" hf AS MATERIALIZED (SELECT frq AS val, sum(sum(n)) OVER (ORDER BY frq) AS upto" \
+	"   FROM v GROUP BY frq)," \
+	" hm AS MATERIALIZED (SELECT f.total_spent AS val," \
+	"   sum(count(*)) OVER (ORDER BY f.total_spent) AS upto" SCORED_FACTS " GROUP BY 1)," \
+	CUTS "," \
+	" sc AS (SELECT v.*, p.lapse_days, " PASSES("v.rec", "<=", "cut.r") " AS r," \
+	"   " PASSES("v.frq", ">=", "cut.f") " AS f FROM v, p, cut)," \
+	SEGMENT_OF
 
 const char rfm_scored_ctes[] = RFM_SCORED;
 
-#define SCORES \
+#define P_RFM \
 	"WITH p AS MATERIALIZED (SELECT (now() AT TIME ZONE s.timezone)::date AS today," \
 	"   s.timezone AS tz, coalesce(s.settings -> 'rfm', '{\"method\": \"quintiles\"}') AS rfm," \
 	"   (shop_segment_settings(s) ->> 'lapse_days')::integer AS lapse_days" \
-	"   FROM shops s WHERE s.id = $1)," \
-	RFM_SCORED
+	"   FROM shops s WHERE s.id = $1),"
 
 const struct db_stmt rfm_stmts[] = {
 	{ "rfm_map_get", "SELECT segments::text FROM rfm_maps WHERE shop_id = $1" },
@@ -81,20 +150,21 @@ const struct db_stmt rfm_stmts[] = {
 	 * nobody does).
 	 */
 	{ "rfm_summary",
-	  SCORES
-	  " SELECT seg, count(*), coalesce(sum(mon), 0), round(avg(rec), 1), round(avg(frq), 1),"
-	  "   round(avg(mon), 1),"
+	  P_RFM RFM_CELLS
+	  " SELECT seg, sum(n), coalesce(sum(mon), 0), round(sum(rec * n) / sum(n), 1),"
+	  "   round(sum(frq * n) / sum(n), 1), round(sum(mon) / sum(n), 1),"
 	  "   json_build_array(max(rec) FILTER (WHERE r = 2), max(rec) FILTER (WHERE r = 3),"
 	  "     max(rec) FILTER (WHERE r = 4), max(rec) FILTER (WHERE r = 5))::text,"
 	  "   json_build_array(min(frq) FILTER (WHERE f = 2), min(frq) FILTER (WHERE f = 3),"
 	  "     min(frq) FILTER (WHERE f = 4), min(frq) FILTER (WHERE f = 5))::text,"
-	  "   json_build_array(min(mon) FILTER (WHERE m = 2), min(mon) FILTER (WHERE m = 3),"
-	  "     min(mon) FILTER (WHERE m = 4), min(mon) FILTER (WHERE m = 5))::text"
+	  "   (SELECT json_build_array(min(val) FILTER (WHERE m = 2), min(val) FILTER (WHERE m = 3),"
+	  "     min(val) FILTER (WHERE m = 4), min(val) FILTER (WHERE m = 5))::text"
+	  "    FROM (SELECT hm.val, " PASSES("hm.val", ">=", "cut.m") " AS m FROM hm, cut) y)"
 	  " FROM g GROUP BY GROUPING SETS ((seg), ()) ORDER BY seg NULLS FIRST" },
 	/*
 	 * One customer's scores without scoring everyone: for quintiles, w is
 	 * counted with the facts' indexes (less the few erased customers, who
-	 * are not scored).  $2, $3 the tiled map as in SCORES, $4 the id.
+	 * are not scored).  $2, $3 the tiled map as in RFM_SCORED, $4 the id.
 	 */
 	{ "rfm_customer",
 	  "WITH p AS MATERIALIZED (SELECT (now() AT TIME ZONE s.timezone)::date AS today,"
@@ -359,7 +429,7 @@ cells_literal(const int t[25], char out[128])
 	snprintf(out + n, 128 - n, "}");
 }
 
-/* The map, tiled, as the two array parameters of SCORES. */
+/* The map, tiled, as the two array parameters of SEGMENT_OF ($2, $3). */
 static enum db_qs
 map_params(struct db_conn *c, const char *shop_id, json_t **segs, char cells[128],
 	   char lapsed[128])
