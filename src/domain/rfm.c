@@ -53,19 +53,26 @@
  * value beats the t-th worst value; that value comes from a histogram of
  * the values (few distinct recencies and frequencies), not from sorting
  * customers.  From t(t[4]) and the histograms hr, hf, hm(val, upto:
- * customers with a value as good or worse): cut(r, f, m), the cutoffs;
- * recency passes at or below its cutoff, the others at or above.
+ * customers with a value as good or worse): cut(r, f, m), the cutoffs
+ * (one pass over each histogram); recency passes at or below its cutoff,
+ * the others at or above.
  */
 #define CUTS \
 	" cut AS MATERIALIZED (SELECT CASE WHEN p.rfm ->> 'method' = 'thresholds' THEN" \
 	"     ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(p.rfm -> 'recency_days') x)" \
-	"   ELSE ARRAY(SELECT (SELECT max(val) FROM hr WHERE upto >= k) - 1 FROM unnest(t.t) k) END AS r," \
+	"   ELSE (SELECT ARRAY[max(val) FILTER (WHERE upto >= t.t[1]) - 1," \
+	"     max(val) FILTER (WHERE upto >= t.t[2]) - 1, max(val) FILTER (WHERE upto >= t.t[3]) - 1," \
+	"     max(val) FILTER (WHERE upto >= t.t[4]) - 1] FROM hr) END AS r," \
 	"   CASE WHEN p.rfm ->> 'method' = 'thresholds' THEN" \
 	"     ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(p.rfm -> 'frequency') x)" \
-	"   ELSE ARRAY(SELECT (SELECT min(val) FROM hf WHERE upto >= k) + 1 FROM unnest(t.t) k) END AS f," \
+	"   ELSE (SELECT ARRAY[min(val) FILTER (WHERE upto >= t.t[1]) + 1," \
+	"     min(val) FILTER (WHERE upto >= t.t[2]) + 1, min(val) FILTER (WHERE upto >= t.t[3]) + 1," \
+	"     min(val) FILTER (WHERE upto >= t.t[4]) + 1] FROM hf) END AS f," \
 	"   CASE WHEN p.rfm ->> 'method' = 'thresholds' THEN" \
 	"     ARRAY(SELECT x::bigint FROM jsonb_array_elements_text(p.rfm -> 'monetary') x)" \
-	"   ELSE ARRAY(SELECT (SELECT min(val) FROM hm WHERE upto >= k) + 1 FROM unnest(t.t) k) END AS m" \
+	"   ELSE (SELECT ARRAY[min(val) FILTER (WHERE upto >= t.t[1]) + 1," \
+	"     min(val) FILTER (WHERE upto >= t.t[2]) + 1, min(val) FILTER (WHERE upto >= t.t[3]) + 1," \
+	"     min(val) FILTER (WHERE upto >= t.t[4]) + 1] FROM hm) END AS m" \
 	"   FROM p, t)"
 
 /* t from n, the number of scored customers */

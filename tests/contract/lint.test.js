@@ -301,6 +301,33 @@ describe('openapi.yaml', () => {
     no(c('consent', 'eq', 'email'), 'consent eq');
     no(c('consent', 'contains', ['email']), 'consent: contains takes one string');
 
+    // RFM (export.md): the three scores like the numeric fields; rfm_segment eq/ne/in of map names.
+    for (const field of ['rfm_recency', 'rfm_frequency', 'rfm_monetary']) {
+      for (const op of ['eq', 'ne', 'lt', 'lte', 'gt', 'gte']) ok(c(field, op, 3), `${field} ${op}`);
+      ok(c(field, 'between', [2, 4]), `${field} between`);
+      ok(c(field, 'eq', 7), `${field}: any integer, like the other numeric fields (matches nobody)`);
+      for (const op of ['in', 'contains', 'contains_any']) no(c(field, op, 3), `${field} ${op}`);
+      no(c(field, 'eq', '3'), `${field}: an integer, not a string`);
+      no(c(field, 'eq', 2.5), `${field}: whole scores`);
+      no(c(field, 'between', [2]), `${field}: between takes two`);
+    }
+    ok(c('rfm_segment', 'eq', 'Champions'), 'rfm_segment eq');
+    ok(c('rfm_segment', 'ne', "Can't lose them"), 'rfm_segment ne: any characters');
+    ok(c('rfm_segment', 'eq', 'x'.repeat(64)), 'rfm_segment: up to 64 characters');
+    ok(c('rfm_segment', 'in', ['Champions', 'Loyal', 'Not in any map']), 'rfm_segment in');
+    ok(c('rfm_segment', 'in', strings(100)), 'rfm_segment in: 100 names');
+    for (const op of ['lt', 'between', 'contains', 'contains_any']) no(c('rfm_segment', op, 'Champions'), `rfm_segment ${op}`);
+    no(c('rfm_segment', 'eq', ''), 'rfm_segment: empty name');
+    no(c('rfm_segment', 'eq', 'x'.repeat(65)), 'rfm_segment: above 64 characters');
+    no(c('rfm_segment', 'eq', 5), 'rfm_segment: a string');
+    no(c('rfm_segment', 'eq', ['Champions']), 'rfm_segment eq: one name');
+    no(c('rfm_segment', 'in', 'Champions'), 'rfm_segment in: an array');
+    no(c('rfm_segment', 'in', []), 'rfm_segment in: empty');
+    no(c('rfm_segment', 'in', ['Loyal', 'Loyal']), 'rfm_segment in: distinct');
+    no(c('rfm_segment', 'in', strings(101)), 'rfm_segment in: above 100');
+    no(c('rfm_segment', 'in', ['Loyal', '']), 'rfm_segment in: every name 1-64 characters');
+    no(c('rfm_score', 'eq', 5), 'unknown rfm field');
+
     // A condition has exactly field, op and value.
     no({ op: 'eq', value: 1 }, 'field is required');
     no({ field: 'order_count', value: 1 }, 'op is required');
@@ -1199,8 +1226,9 @@ describe('validateResponse()', () => {
   test('segments: the five built-ins and the custom ones, one segment, its members', () => {
     // Matches the schema errors only, not the body the message quotes.
     const errorsMatch = (re) => (e) => re.test(e.message.split('\n  body: ')[0]);
-    const check = (path, { notFound, allow = 'GET' }) => {
-      const r = { method: 'GET', path, status: 200, headers: json };
+    const check = (path, { notFound, allow = 'GET', vary = false }) => {
+      // GET /v1/segments/{code}/customers negotiates (export.md): its 200 carries Vary: Accept.
+      const r = { method: 'GET', path, status: 200, headers: vary ? { ...json, vary: 'Accept' } : json };
       return {
         ok: (body) => validateResponse({ ...r, body: JSON.stringify(body) }),
         bad: (body, re, what) => assert.throws(() => validateResponse({ ...r, body: JSON.stringify(body) }), errorsMatch(re), what),
@@ -1359,7 +1387,7 @@ describe('validateResponse()', () => {
       },
       reason,
     });
-    const m = check('/v1/segments/due-for-repurchase/customers?limit=2&consent=email&fields=name,email,reason', { notFound: true });
+    const m = check('/v1/segments/due-for-repurchase/customers?limit=2&consent=email&fields=name,email,reason', { notFound: true, vary: true });
     const page = (items, next_cursor = null) => ({ items, next_cursor });
     const reasons = [
       { days_left: 5 },
@@ -1372,7 +1400,7 @@ describe('validateResponse()', () => {
     ];
     for (const reason of reasons) m.ok(page([member(reason)]));
     // A custom segment's members have reason null.
-    const mc = check('/v1/segments/tea-lovers/customers?fields=reason', { notFound: true });
+    const mc = check('/v1/segments/tea-lovers/customers?fields=reason', { notFound: true, vary: true });
     mc.ok(page([member(null)]));
     mc.ok(page([{ id: 'cust-1001', reason: null }], 'opaque-cursor'));
     mc.bad(page([member({})]), /reason/, 'null, not an empty reason');
@@ -1412,6 +1440,57 @@ describe('validateResponse()', () => {
     // Literal /customers after the code, and the unknown-code 404.
     validateResponse({ method: 'GET', path: '/v1/segments/churned/customers', status: 404, headers: problemHeaders, body: problem(404, 'not_found') });
     assert.throws(() => validateResponse({ method: 'GET', path: '/v1/segments/lapsed/members', status: 200, headers: json, body: JSON.stringify(page([])) }), /path is not documented/);
+  });
+
+  test('segment exports: CSV and NDJSON 200s (type and headers only), 406 not_acceptable, 503 busy', () => {
+    // export.md: the same path answers a JSON page, CSV or NDJSON by Accept.
+    const path = '/v1/segments/lapsed/customers?consent=email';
+    const vary = { vary: 'Accept' };
+    const csv = { 'content-type': 'text/csv; charset=utf-8; header=present', 'x-request-id': RID, ...vary, 'content-disposition': 'attachment; filename="lapsed.csv"' };
+    const ndjson = { 'content-type': 'application/x-ndjson', 'x-request-id': RID, ...vary, 'content-disposition': 'attachment; filename="lapsed.ndjson"' };
+    const ok = (status, headers, body) => validateResponse({ method: 'GET', path, status, headers, body });
+    // Matches the violation only, not the body the message quotes.
+    const errorsMatch = (re) => (e) => re.test(e.message.split('\n  body: ')[0]);
+    const bad = (status, headers, body, re, what) => assert.throws(() => ok(status, headers, body), errorsMatch(re), what);
+    const header = 'id,name,email,phone,tags,consent_email,consent_sms,consent_wechat,order_count,first_order_at,last_order_at,days_since_first_order,days_since_last_order,total_spent,reason\r\n';
+    ok(200, csv, header);
+    ok(200, csv, `${header}c1,"a, ""b""",,,x;y,true,false,false,1,2025-01-13T16:53:38.000000Z,2025-01-13T16:53:38.000000Z,400,400,100,"{""days_since_last_order"": 400}"\r\n`);
+    ok(200, { ...csv, 'content-disposition': 'attachment; filename="tea-lovers.csv"' }, 'id\r\n');
+    ok(200, ndjson, '');
+    ok(200, ndjson, '{"id":"c1"}\n{"id":"c2"}\n');
+    ok(200, { ...json, ...vary }, JSON.stringify({ items: [], next_cursor: null }));
+    bad(200, { ...csv, vary: undefined }, 'id\r\n', /Vary/, 'a CSV export carries Vary: Accept');
+    bad(200, { ...ndjson, vary: undefined }, '', /Vary/, 'an NDJSON export carries Vary: Accept');
+    bad(200, json, JSON.stringify({ items: [], next_cursor: null }), /Vary/, 'a JSON page of this path carries Vary: Accept');
+    bad(200, { ...csv, vary: 'Accept-Encoding' }, 'id\r\n', /Vary/, 'Vary names Accept');
+    bad(200, { ...csv, 'content-disposition': 'inline' }, 'id\r\n', /Content-Disposition/, 'an attachment');
+    bad(200, { ...csv, 'content-disposition': 'attachment; filename="lapsed.txt"' }, 'id\r\n', /Content-Disposition/, '.csv or .ndjson');
+    bad(200, { ...csv, 'content-type': 'text/html' }, '<p>', /Content-Type "text\/html" is not documented/, 'only the three representations');
+    bad(200, { ...csv, 'content-type': 'application/vnd.ms-excel' }, 'id\r\n', /not documented/, 'CSV is text/csv');
+    // the JSON page is still validated as before
+    bad(200, { ...json, ...vary }, JSON.stringify({ items: [{ name: 'x' }], next_cursor: null }), /id/, 'the JSON page keeps its schema');
+    // CSV and NDJSON exist on this path only
+    assert.throws(() => validateResponse({ method: 'GET', path: '/v1/customers', status: 200, headers: ndjson, body: '{"id":"c1"}\n' }), /not documented/);
+    assert.throws(() => validateResponse({ method: 'GET', path: '/v1/segments/lapsed', status: 200, headers: csv, body: 'id\r\n' }), /not documented/);
+
+    // 406 not_acceptable, pointer /header/Accept, with Vary.
+    const problemVary = { ...problemHeaders, ...vary };
+    ok(406, problemVary, problem(406, 'not_acceptable', { pointer: '/header/Accept' }));
+    bad(406, problemHeaders, problem(406, 'not_acceptable', { pointer: '/header/Accept' }), /Vary/, 'the 406 carries Vary: Accept');
+    bad(406, problemVary, problem(406, 'not_acceptable'), /pointer/, 'the pointer names the header');
+    bad(406, problemVary, problem(406, 'not_acceptable', { pointer: '/query/format' }), /pointer/, 'the pointer is /header/Accept');
+    bad(406, problemVary, problem(406, 'unsupported_media_type', { pointer: '/header/Accept' }), /code/, 'the code is not_acceptable');
+    assert.throws(() => validateResponse({ method: 'GET', path: '/v1/segments/lapsed', status: 406, headers: problemVary, body: problem(406, 'not_acceptable', { pointer: '/header/Accept' }) }), /status is not documented/, 'only this path negotiates');
+
+    // 400 for limit with an export; 503 busy or database_unavailable, with Retry-After.
+    ok(400, problemHeaders, problem(400, 'invalid_parameter', { pointer: '/query/limit' }));
+    ok(400, problemVary, problem(400, 'invalid_parameter', { pointer: '/query/limit' }));
+    const retry = { ...problemVary, 'retry-after': '1' };
+    ok(503, retry, problem(503, 'busy'));
+    ok(503, retry, problem(503, 'database_unavailable'));
+    bad(503, problemVary, problem(503, 'busy'), /Retry-After/, 'busy says when to retry');
+    bad(503, retry, problem(503, 'internal_error'), /code/, 'busy or database_unavailable');
+    assert.throws(() => validateResponse({ method: 'GET', path: '/v1/customers', status: 503, headers: retry, body: problem(503, 'busy') }), errorsMatch(/\/code/), 'busy only where exports are');
   });
 
   test('rfm: the segment map, the summary, the customer\'s scores and settings.rfm', () => {
