@@ -40,3 +40,105 @@ bench_cleanup() {
     pg_cluster_stop "$TMP/pg"
     rm -rf "$TMP"
 }
+
+# bench_dataset NAME SCOPE: the data to measure and a rebuyd serving it.
+# Either the database named by BENCH_DATABASE_URL and BENCH_SHOP (reused as
+# it is; a SCOPE key created unless BENCH_KEY is given), or ORDERS orders of
+# CUSTOMERS customers generated and imported into a private cluster sized
+# to the data and prewarmed.  Reads ORDERS, CUSTOMERS, SEED, WORKERS and
+# LOAD_START; sets DBURL, SHOP, KEY, HTTP, RPID, PSQL and TMP, and prints
+# what is measured on what.
+bench_dataset() {
+NAME=$1 SCOPE=$2
+if [[ -n ${BENCH_DATABASE_URL:-} || -n ${BENCH_SHOP:-} ]]; then
+    # ---------------------------------------------------------------- reuse
+    [[ -n ${BENCH_DATABASE_URL:-} && -n ${BENCH_SHOP:-} ]] \
+        || { echo "$NAME: BENCH_DATABASE_URL and BENCH_SHOP go together" >&2; exit 1; }
+    DBURL=$BENCH_DATABASE_URL
+    SHOP=$BENCH_SHOP
+    TMP=$(mktemp -d /tmp/rebuy-bench.XXXXXX)
+    reuse_cleanup() {
+        [[ -n ${RPID:-} ]] && kill "$RPID" 2>/dev/null
+        wait 2>/dev/null || true
+        rm -rf "$TMP"
+    }
+    trap reuse_cleanup EXIT
+    HTTP=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    PSQL=(psql -qAtX -v ON_ERROR_STOP=1 -d "$DBURL")
+    [[ $("${PSQL[@]}" -c "SELECT count(*) FROM shops WHERE id::text = '$SHOP'") == 1 ]] \
+        || { echo "$NAME: no shop $SHOP in $DBURL" >&2; exit 1; }
+    KEY=${BENCH_KEY:-$("$REBUYD" keys create --shop "$SHOP" --scope "$SCOPE" --database-url "$DBURL")}
+    if [[ $("${PSQL[@]}" -c "SELECT count(*) FROM pg_extension WHERE extname = 'pg_prewarm'") == 1 ]]; then
+        "${PSQL[@]}" -c "SELECT sum(pg_prewarm(c.oid)) FROM pg_class c
+            WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i')" >/dev/null
+        WARM="prewarmed (pg_prewarm)"
+    else
+        WARM="not prewarmed (pg_prewarm not installed there; the warm-up pass reads the data)"
+    fi
+    ORIGIN="reused database ($DBURL)"
+else
+    # ---------------------------------------------------------------- generate
+    bench_shop_cluster
+    DBURL=$REBUY_DATABASE_URL
+    # import.sh's settings for the import; shared_buffers is sized afterwards
+    pg_cluster_stop "$TMP/pg"
+    pg_cluster_start "$TMP/pg" "$PGPORT" shared_buffers=1GB max_wal_size=4GB max_connections=200
+    FILE=$TMP/orders.csv
+    echo "generating $ORDERS orders of $CUSTOMERS customers (seed $SEED)"
+    node tests/bench/gen-orders.mjs --customers "$CUSTOMERS" --orders "$ORDERS" --format csv \
+        --seed "$SEED" --out "$FILE" 2>"$TMP/gen.err" || { cat "$TMP/gen.err" >&2; exit 1; }
+    sed 's/^/  /' "$TMP/gen.err"
+    echo "importing"
+    start=$(date +%s)
+    "$REBUYD" import orders "$FILE" --shop "$SHOP" >"$TMP/import.out" 2>"$TMP/import.err" || {
+        echo "$NAME: the import failed; stderr:" >&2; tail -20 "$TMP/import.err" >&2; exit 1; }
+    sed 's/^/  /' "$TMP/import.out"
+    echo "  ($(( $(date +%s) - start )) s)"
+    rm -f "$FILE"
+    # one traffic row per day of the history and channel (for sales-decomposition)
+    "${PSQL[@]}" -d rebuy <<SQL
+INSERT INTO traffic (shop_id, day, channel, visitors, sessions)
+SELECT '$SHOP', d::date, ch, 1000 + (hashtext(d::text || ch) & 1023), 1300 + (hashtext(ch || d::text) & 2047)
+  FROM generate_series((SELECT min(placed_at AT TIME ZONE 'Asia/Shanghai')::date FROM orders),
+                       (SELECT max(placed_at AT TIME ZONE 'Asia/Shanghai')::date FROM orders), interval '1 day') d,
+       (SELECT DISTINCT channel FROM orders) c (ch);
+VACUUM ANALYZE;
+SQL
+    DBSIZE_MB=$("${PSQL[@]}" -d rebuy -c "SELECT pg_database_size('rebuy') / 1048576")
+    RAM_MB=$(awk '/MemTotal/{print int($2 / 1024)}' /proc/meminfo)
+    SB_MB=$(( (DBSIZE_MB * 5 / 4 + 127) / 128 * 128 ))
+    (( SB_MB < 512 )) && SB_MB=512
+    (( SB_MB > RAM_MB / 2 )) && SB_MB=$(( RAM_MB / 2 / 128 * 128 ))
+    pg_cluster_stop "$TMP/pg"
+    pg_cluster_start "$TMP/pg" "$PGPORT" shared_buffers=${SB_MB}MB max_wal_size=4GB max_connections=200 \
+        shared_preload_libraries=pg_prewarm
+    "${PSQL[@]}" -d rebuy <<SQL
+CREATE EXTENSION pg_prewarm;
+SELECT sum(pg_prewarm(c.oid)) FROM pg_class c
+ WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i') \gset
+SQL
+    WARM="prewarmed (pg_prewarm), sized to the database (1.25x, 512MB..RAM/2)"
+    ORIGIN="generated: gen-orders.mjs --customers $CUSTOMERS --orders $ORDERS --seed $SEED, private cluster"
+    PSQL+=(-d rebuy)
+fi
+
+"$REBUYD" serve --listen "127.0.0.1:$HTTP" --database-url "$DBURL" --workers "$WORKERS" \
+    --log-level warn 2>"$TMP/rebuyd.log" &
+RPID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null \
+    || { echo "$NAME: rebuyd did not start:" >&2; tail -5 "$TMP/rebuyd.log" >&2; exit 1; }
+
+echo
+"${PSQL[@]}" -c "SELECT 'data: ' || (SELECT count(*) FROM orders WHERE shop_id = '$SHOP') || ' orders, '
+    || (SELECT count(*) FROM customers WHERE shop_id = '$SHOP') || ' customers, '
+    || (SELECT count(*) FROM order_lines l JOIN orders o ON o.seq = l.order_seq WHERE o.shop_id = '$SHOP')
+    || ' order lines in the shop; database ' || pg_size_pretty(pg_database_size(current_database()))"
+echo "      $ORIGIN; shop $SHOP"
+echo "postgres: shared_buffers $("${PSQL[@]}" -c 'SHOW shared_buffers'), $WARM;" \
+     "work_mem $("${PSQL[@]}" -c 'SHOW work_mem'), jit $("${PSQL[@]}" -c 'SHOW jit')"
+echo "rebuyd: $("$REBUYD" version 2>&1 | head -1), --workers $WORKERS"
+echo "machine: $(nproc) CPUs ($(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)), $(free -g | awk '/Mem:/{print $2}') GB RAM;" \
+     "load average at start $LOAD_START; shared and noisy (runs differ up to 2x):" \
+     "interleaved, median of ${BENCH_ROUNDS:-5}"
+}

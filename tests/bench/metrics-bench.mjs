@@ -36,6 +36,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import { pgConfig } from './pg-config.mjs';
 import { Reference } from '../exactness/reference.js';
 
 const env = (k, d) => (process.env[k] === undefined || process.env[k] === '' ? d : process.env[k]);
@@ -106,18 +107,6 @@ async function timeEndpoint(x) {
 }
 
 // ------------------------------------------------------------- reference SQL
-/** libpq keyword/value conninfo or URL -> node-pg config. */
-function pgConfig(s) {
-  if (/^postgres(ql)?:\/\//.test(s)) return { connectionString: s };
-  const names = { host: 'host', hostaddr: 'host', port: 'port', user: 'user', dbname: 'database', password: 'password' };
-  const cfg = {};
-  for (const m of s.matchAll(/(\w+)\s*=\s*('((?:[^'\\]|\\.)*)'|\S+)/g)) {
-    const v = m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : m[2];
-    if (names[m[1]]) cfg[names[m[1]]] = m[1] === 'port' ? Number(v) : v;
-  }
-  return cfg;
-}
-
 const db = new pg.Client(pgConfig(DB));
 await db.connect();
 const shopRow = (await db.query(`SELECT id::text, timezone, currency, settings -> 'repurchase_rule' AS rule
