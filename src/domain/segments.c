@@ -120,11 +120,15 @@
 	"   JOIN customer_facts f ON f.customer_seq = c.seq, p" \
 	" WHERE" PAGE_WHERE("$2", "$3") " ORDER BY c.seq LIMIT $4"
 
-/* a member as an export row: the columns export_row formats (tags joined by ';') */
+/*
+ * A member as an export row: the columns csv_row and ndjson_row format
+ * (tags joined by ';'; instants as PostgreSQL prints them in UTC, turned
+ * into RFC 3339 in C, which costs less than to_char on a million rows).
+ */
 #define EXPORT_COLUMNS \
 	" c.id, c.name, c.email, c.phone, array_to_string(c.tags, ';')," \
 	" c.consent_email, c.consent_sms, c.consent_wechat, f.order_count," \
-	" rfc3339(f.first_order_at), rfc3339(f.last_order_at)," \
+	" f.first_order_at, f.last_order_at," \
 	" p.today - " D("f.first_order_at") ", p.today - " D("f.last_order_at") ", f.total_spent"
 
 /* $2 after, $3 consent: the whole list in the order of its pages */
@@ -697,6 +701,34 @@ put_json_string(struct segment_export *x, const char *s)
 	return ok && put(x, "\"", 1);
 }
 
+/*
+ * A timestamptz as PostgreSQL prints it with TimeZone UTC ("2025-01-13
+ * 16:53:38.5+00") in rfc3339()'s form ("2025-01-13T16:53:38.500000Z").
+ */
+static bool
+put_instant(struct segment_export *x, const char *s)
+{
+	char out[40];
+	size_t date = strcspn(s, " "), n = 0;
+	const char *t = s + date + 1, *frac;
+	size_t digits;
+
+	if (!s[date] || date > 12 || strlen(t) < 8)
+		return puts_(x, s); /* not the expected form: as it is */
+	memcpy(out, s, date);
+	n = date;
+	out[n++] = 'T';
+	memcpy(out + n, t, 8);
+	n += 8;
+	frac = t + 8;
+	digits = *frac == '.' ? strspn(frac + 1, "0123456789") : 0;
+	out[n++] = '.';
+	for (size_t k = 0; k < 6; k++)
+		out[n++] = k < digits ? frac[1 + k] : '0';
+	out[n++] = 'Z';
+	return put(x, out, n);
+}
+
 /* s as a CSV field (RFC 4180): quoted when it holds a comma, quote or line break */
 static bool
 put_csv_field(struct segment_export *x, const char *s)
@@ -757,7 +789,9 @@ csv_row(struct segment_export *x, PGresult *r)
 	for (int k = 0; (x->fields & SEG_CONSENT) && k < 3; k++)
 		ok = ok && puts_(x, PQgetvalue(r, 0, X_CONSENT + k)[0] == 't' ? ",true" : ",false");
 	for (int k = 0; (x->fields & SEG_FACTS) && k < 6; k++)
-		ok = ok && put(x, ",", 1) && puts_(x, PQgetvalue(r, 0, X_FACTS + k));
+		ok = ok && put(x, ",", 1) &&
+		     (k == 1 || k == 2 ? put_instant(x, PQgetvalue(r, 0, X_FACTS + k))
+				       : puts_(x, PQgetvalue(r, 0, X_FACTS + k)));
 	if (x->fields & SEG_REASON)
 		ok = ok && put(x, ",", 1) && put_csv_field(x, PQgetvalue(r, 0, X_REASON));
 	return ok && puts_(x, "\r\n");
@@ -810,8 +844,10 @@ ndjson_row(struct segment_export *x, PGresult *r)
 		for (int k = 0; k < 6; k++) {
 			ok = ok && puts_(x, k ? ",\"" : "\"") && puts_(x, fact_names[k]) && puts_(x, "\":");
 			/* the two instants are strings, the rest integers */
-			ok = ok && (k == 1 || k == 2 ? put_json_string(x, PQgetvalue(r, 0, X_FACTS + k))
-						    : puts_(x, PQgetvalue(r, 0, X_FACTS + k)));
+			ok = ok && (k == 1 || k == 2
+					    ? put(x, "\"", 1) && put_instant(x, PQgetvalue(r, 0, X_FACTS + k)) &&
+						      put(x, "\"", 1)
+					    : puts_(x, PQgetvalue(r, 0, X_FACTS + k)));
 		}
 		ok = ok && put(x, "}", 1);
 	}
