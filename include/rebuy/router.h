@@ -25,6 +25,7 @@ struct route {
 enum route_flags {
 	ROUTE_BODY = 1 << 0,        /* expects a JSON body */
 	ROUTE_IDEMPOTENT = 1 << 1,  /* honours Idempotency-Key */
+	ROUTE_NEGOTIATED = 1 << 2,  /* picks its media type by Accept: every reply says Vary */
 };
 
 enum router_result { ROUTER_FOUND, ROUTER_NOT_FOUND, ROUTER_METHOD_NOT_ALLOWED };

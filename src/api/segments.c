@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <microhttpd.h>
-
 #include "rebuy/api.h"
 #include "rebuy/reply.h"
 #include "rebuy/segments.h"
@@ -236,18 +234,15 @@ api_segments_members(struct request *req)
 	    !api_page_params(req, &call.page.limit, &call.page.after) ||
 	    !api_query_param(req, "consent", check_consent, 16, &call.page.consent) ||
 	    !api_query_param(req, "fields", check_fields, 200, &fields))
-		goto out;
+		return;
 	if (as > 0 && request_query(req, "limit")) {
 		reply_error(req, ERR_INVALID_PARAMETER, "/query/limit",
 			    "limit: an export is the whole segment (limit pages the JSON list)");
-		goto out;
+		return;
 	}
 	call.page.fields = SEG_ALL;
 	if (fields)
 		segments_parse_fields(fields, &call.page.fields);
 	call.format = as == 1 ? SEGMENT_CSV : SEGMENT_NDJSON;
 	api_run(req, as ? export : members, &call);
-out:
-	/* caches must key this resource by Accept */
-	reply_header(req, MHD_HTTP_HEADER_VARY, "Accept");
 }

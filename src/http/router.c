@@ -69,7 +69,7 @@ const struct route router_routes[] = {
 	{ "PUT", "/v1/rfm/map", api_rfm_map_put, SCOPE_ADMIN, ROUTE_BODY },
 	{ "GET", "/v1/rfm/summary", api_rfm_summary, SCOPE_ADMIN | SCOPE_READONLY, 0 },
 	{ "GET", "/v1/segments/{code}/customers", api_segments_members,
-	  SCOPE_ADMIN | SCOPE_READONLY, 0, "limit cursor consent fields" },
+	  SCOPE_ADMIN | SCOPE_READONLY, ROUTE_NEGOTIATED, "limit cursor consent fields" },
 };
 const size_t router_route_count = sizeof router_routes / sizeof router_routes[0];
 
@@ -282,6 +282,20 @@ idempotency_header(struct request *req)
 	return true;
 }
 
+/* True if a route of path picks its media type by Accept (its 405 says Vary too). */
+static bool
+path_negotiated(const char *path)
+{
+	const char *tmp[ROUTE_MAX_PARAMS];
+	char buf[2048];
+
+	for (size_t i = 0; i < router_route_count; i++)
+		if ((router_routes[i].flags & ROUTE_NEGOTIATED) &&
+		    match_pattern(router_routes[i].pattern, path, tmp, buf, sizeof buf))
+			return true;
+	return false;
+}
+
 void
 router_dispatch(struct request *req)
 {
@@ -297,6 +311,8 @@ router_dispatch(struct request *req)
 		reply_error(req, ERR_METHOD_NOT_ALLOWED, NULL,
 			    "%s is not allowed here; allowed: %s", req->method, allow);
 		reply_header(req, MHD_HTTP_HEADER_ALLOW, allow);
+		if (path_negotiated(req->path))
+			reply_header(req, MHD_HTTP_HEADER_VARY, "Accept");
 		return;
 	case ROUTER_FOUND:
 		break;

@@ -155,6 +155,9 @@ queue(struct request *req)
 		reply_error(req, ERR_INTERNAL, NULL, "internal error");
 	reply_header(req, "X-Request-Id", req->id);
 	reply_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	/* errors too: a cache must not serve one media type's answer for another */
+	if (req->route && (req->route->flags & ROUTE_NEGOTIATED))
+		reply_header(req, MHD_HTTP_HEADER_VARY, "Accept");
 	if (atomic_load(&draining))
 		reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
 	return MHD_queue_response(req->conn, req->status, req->response);
