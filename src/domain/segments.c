@@ -89,8 +89,9 @@
 /* the top vip_percent by net spend over the last 365 days, ties at the cutoff in */
 #define VIP \
 	" sp AS (SELECT o.customer_seq, sum(o.net) AS spend" \
-	"   FROM p, purchase_occasions o JOIN customers c ON c.seq = o.customer_seq" \
-	"   WHERE o.shop_id = $1 AND c.erased_at IS NULL" \
+	"   FROM p, purchase_occasions o" \
+	"   WHERE o.shop_id = $1 AND NOT EXISTS (SELECT FROM customers c WHERE c.shop_id = $1" \
+	"       AND c.erased_at IS NOT NULL AND c.seq = o.customer_seq)" \
 	"     AND o.started_at >= " START("p.today - 364") \
 	"     AND o.started_at < " START("p.today + 1") \
 	"   GROUP BY o.customer_seq HAVING sum(o.net) > 0)," \
