@@ -79,10 +79,22 @@ int api_accept(struct request *req, const char *const *offers);
 /* True if s is a UUID in canonical (lowercase) text form. */
 bool api_uuid_valid(const char *s);
 
+/* The {id} of a /v1/customers/{id}/… path; a malformed id gets a 400. */
+bool api_customer_path(struct request *req, const char **id);
+
 /* Reply 404 unless the caller may see shop_id. */
 bool api_shop_visible(struct request *req, const char *shop_id);
 
 /* handlers */
+void api_membership_plans_put(struct request *req);
+void api_membership_plans_list(struct request *req);
+void api_membership_plans_get(struct request *req);
+void api_customer_memberships_post(struct request *req);
+void api_customer_memberships_list(struct request *req);
+void api_customer_membership_get(struct request *req);
+void api_memberships_get(struct request *req);
+void api_memberships_renew(struct request *req);
+void api_memberships_cancel(struct request *req);
 void api_health_get(struct request *req);
 void api_ready_get(struct request *req);
 void api_metrics_get(struct request *req);

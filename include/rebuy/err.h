@@ -24,6 +24,7 @@ enum err_code {
 	ERR_ORDER_CONFLICT,        /* 409 */
 	ERR_REFUND_CONFLICT,       /* 409 */
 	ERR_ORDER_CANCELLED,       /* 409 */
+	ERR_CARD_NUMBER_TAKEN,     /* 409 */
 	ERR_PAYLOAD_TOO_LARGE,     /* 413 */
 	ERR_NOT_ACCEPTABLE,        /* 406 */
 	ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 */

@@ -74,8 +74,8 @@ check_include(const char *s)
 }
 
 /* The {id} of the path, or a 400 naming it. */
-static bool
-customer_path(struct request *req, const char **id)
+bool
+api_customer_path(struct request *req, const char **id)
 {
 	*id = req->params[0];
 	if (!customers_id_valid(*id)) {
@@ -109,7 +109,7 @@ api_customers_put(struct request *req)
 	struct customer_call call = { .shop_id = req->shop_id };
 	json_t *body, *empty_tags = NULL;
 
-	if (!customer_path(req, &call.id))
+	if (!api_customer_path(req, &call.id))
 		return;
 	body = api_body(req, customer_spec);
 	if (!body)
@@ -167,7 +167,7 @@ api_customers_get(struct request *req)
 	struct customer_call call = { .shop_id = req->shop_id };
 	const char *include;
 
-	if (!customer_path(req, &call.id) ||
+	if (!api_customer_path(req, &call.id) ||
 	    !api_query_param(req, "include", check_include, 16, &include))
 		return;
 	call.with_rfm = include != NULL;
@@ -193,7 +193,7 @@ api_customers_delete(struct request *req)
 {
 	struct customer_call call = { .shop_id = req->shop_id };
 
-	if (!customer_path(req, &call.id))
+	if (!api_customer_path(req, &call.id))
 		return;
 	api_run(req, erase, &call);
 }

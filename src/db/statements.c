@@ -11,6 +11,7 @@
 #include "rebuy/customers.h"
 #include "rebuy/db.h"
 #include "rebuy/idempotency.h"
+#include "rebuy/memberships.h"
 #include "rebuy/orders.h"
 #include "rebuy/rfm.h"
 #include "rebuy/segments.h"
@@ -22,5 +23,5 @@ extern const struct db_stmt migrate_stmts[];
 const struct db_stmt *const db_all_stmts[] = {
 	migrate_stmts, auth_stmts, idem_stmts, shops_stmts, apikeys_stmts,
 	customers_stmts, orders_stmts, analytics_stmts, traffic_stmts,
-	segments_stmts, rfm_stmts, NULL,
+	segments_stmts, rfm_stmts, memberships_stmts, NULL,
 };

@@ -38,6 +38,8 @@ static const struct {
 	[ERR_REFUND_CONFLICT] = { 409, "refund_conflict",
 				  "Refund id already used for a different refund" },
 	[ERR_ORDER_CANCELLED] = { 409, "order_cancelled", "The order is cancelled" },
+	[ERR_CARD_NUMBER_TAKEN] = { 409, "card_number_taken",
+				    "Card number already used in this shop" },
 	[ERR_PAYLOAD_TOO_LARGE] = { 413, "payload_too_large", "Request body too large" },
 	[ERR_NOT_ACCEPTABLE] = { 406, "not_acceptable",
 				 "None of the accepted media types can be produced" },
