@@ -303,8 +303,10 @@ lock(struct db_conn *c, const char *shop_id, const char *id, bool refuse_expired
 	PGresult *r;
 	enum db_qs qs = db_exec(c, "memberships_lock", 2, p, &r);
 
-	if (qs <= 0)
+	if (qs <= 0) {
+		PQclear(r);
 		return qs;
+	}
 	if (PQgetvalue(r, 0, 2)[0] == 't' || (refuse_expired && PQgetvalue(r, 0, 3)[0] == 't')) {
 		err_set(err, ERR_CONFLICT, NULL, "membership %s is %s", id,
 			PQgetvalue(r, 0, 2)[0] == 't' ? "cancelled" : "expired: nothing to cancel");

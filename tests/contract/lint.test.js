@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 36, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2, rfm.md 3');
+    assert.equal(seen.size, 45, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2, rfm.md 3, memberships1.md 9');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -89,7 +89,7 @@ describe('openapi.yaml', () => {
       assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
       checked++;
     }
-    assert.equal(checked, 11, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}, PUT /v1/rfm/map');
+    assert.equal(checked, 15, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}, PUT /v1/rfm/map, PUT /v1/membership-plans/{code}, POST /v1/customers/{id}/memberships, POST /v1/memberships/{id}/renew, POST /v1/memberships/{id}/cancel');
   });
 
   test('the request schemas reject what the service rejects', () => {
@@ -450,6 +450,59 @@ describe('openapi.yaml', () => {
     assert.ok(!createShop({ name: 'x', currency: 'CNY', timezone: 'UTC', settings: { rfm: { method: 'thresholds' } } }), 'strict on creation too');
   });
 
+  test('memberships: the plan, purchase, renew and cancel bodies reject what the service rejects', () => {
+    // memberships1.md: plan { name 1-200, fee 0..10^12, duration_days 1..3660, discount_bp 0..10000, active? }.
+    const plan = schemaValidator(['components', 'schemas', 'PlanInput']);
+    const p = { name: 'PLUS annual', fee: 19900, duration_days: 365, discount_bp: 500 };
+    const ok = (v, body, what) => assert.ok(v(body), `${what}: ${JSON.stringify(v.errors)}`);
+    ok(plan, p, 'without active (default true)');
+    ok(plan, { ...p, active: false }, 'inactive');
+    ok(plan, { name: 'x'.repeat(200), fee: 0, duration_days: 1, discount_bp: 0 }, 'the lower bounds');
+    ok(plan, { ...p, fee: 1e12, duration_days: 3660, discount_bp: 10000 }, 'the upper bounds');
+    for (const k of ['name', 'fee', 'duration_days', 'discount_bp']) {
+      const { [k]: _, ...without } = p;
+      assert.ok(!plan(without), `${k} is required`);
+      assert.ok(!plan({ ...p, [k]: null }), `${k} is not nullable`);
+    }
+    const bad = [
+      ['name', ''], ['name', 'x'.repeat(201)], ['name', 5], ['fee', -1], ['fee', 1e12 + 1], ['fee', 1.5], ['fee', '19900'],
+      ['duration_days', 0], ['duration_days', 3661], ['duration_days', 36.5], ['discount_bp', -1], ['discount_bp', 10001],
+      ['discount_bp', 2.5], ['active', 'true'], ['active', null], ['currency', 'CNY'], ['code', 'plus'], ['created_at', '2026-11-22T16:53:38Z'],
+    ];
+    for (const [k, v] of bad) assert.ok(!plan({ ...p, [k]: v }), `plan ${k}: ${JSON.stringify(v)}`);
+
+    // purchase: { plan, card_number? 4-32 of [A-Za-z0-9-], starts_at? RFC 3339 }.
+    const buy = schemaValidator(['components', 'schemas', 'MembershipPurchase']);
+    ok(buy, { plan: 'plus' }, 'plan alone');
+    ok(buy, { plan: 'plus', card_number: 'A-12', starts_at: '2025-01-01T00:00:00+08:00' }, 'all members');
+    ok(buy, { plan: 'plus', card_number: 'x'.repeat(32) }, 'card number of 32');
+    assert.ok(!buy({}), 'plan is required');
+    assert.ok(!buy({ card_number: 'A-1234' }), 'plan is required with a card number');
+    for (const cn of ['A-1', 'x'.repeat(33), 'A 1234', 'A_1234', 'Ä-1234', 1234567, null]) {
+      assert.ok(!buy({ plan: 'plus', card_number: cn }), `card number ${JSON.stringify(cn)}`);
+    }
+    for (const at of ['2025-01-01', '2025-01-01 00:00:00', 'yesterday', null, 0]) {
+      assert.ok(!buy({ plan: 'plus', starts_at: at }), `starts_at ${JSON.stringify(at)}`);
+    }
+    assert.ok(!buy({ plan: 'Plus' }), 'plan codes are lower case');
+    assert.ok(!buy({ plan: '' }), 'empty plan');
+    assert.ok(!buy({ plan: 'plus', customer_id: 'c1' }), 'unknown member');
+
+    const renew = schemaValidator(['components', 'schemas', 'MembershipRenew']);
+    ok(renew, {}, 'the empty object');
+    assert.ok(!renew({ plan: 'plus' }), 'no member');
+    assert.ok(!renew([]), 'an object');
+    assert.ok(!renew(null), 'not null');
+
+    const cancel = schemaValidator(['components', 'schemas', 'MembershipCancel']);
+    ok(cancel, { refund: 'none' }, 'none');
+    ok(cancel, { refund: 'pro_rata' }, 'pro_rata');
+    assert.ok(!cancel({}), 'refund is required');
+    assert.ok(!cancel({ refund: 'full' }), 'none or pro_rata only');
+    assert.ok(!cancel({ refund: null }), 'refund is not nullable');
+    assert.ok(!cancel({ refund: 'none', reason: 'moved away' }), 'unknown member');
+  });
+
   test('every path parameter has an example, and all examples fit their schema', () => {
     for (const { path, method, segments } of operations()) {
       const params = [
@@ -499,7 +552,7 @@ describe('openapi.yaml', () => {
 describe('requestExamples()', () => {
   test('lists each request-body example with the path filled in', () => {
     const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
-    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'createApiKey', 'createRefund', 'createShop', 'putCustomer', 'putOrder', 'putRfmMap', 'putSegment', 'recordOrderEvent', 'recordTraffic', 'updateShop']);
+    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'cancelMembership', 'createApiKey', 'createRefund', 'createShop', 'purchaseMembership', 'putCustomer', 'putMembershipPlan', 'putOrder', 'putRfmMap', 'putSegment', 'recordOrderEvent', 'recordTraffic', 'renewMembership', 'updateShop']);
     assert.deepEqual(byId.putCustomer, {
       operationId: 'putCustomer',
       method: 'PUT',
@@ -603,6 +656,19 @@ describe('requestExamples()', () => {
       const sum = o.lines.reduce((s, l) => s + l.quantity * l.unit_price - (l.discount ?? 0), 0);
       assert.equal(o.total, sum + (o.shipping ?? 0) - (o.discount ?? 0), `bulk example ${id}: total adds up`);
     }
+
+    // Memberships (memberships1.md): the purchase example buys the plan the
+    // putMembershipPlan example creates (active, sent before it) without a
+    // starts_at (admin-only, must not be in the future); examples.test.js
+    // sells a fresh membership for the renew and cancel examples.
+    const planCode = decodeURIComponent(byId.putMembershipPlan.pathExample.replace(/^\/v1\/membership-plans\//, ''));
+    assert.equal(byId.purchaseMembership.body.plan, planCode, 'purchase example: the plan of the putMembershipPlan example');
+    assert.notEqual(byId.putMembershipPlan.body.active, false, 'plan example: active');
+    assert.ok(ops.indexOf('putMembershipPlan') < ops.indexOf('purchaseMembership'), 'putMembershipPlan example comes before purchaseMembership');
+    assert.equal(byId.purchaseMembership.body.starts_at, undefined, 'purchase example: no starts_at');
+    assert.deepEqual(byId.renewMembership.body, {}, 'renew example: the empty object');
+    assert.match(byId.renewMembership.pathExample, /^\/v1\/memberships\/[0-9a-f-]{36}\/renew$/);
+    assert.match(byId.cancelMembership.pathExample, /^\/v1\/memberships\/[0-9a-f-]{36}\/cancel$/);
   });
 });
 
@@ -1733,5 +1799,114 @@ describe('validateResponse()', () => {
     // The literal path wins over /v1/orders/{id}: other methods on it are 405, Allow: POST.
     validateResponse({ method: 'GET', path: '/v1/orders/bulk', status: 405, headers: { ...problemHeaders, allow: 'POST' }, body: problem(405, 'method_not_allowed') });
     assert.throws(() => validateResponse({ method: 'GET', path: '/v1/orders/bulk', status: 404, headers: problemHeaders, body: problem(404, 'not_found') }), /method is not documented/);
+  });
+
+  test('memberships: plans, memberships with their terms, the customer\'s membership, problems', () => {
+    const MID = '3c9a7e52-1f4b-4d8e-a6c2-9b0d1e2f3a4b';
+    const plan = {
+      code: 'plus', name: 'PLUS annual', fee: 19900, currency: 'CNY', duration_days: 365, discount_bp: 500, active: true,
+      created_at: '2026-11-22T16:53:38.123456Z', updated_at: '2026-11-22T16:53:38.123456Z',
+    };
+    const term = {
+      starts_at: '2026-11-22T16:53:38.123456Z', ends_at: '2027-11-22T16:53:38.123456Z', fee: 19900,
+      duration_days: 365, discount_bp: 500, paid_at: '2026-11-22T16:53:38.123456Z',
+    };
+    const m = {
+      id: MID, customer_id: 'cust-1001', plan: 'plus', card_number: '4000123412341234', status: 'active',
+      starts_at: term.starts_at, ends_at: term.ends_at, discount_bp: 500, currency: 'CNY', paid_total: 19900, refunded: 0,
+      cancelled_at: null, terms: [term], created_at: term.paid_at, updated_at: term.paid_at,
+    };
+    const cancelled = { ...m, status: 'cancelled', cancelled_at: '2026-12-01T00:00:00Z', ends_at: '2026-12-01T00:00:00Z', refunded: 19300 };
+    const check = (method, path, status, extra = {}) => ({
+      ok: (body, headers = {}) => validateResponse({ method, path, status, headers: { ...json, ...extra, ...headers }, body: JSON.stringify(body) }),
+      bad: (body, re, what) => assert.throws(
+        () => validateResponse({ method, path, status, headers: { ...json, ...extra }, body: JSON.stringify(body) }), re, what),
+    });
+    const problemAt = (method, path, status, code, more) =>
+      validateResponse({ method, path, status, headers: problemHeaders, body: problem(status, code, more) });
+
+    // Plans.
+    const putPlan = check('PUT', '/v1/membership-plans/plus', 201, { location: '/v1/membership-plans/plus' });
+    putPlan.ok(plan);
+    check('PUT', '/v1/membership-plans/plus', 200).ok({ ...plan, active: false });
+    assert.throws(() => validateResponse({ method: 'PUT', path: '/v1/membership-plans/plus', status: 201, headers: json, body: JSON.stringify(plan) }), /Location/, 'a created plan has its Location');
+    putPlan.bad({ ...plan, currency: undefined }, /currency/, 'currency is required');
+    putPlan.bad({ ...plan, fee: -1 }, /fee/, 'fee not negative');
+    putPlan.bad({ ...plan, discount_bp: 10001 }, /discount_bp/, 'at most 10000 basis points');
+    putPlan.bad({ ...plan, members: 3 }, /additional properties/, 'no other member');
+    check('GET', '/v1/membership-plans', 200).ok({ items: [plan, { ...plan, code: 'zeta' }] });
+    check('GET', '/v1/membership-plans', 200).ok({ items: [] });
+    check('GET', '/v1/membership-plans/plus', 200).ok(plan);
+    problemAt('PUT', '/v1/membership-plans/Bad', 400, 'invalid_parameter', { pointer: '/path/code' });
+    problemAt('PUT', '/v1/membership-plans/plus', 422, 'validation_failed', { pointer: '/duration_days' });
+    problemAt('GET', '/v1/membership-plans/none', 404, 'not_found');
+    assert.throws(() => problemAt('PUT', '/v1/membership-plans/plus', 404, 'not_found'), /status is not documented/, 'a PUT creates');
+    assert.throws(() => problemAt('PUT', '/v1/membership-plans/plus', 422, 'idempotency_key_reused'), /\/code/, 'a PUT takes no Idempotency-Key');
+    validateResponse({ method: 'DELETE', path: '/v1/membership-plans/plus', status: 405, headers: { ...problemHeaders, allow: 'GET, PUT' }, body: problem(405, 'method_not_allowed') });
+    validateResponse({ method: 'POST', path: '/v1/membership-plans', status: 405, headers: { ...problemHeaders, allow: 'GET' }, body: problem(405, 'method_not_allowed') });
+
+    // Purchase: 201 with Location, replays too.
+    const buy = check('POST', '/v1/customers/cust-1001/memberships', 201, { location: `/v1/memberships/${MID}` });
+    buy.ok(m);
+    buy.ok(m, { 'idempotent-replayed': 'true' });
+    buy.ok({ ...m, status: 'expired', starts_at: '2024-01-01T00:00:00Z', ends_at: '2024-12-31T00:00:00Z' });
+    buy.ok({ ...m, card_number: 'A-1234' });
+    buy.bad({ ...m, terms: [] }, /terms/, 'at least one term');
+    buy.bad({ ...m, status: 'paused' }, /status/, 'three statuses');
+    buy.bad({ ...m, cancelled_at: '2026-12-01T00:00:00Z' }, /cancelled_at/, 'cancelled_at only when cancelled');
+    buy.bad({ ...m, refunded: 100 }, /refunded/, 'no refund unless cancelled');
+    buy.bad({ ...m, card_number: 'A 1' }, /card_number/, 'card number syntax');
+    buy.bad({ ...m, terms: [{ ...term, price: 1 }] }, /additional properties/, 'a term has its members only');
+    const { paid_at: _p, ...noPaidAt } = term;
+    buy.bad({ ...m, terms: [noPaidAt] }, /paid_at/, 'paid_at is required');
+    for (const k of ['id', 'customer_id', 'plan', 'card_number', 'status', 'starts_at', 'ends_at', 'discount_bp', 'currency', 'paid_total', 'refunded', 'cancelled_at', 'terms', 'created_at', 'updated_at']) {
+      const { [k]: _, ...without } = m;
+      buy.bad(without, new RegExp(k), `${k} is required`);
+    }
+    assert.throws(() => validateResponse({ method: 'POST', path: '/v1/customers/cust-1001/memberships', status: 201, headers: { ...json, location: '/v1/memberships/x' }, body: JSON.stringify(m) }), /Location/);
+    assert.throws(() => validateResponse({ method: 'POST', path: '/v1/customers/cust-1001/memberships', status: 200, headers: json, body: JSON.stringify(m) }), /status is not documented/, 'a sale is 201');
+    const post = (status, code, more) => problemAt('POST', '/v1/customers/cust-1001/memberships', status, code, more);
+    post(409, 'card_number_taken', { pointer: '/card_number' });
+    post(409, 'idempotency_in_progress');
+    post(403, 'forbidden', { pointer: '/starts_at' });
+    post(404, 'not_found');
+    post(422, 'validation_failed', { pointer: '/plan' });
+    post(422, 'idempotency_key_reused', { pointer: '/header/Idempotency-Key' });
+    assert.throws(() => post(409, 'conflict'), /\/code/, 'a taken card number has its own code');
+
+    // Lists, one membership, renew, cancel.
+    check('GET', '/v1/customers/cust-1001/memberships', 200).ok({ items: [cancelled, m] });
+    check('GET', '/v1/customers/cust-1001/memberships', 200).ok({ items: [] });
+    check('GET', `/v1/memberships/${MID}`, 200).ok(cancelled);
+    check('GET', `/v1/memberships/${MID}`, 200).bad({ ...cancelled, cancelled_at: null }, /cancelled_at/, 'a cancelled membership says when');
+    const renewed = { ...m, ends_at: '2028-11-21T16:53:38.123456Z', paid_total: 39800, terms: [term, { ...term, starts_at: term.ends_at, ends_at: '2028-11-21T16:53:38.123456Z' }] };
+    check('POST', `/v1/memberships/${MID}/renew`, 200).ok(renewed);
+    check('POST', `/v1/memberships/${MID}/cancel`, 200).ok(cancelled);
+    check('POST', `/v1/memberships/${MID}/cancel`, 200).ok(cancelled, { 'idempotent-replayed': 'true' });
+    for (const action of ['renew', 'cancel']) {
+      const path = `/v1/memberships/${MID}/${action}`;
+      problemAt('POST', path, 409, 'conflict');
+      problemAt('POST', path, 409, 'idempotency_in_progress');
+      problemAt('POST', path, 404, 'not_found');
+      problemAt('POST', path, 422, 'validation_failed', { pointer: '/plan' });
+      assert.throws(() => problemAt('POST', path, 409, 'card_number_taken'), /\/code/);
+      assert.throws(() => validateResponse({ method: 'POST', path, status: 201, headers: json, body: JSON.stringify(m) }), /status is not documented/, `${action} answers 200`);
+      validateResponse({ method: 'GET', path, status: 405, headers: { ...problemHeaders, allow: 'POST' }, body: problem(405, 'method_not_allowed') });
+    }
+    validateResponse({ method: 'DELETE', path: `/v1/memberships/${MID}`, status: 405, headers: { ...problemHeaders, allow: 'GET' }, body: problem(405, 'method_not_allowed') });
+    validateResponse({ method: 'PUT', path: '/v1/customers/cust-1001/memberships', status: 405, headers: { ...problemHeaders, allow: 'GET, POST' }, body: problem(405, 'method_not_allowed') });
+
+    // What applies now.
+    const now = check('GET', '/v1/customers/cust-1001/membership', 200);
+    const applies = { customer_id: 'cust-1001', as_of: '2026-11-23T00:00:00.5Z', tier: null, memberships: [m], discount_bp: 500 };
+    now.ok(applies);
+    now.ok({ ...applies, memberships: [], discount_bp: 0 });
+    now.bad({ ...applies, memberships: [cancelled] }, /status/, 'active memberships only');
+    now.bad({ ...applies, tier: 'gold' }, /tier/, 'no earned tiers yet');
+    now.bad({ ...applies, discount_bp: null }, /discount_bp/, '0, not null, without memberships');
+    now.bad({ ...applies, as_of: undefined }, /as_of/, 'as_of is required');
+    now.bad({ ...applies, benefits: [] }, /additional properties/, 'no other member');
+    problemAt('GET', '/v1/customers/bad%20id/membership', 400, 'invalid_parameter', { pointer: '/path/id' });
+    problemAt('GET', '/v1/customers/cust-1001/membership', 404, 'not_found');
   });
 });

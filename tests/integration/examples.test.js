@@ -26,6 +26,8 @@ test('the spec has request examples for every operation with a request body', ()
   }
 });
 
+let members = 0;
+
 /** Fills path parameters with real ids (creating prerequisites) and picks a key. */
 async function prepare(ex) {
   const method = ex.method.toUpperCase();
@@ -45,6 +47,17 @@ async function prepare(ex) {
     } else if (ex.pathTemplate.startsWith('/v1/api-keys/')) {
       const k = await createKey(svc, S.keys.admin, 'readonly', 'example target');
       segs.push(k.id);
+    } else if (ex.pathTemplate.startsWith('/v1/memberships/')) {
+      // renew and cancel: a fresh active membership of a fresh customer (memberships1.md)
+      const plan = await c.put('/v1/membership-plans/example-plan', { name: 'Example plan', fee: 100, duration_days: 30, discount_bp: 100 }, { key: S.keys.admin });
+      assert.ok([200, 201].includes(plan.status), plan.text);
+      members += 1;
+      const customer = `example-member-${members}`;
+      const r = await c.put(`/v1/customers/${customer}`, { name: 'Example member' }, { key: S.keys.admin });
+      assert.equal(r.status, 201, r.text);
+      const m = await c.post(`/v1/customers/${customer}/memberships`, { plan: 'example-plan' }, { key: S.keys.admin });
+      assert.equal(m.status, 201, m.text);
+      segs.push(m.body.id);
     } else if (ex.pathTemplate.startsWith('/v1/customers/')) {
       const id = decodeURIComponent(eSegs[i]);
       if (method !== 'PUT') {
