@@ -125,12 +125,14 @@ connect_pg(struct db_conn *c, const char *info, bool prepare, struct err *err)
 	}
 	PQsetNoticeReceiver(c->pg, notice_ignore, NULL);
 	/*
-	 * UTC so timestamps render as RFC 3339 with +00:00; bounded waits.
+	 * UTC and ISO so timestamps render as RFC 3339 with +00:00 whatever
+	 * the server's defaults (exports reformat them in C); bounded waits.
 	 * No JIT: the metrics' plans cost enough to trigger it, and compiling
 	 * took 40-160 ms per query here, more than it ever saved on queries
 	 * that run in milliseconds.
 	 */
 	r = PQexec(c->pg, "SET client_encoding TO 'UTF8'; SET TimeZone TO 'UTC';"
+			  " SET DateStyle TO 'ISO';"
 			  " SET statement_timeout TO '30s';"
 			  " SET lock_timeout TO '10s';"
 			  " SET idle_in_transaction_session_timeout TO '60s';"
@@ -488,7 +490,7 @@ db_mark_busy(bool busy)
 
 struct db_stream {
 	struct db_conn conn;
-	const char *label;
+	char label[64]; /* a copy: the caller's may live on its stack */
 	PGresult *first; /* the row db_stream_open waited for, not yet handed out */
 	bool done;
 };
@@ -542,7 +544,7 @@ db_stream_open(const char *label, const char *sql, int nparams, const char *cons
 		err_set(err, ERR_INTERNAL, NULL, "out of memory");
 		return NULL;
 	}
-	s->label = label;
+	snprintf(s->label, sizeof s->label, "%s", label);
 	if (!connect_pg(&s->conn, conninfo, false, err)) {
 		free(s);
 		atomic_fetch_sub(&streams_open, 1);
@@ -569,8 +571,10 @@ db_stream_open(const char *label, const char *sql, int nparams, const char *cons
 		goto fail;
 	return s;
 fail:
-	err_set(err, s->conn.busy ? ERR_DB_UNAVAILABLE : ERR_INTERNAL, NULL,
-		s->conn.busy ? "database is busy, retry" : "internal error");
+	/* a timeout or a lost server is worth a retry; anything else is ours */
+	err_set(err, s->conn.busy || s->conn.broken ? ERR_DB_UNAVAILABLE : ERR_INTERNAL, NULL,
+		s->conn.busy || s->conn.broken ? "database is busy or unavailable, retry"
+					       : "internal error");
 	db_stream_close(s);
 	return NULL;
 }

@@ -45,6 +45,9 @@ const struct db_stmt memberships_stmts[] = {
 	{ "memberships_customer",
 	  "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2"
 	  "   AND ($3::boolean OR erased_at IS NULL)" },
+	/* for a sale: share-locked, so an erasure cannot slip in before the sale commits */
+	{ "memberships_customer_for_sale",
+	  "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2 AND erased_at IS NULL FOR SHARE" },
 	/*
 	 * A sale and its first term.  $2 customer seq, $3 plan, $4 card number,
 	 * $5 starts_at or NULL (now), $6 days, $7 fee, $8 discount.  No row: the
@@ -232,13 +235,17 @@ memberships_buy(struct db_conn *c, const char *shop_id, const struct membership_
 		char **out, char id[37], struct err *err)
 {
 	char seq[24], card[17];
+	const char *cp[2] = { shop_id, in->customer_id };
 	struct plan_terms t;
-	enum db_qs qs = customer_seq(c, shop_id, in->customer_id, false, seq);
 	char *made = NULL;
+	enum db_qs qs = db_exec_text(c, "memberships_customer_for_sale", 2, cp, &made);
 
 	*out = NULL;
 	if (qs <= 0)
 		return qs;
+	snprintf(seq, sizeof seq, "%s", made);
+	free(made);
+	made = NULL;
 	qs = plan_for_sale(c, shop_id, in->plan, in->starts_at, &t, err);
 	if (qs < 0)
 		return qs;
