@@ -17,7 +17,7 @@
 #define MAX_NUMBER 1000000000000000LL
 
 enum kind { NUMBER, CHANNEL, SET, RFM_SEGMENT };
-enum set { CATEGORIES, CHANNELS, TAGS, CONSENT };
+enum set { CATEGORIES, CHANNELS, TAGS, CONSENT, MEMBERSHIP_PLANS };
 
 static const struct field {
 	const char *name;
@@ -39,6 +39,16 @@ static const struct field {
 	{ "channels", SET, NULL, CHANNELS },
 	{ "tags", SET, NULL, TAGS },
 	{ "consent", SET, NULL, CONSENT },
+	/*
+	 * Paid memberships active now: days from the shop's today to the last
+	 * local day of the one that ends last (none active: NULL, so no
+	 * comparison holds), and the plans held.
+	 */
+	{ "membership_days_left", NUMBER,
+	  "(SELECT max((m.ends_at AT TIME ZONE p.tz)::date) - p.today FROM memberships m"
+	  " WHERE m.customer_seq = f.customer_seq AND m.cancelled_at IS NULL AND m.ends_at > now())",
+	  0 },
+	{ "membership_plans", SET, NULL, MEMBERSHIP_PLANS },
 	/* r: the scores, joined by the caller when out->rfm (see segfilter.h) */
 	{ "rfm_recency", NUMBER, "r.r", 0 },
 	{ "rfm_frequency", NUMBER, "r.f", 0 },
@@ -318,12 +328,18 @@ channel_condition(struct ctx *x, const struct field *f, const char *op, const js
 static bool
 related(struct ctx *x, enum set set, bool all, int a)
 {
-	const char *from = set == CATEGORIES
-		? "FROM customer_category_facts cf WHERE cf.customer_seq = f.customer_seq"
-		  " AND cf.category"
-		: "FROM orders o WHERE o.customer_seq = f.customer_seq AND o.status = 'placed'"
-		  " AND o.channel";
-	const char *col = set == CATEGORIES ? "cf.category" : "o.channel";
+	static const char *const froms[] = {
+		[CATEGORIES] = "FROM customer_category_facts cf WHERE cf.customer_seq = f.customer_seq"
+			       " AND cf.category",
+		[CHANNELS] = "FROM orders o WHERE o.customer_seq = f.customer_seq"
+			     " AND o.status = 'placed' AND o.channel",
+		[MEMBERSHIP_PLANS] = "FROM memberships m WHERE m.customer_seq = f.customer_seq"
+				     " AND m.cancelled_at IS NULL AND m.ends_at > now() AND m.plan_code",
+	};
+	static const char *const cols[] = {
+		[CATEGORIES] = "cf.category", [CHANNELS] = "o.channel", [MEMBERSHIP_PLANS] = "m.plan_code",
+	};
+	const char *from = froms[set], *col = cols[set];
 
 	if (all)
 		return emit(x, "((SELECT count(DISTINCT %s) %s = ANY ($%d::text[]))"
