@@ -21,9 +21,13 @@ import assert from 'node:assert/strict';
 import {
   startService, api, setupShop, assertProblem, assertServerTs, tsMicros, uniq,
 } from '../lib/harness.js';
+import {
+  OFF_X, ZX, TODAY, localAt, addDays, localDate, etcZone, offStr, historyCalls,
+} from '../lib/history.js';
 
 let svc;
 let c;
+let people, load, cancel, refund;
 
 const BUILT_INS = ['second-purchase-window', 'due-for-repurchase', 'lapsing', 'lapsed', 'vip'];
 const ALL_FIELDS = ['consent', 'email', 'facts', 'id', 'name', 'phone', 'reason', 'tags'];
@@ -32,24 +36,10 @@ const CUSTOM_KEYS = ['as_of', 'code', 'created_at', 'description', 'filter', 'ki
 const E15 = 1000000000000000; // 10^15, exactly representable
 
 // ---------------------------------------------------------------------------
-// time zones and dates (as in segments.test.js)
-
-/** Etc/GMT±N for a UTC offset in whole hours (the Etc sign is inverted). */
-const etcZone = (off) => (off === 0 ? 'Etc/GMT' : off > 0 ? `Etc/GMT-${off}` : `Etc/GMT+${-off}`);
-const offStr = (off) => `${off < 0 ? '-' : '+'}${String(Math.abs(off)).padStart(2, '0')}:00`;
-/** The calendar date (YYYY-MM-DD) of an instant in a time zone. */
-const localDate = (timeZone, ms = Date.now()) => new Intl.DateTimeFormat('en-CA', {
-  timeZone, year: 'numeric', month: '2-digit', day: '2-digit',
-}).format(new Date(ms));
-const addDays = (date, n) => new Date(Date.parse(`${date}T00:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
-
-// X: it is 12:xx local time there now (the UTC offsets −11..+12 exist as Etc zones).
-const OFF_X = 12 - new Date().getUTCHours();
-const ZX = etcZone(OFF_X);
-const TODAY = localDate(ZX);
+// time zones and dates: zone X, TODAY and localAt come from ../lib/history.js
 
 /** n local days before today in zone X (negative: after today), at the given local time. */
-const at = (n, hhmm = '12:00') => `${addDays(TODAY, -n)}T${hhmm}:00${offStr(OFF_X)}`;
+const at = (n, hhmm = '12:00') => localAt(n, hhmm);
 const us = (s) => BigInt(Date.parse(s)) * 1000n;
 
 // ---------------------------------------------------------------------------
@@ -79,33 +69,6 @@ async function mkShop(timezone = ZX) {
   const r = await c.post('/v1/shops', { name: uniq('Custom Segments Shop'), currency: 'CNY', timezone }, { key: svc.platformKey });
   assert.equal(r.status, 201, r.text);
   return { shopId: r.body.shop.id, key: r.body.admin_key.key };
-}
-
-/** PUT customers in the given order (that is their listing order); profile per id. */
-async function people(key, ids, profiles = {}) {
-  for (const id of ids) {
-    const body = profiles[id] ?? { name: `Name ${id}` };
-    const r = await c.put(`/v1/customers/${encodeURIComponent(id)}`, body, { key });
-    assert.equal(r.status, 201, `PUT customer ${id}: ${r.text}`);
-  }
-}
-
-/** Records the orders through POST /v1/orders/bulk (in the given order); all must be new. */
-async function load(key, orders) {
-  const text = orders.map((o) => JSON.stringify(o)).join('\n') + '\n';
-  const r = await c.req('POST', '/v1/orders/bulk', { key, rawBody: text, headers: { 'content-type': 'application/x-ndjson' } });
-  assert.equal(r.status, 200, r.text);
-  assert.equal(r.body.created, orders.length, `bulk load: ${JSON.stringify(r.body.results.filter((x) => x.status !== 201))}`);
-}
-
-async function cancel(key, id) {
-  const r = await c.req('POST', `/v1/orders/${encodeURIComponent(id)}/cancel`, { key });
-  assert.equal(r.status, 200, `cancel ${id}: ${r.text}`);
-}
-
-async function refund(key, id, amount) {
-  const r = await c.post(`/v1/orders/${encodeURIComponent(id)}/refunds`, { id: `rf-${id}`, amount }, { key });
-  assert.ok(r.status === 201 || r.status === 200, `refund ${id}: ${r.status} ${r.text}`);
 }
 
 async function patchRule(s, rule) {
@@ -364,6 +327,7 @@ const Q_ORDERS = () => Q_CUSTOMERS.map((id, i) => ord(`${id}-1`, id, 7 - i)).rev
 before(async () => {
   svc = await startService();
   c = api(svc);
+  ({ people, load, cancel, refund } = historyCalls(c));
 
   N = await mkShop();
   N.prefix = 'n';

@@ -30,27 +30,20 @@ import assert from 'node:assert/strict';
 import {
   startService, api, setupShop, assertProblem, uniq,
 } from '../lib/harness.js';
+import {
+  OFF_X, ZX, TODAY, localAt, addDays, localDate, etcZone, offStr, DEFAULT_RFM_MAP, historyCalls,
+} from '../lib/history.js';
 
 let svc;
 let c;
+let people, load, cancel, refund;
 
 const E15 = 1000000000000000; // 10^15, exactly representable
 
 /** A map entry as GET /v1/rfm/map shows it. */
+/** A map entry as GET /v1/rfm/map gives it. */
 const E = (name, r, f, lapsed = false) => ({ name, r, f, lapsed });
-const DEFAULT_MAP = [
-  E('Champions', [5, 5], [4, 5]),
-  E('Loyal', [3, 4], [4, 5]),
-  E('Potential loyalists', [4, 5], [2, 3]),
-  E('New customers', [5, 5], [1, 1]),
-  E('Promising', [4, 4], [1, 1]),
-  E('Need attention', [3, 3], [3, 3]),
-  E('About to sleep', [3, 3], [1, 2]),
-  E('At risk', [1, 2], [3, 4]),
-  E("Can't lose them", [1, 2], [5, 5]),
-  E('Hibernating', [1, 2], [1, 2]),
-  E('Lost', [1, 1], [1, 2], true),
-];
+const DEFAULT_MAP = DEFAULT_RFM_MAP;
 const DEFAULT_NAMES = DEFAULT_MAP.map((e) => e.name);
 /** The default map without the `lapsed` members (as a client might send it). */
 const DEFAULT_INPUT = DEFAULT_MAP.map(({ name, r, f, lapsed }) => (lapsed ? { name, r, f, lapsed } : { name, r, f }));
@@ -64,25 +57,11 @@ const DEFAULT_SEG = {
 const QUINTILES = { method: 'quintiles' };
 
 // ---------------------------------------------------------------------------
-// time zones and dates (as in segments.test.js)
-
-/** Etc/GMT±N for a UTC offset in whole hours (the Etc sign is inverted). */
-const etcZone = (off) => (off === 0 ? 'Etc/GMT' : off > 0 ? `Etc/GMT-${off}` : `Etc/GMT+${-off}`);
-const offStr = (off) => `${off < 0 ? '-' : '+'}${String(Math.abs(off)).padStart(2, '0')}:00`;
-/** The calendar date (YYYY-MM-DD) of an instant in a time zone. */
-const localDate = (timeZone, ms = Date.now()) => new Intl.DateTimeFormat('en-CA', {
-  timeZone, year: 'numeric', month: '2-digit', day: '2-digit',
-}).format(new Date(ms));
-const addDays = (date, n) => new Date(Date.parse(`${date}T00:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
-const dayDiff = (a, b) => Math.round((Date.parse(`${a}T00:00:00Z`) - Date.parse(`${b}T00:00:00Z`)) / 86400000);
-
-// X: it is 12:xx local time there now (the UTC offsets −11..+12 exist as Etc zones).
-const OFF_X = 12 - new Date().getUTCHours();
-const ZX = etcZone(OFF_X);
-const TODAY = localDate(ZX);
+// time zones and dates: zone X, TODAY and localAt come from ../lib/history.js
 
 /** n local days before today in zone X, at the given local time: RFC 3339 with X's offset. */
-const at = (n, hhmm = '10:00') => `${addDays(TODAY, -n)}T${hhmm}:00${offStr(OFF_X)}`;
+const at = (n, hhmm = '10:00') => localAt(n, hhmm);
+const dayDiff = (a, b) => Math.round((Date.parse(`${a}T00:00:00Z`) - Date.parse(`${b}T00:00:00Z`)) / 86400000);
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -137,32 +116,6 @@ async function patchSettings(s, settings, key = s.key) {
 }
 const patchRfm = (s, rfm) => patchSettings(s, { rfm });
 const patchSeg = (s, segments) => patchSettings(s, { segments });
-
-/** PUT customers in the given order. */
-async function people(key, ids) {
-  for (const id of ids) {
-    const r = await c.put(`/v1/customers/${encodeURIComponent(id)}`, { name: `Name ${id}` }, { key });
-    assert.equal(r.status, 201, `PUT customer ${id}: ${r.text}`);
-  }
-}
-
-/** Records the orders through POST /v1/orders/bulk; all must be new. */
-async function load(key, orders) {
-  const text = orders.map((o) => JSON.stringify(o)).join('\n') + '\n';
-  const r = await c.req('POST', '/v1/orders/bulk', { key, rawBody: text, headers: { 'content-type': 'application/x-ndjson' } });
-  assert.equal(r.status, 200, r.text);
-  assert.equal(r.body.created, orders.length, `bulk load: ${JSON.stringify(r.body.results.filter((x) => x.status !== 201))}`);
-}
-
-async function cancel(key, id) {
-  const r = await c.req('POST', `/v1/orders/${encodeURIComponent(id)}/cancel`, { key });
-  assert.equal(r.status, 200, `cancel ${id}: ${r.text}`);
-}
-
-async function refund(key, id, amount) {
-  const r = await c.post(`/v1/orders/${encodeURIComponent(id)}/refunds`, { id: `rf-${id}`, amount }, { key });
-  assert.ok(r.status === 201 || r.status === 200, `refund ${id}: ${r.status} ${r.text}`);
-}
 
 async function erase(key, id) {
   const r = await c.del(`/v1/customers/${encodeURIComponent(id)}`, { key });
@@ -520,6 +473,7 @@ const LO_THRESHOLDS = { method: 'thresholds', recency_days: [1, 2, 3, 4], freque
 before(async () => {
   svc = await startService();
   c = api(svc);
+  ({ people, load, cancel, refund } = historyCalls(c));
 
   A = await mkFullShop();
   await people(A.key, A_CUSTOMERS);

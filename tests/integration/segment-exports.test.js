@@ -25,10 +25,14 @@ import assert from 'node:assert/strict';
 import {
   startService, api, setupShop, assertProblem, assertProblemShape, rawHttp, uniq, REQUEST_ID_RE,
 } from '../lib/harness.js';
+import {
+  ZX, localAt, DEFAULT_RFM_MAP, historyCalls,
+} from '../lib/history.js';
 import { validateResponse } from '../lib/contract.js';
 
 let svc;
 let c;
+let people, load, cancel;
 
 const CSV_COLUMNS = [
   'id', 'name', 'email', 'phone', 'tags', 'consent_email', 'consent_sms', 'consent_wechat',
@@ -53,24 +57,10 @@ const NDJSON = 'application/x-ndjson';
 const BUILT_INS = ['second-purchase-window', 'due-for-repurchase', 'lapsing', 'lapsed', 'vip'];
 
 // ---------------------------------------------------------------------------
-// time zones and dates (as in segments.test.js)
-
-/** Etc/GMT±N for a UTC offset in whole hours (the Etc sign is inverted). */
-const etcZone = (off) => (off === 0 ? 'Etc/GMT' : off > 0 ? `Etc/GMT-${off}` : `Etc/GMT+${-off}`);
-const offStr = (off) => `${off < 0 ? '-' : '+'}${String(Math.abs(off)).padStart(2, '0')}:00`;
-/** The calendar date (YYYY-MM-DD) of an instant in a time zone. */
-const localDate = (timeZone, ms = Date.now()) => new Intl.DateTimeFormat('en-CA', {
-  timeZone, year: 'numeric', month: '2-digit', day: '2-digit',
-}).format(new Date(ms));
-const addDays = (date, n) => new Date(Date.parse(`${date}T00:00:00Z`) + n * 86400000).toISOString().slice(0, 10);
-
-// X: it is 12:xx local time there now (the UTC offsets −11..+12 exist as Etc zones).
-const OFF_X = 12 - new Date().getUTCHours();
-const ZX = etcZone(OFF_X);
-const TODAY = localDate(ZX);
+// time zones and dates: zone X, TODAY and localAt come from ../lib/history.js
 
 /** n local days before today in zone X, at the given local time: RFC 3339 with X's offset. */
-const at = (n, hhmm = '12:00') => `${addDays(TODAY, -n)}T${hhmm}:00${offStr(OFF_X)}`;
+const at = (n, hhmm = '12:00') => localAt(n, hhmm);
 /** The same instant as the server writes it (UTC, six fractional digits; whole seconds here). */
 const utc = (n, hhmm = '12:00') => new Date(Date.parse(at(n, hhmm))).toISOString().replace(/\.000Z$/, '.000000Z');
 
@@ -113,33 +103,6 @@ async function mkShop() {
   const s = await setupShop(svc, { timezone: ZX, name: uniq('Exports Shop') });
   s.key = s.keys.admin;
   return s;
-}
-
-/** PUT customers in the given order (that is their listing order); profile per id. */
-async function people(key, ids, profiles = {}) {
-  for (const id of ids) {
-    const body = profiles[id] ?? { name: `Name ${id}` };
-    const r = await c.put(`/v1/customers/${encodeURIComponent(id)}`, body, { key });
-    assert.equal(r.status, 201, `PUT customer ${id}: ${r.text}`);
-  }
-}
-
-/** Records the orders through POST /v1/orders/bulk, 1000 a request; all must be new. */
-async function load(key, orders) {
-  for (let i = 0; i < orders.length; i += 1000) {
-    const part = orders.slice(i, i + 1000);
-    const text = part.map((o) => JSON.stringify(o)).join('\n') + '\n';
-    const r = await c.req('POST', '/v1/orders/bulk', {
-      key, rawBody: text, headers: { 'content-type': 'application/x-ndjson' }, timeoutMs: 300000,
-    });
-    assert.equal(r.status, 200, r.text.slice(0, 2000));
-    assert.equal(r.body.created, part.length, `bulk load: ${JSON.stringify(r.body.results.filter((x) => x.status !== 201).slice(0, 5))}`);
-  }
-}
-
-async function cancel(key, id) {
-  const r = await c.req('POST', `/v1/orders/${encodeURIComponent(id)}/cancel`, { key });
-  assert.equal(r.status, 200, `cancel ${id}: ${r.text}`);
 }
 
 /** Query string; commas stay literal (fields=name,email). */
@@ -450,20 +413,7 @@ const R_RFM = {
 };
 const R_OCCASIONS = { a1: 10, a2: 1, a3: 2, a4: 7, a5: 5, a6: 3, a7: 6, a8: 9, a9: 8, a10: 4 };
 const R_SCORED = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7', 'a8', 'a9', 'a10'];
-const E_ = (name, r, f, lapsed = false) => ({ name, r, f, lapsed });
-const DEFAULT_MAP = [
-  E_('Champions', [5, 5], [4, 5]),
-  E_('Loyal', [3, 4], [4, 5]),
-  E_('Potential loyalists', [4, 5], [2, 3]),
-  E_('New customers', [5, 5], [1, 1]),
-  E_('Promising', [4, 4], [1, 1]),
-  E_('Need attention', [3, 3], [3, 3]),
-  E_('About to sleep', [3, 3], [1, 2]),
-  E_('At risk', [1, 2], [3, 4]),
-  E_("Can't lose them", [1, 2], [5, 5]),
-  E_('Hibernating', [1, 2], [1, 2]),
-  E_('Lost', [1, 1], [1, 2], true),
-];
+const DEFAULT_MAP = DEFAULT_RFM_MAP;
 // members per default segment, by hand from R_RFM
 const R_BY_SEGMENT = {
   Champions: ['a1'], Loyal: ['a4'], 'Potential loyalists': [], 'New customers': ['a2'], Promising: ['a3'],
@@ -565,6 +515,7 @@ let BIG;
 before(async () => {
   svc = await startService();
   c = api(svc);
+  ({ people, load, cancel } = historyCalls(c));
 
   E = await mkShop();
   await people(E.key, E_CUSTOMERS, E_PROFILES);
