@@ -41,10 +41,8 @@ const struct db_stmt memberships_stmts[] = {
 	  "SELECT p.fee, p.duration_days, p.discount_bp, p.active,"
 	  "   coalesce($3::timestamptz > now(), false)"
 	  " FROM membership_plans p WHERE p.shop_id = $1 AND p.code = $2 FOR SHARE" },
-	/* $3: erased customers count too */
-	{ "memberships_customer",
-	  "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2"
-	  "   AND ($3::boolean OR erased_at IS NULL)" },
+	/* for the reads: an erased customer's memberships stay readable */
+	{ "memberships_customer", "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2" },
 	/* for a sale: share-locked, so an erasure cannot slip in before the sale commits */
 	{ "memberships_customer_for_sale",
 	  "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2 AND erased_at IS NULL FOR SHARE" },
@@ -185,14 +183,14 @@ memberships_plan_get(struct db_conn *c, const char *shop_id, const char *code, c
 		    : db_exec_text(c, "memberships_plan_list", 1, p, out);
 }
 
-/* The customer's seq (erased ones too if with_erased); DB_NO_RESULTS if none. */
+/* The customer's seq by stmt (one of the two customer lookups); DB_NO_RESULTS if none. */
 static enum db_qs
-customer_seq(struct db_conn *c, const char *shop_id, const char *id, bool with_erased,
+customer_seq(struct db_conn *c, const char *stmt, const char *shop_id, const char *id,
 	     char seq[24])
 {
-	const char *p[3] = { shop_id, id, with_erased ? "t" : "f" };
+	const char *p[2] = { shop_id, id };
 	char *s = NULL;
-	enum db_qs qs = db_exec_text(c, "memberships_customer", 3, p, &s);
+	enum db_qs qs = db_exec_text(c, stmt, 2, p, &s);
 
 	if (qs > 0)
 		snprintf(seq, 24, "%s", s);
@@ -235,17 +233,14 @@ memberships_buy(struct db_conn *c, const char *shop_id, const struct membership_
 		char **out, char id[37], struct err *err)
 {
 	char seq[24], card[17];
-	const char *cp[2] = { shop_id, in->customer_id };
 	struct plan_terms t;
 	char *made = NULL;
-	enum db_qs qs = db_exec_text(c, "memberships_customer_for_sale", 2, cp, &made);
+	enum db_qs qs = customer_seq(c, "memberships_customer_for_sale", shop_id, in->customer_id,
+				     seq);
 
 	*out = NULL;
 	if (qs <= 0)
 		return qs;
-	snprintf(seq, sizeof seq, "%s", made);
-	free(made);
-	made = NULL;
 	qs = plan_for_sale(c, shop_id, in->plan, in->starts_at, &t, err);
 	if (qs < 0)
 		return qs;
@@ -293,7 +288,7 @@ memberships_of_customer(struct db_conn *c, const char *shop_id, const char *cust
 {
 	char seq[24];
 	const char *p[2] = { seq, customer_id };
-	enum db_qs qs = customer_seq(c, shop_id, customer_id, true, seq);
+	enum db_qs qs = customer_seq(c, "memberships_customer", shop_id, customer_id, seq);
 
 	if (qs <= 0)
 		return qs;

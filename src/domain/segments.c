@@ -466,6 +466,21 @@ custom_row(struct db_conn *c, const char *shop_id, const char *code, PGresult **
 	return qs;
 }
 
+/* The stored filter of custom segment code (*filter, decref it); DB_NO_RESULTS if none. */
+static enum db_qs
+custom_filter(struct db_conn *c, const char *shop_id, const char *code, json_t **filter)
+{
+	PGresult *row;
+	enum db_qs qs = custom_row(c, shop_id, code, &row);
+
+	*filter = NULL;
+	if (qs <= 0)
+		return qs;
+	*filter = json_loads(PQgetvalue(row, 0, 3), 0, NULL);
+	PQclear(row);
+	return *filter ? qs : DB_HARD_ERROR;
+}
+
 enum db_qs
 segments_put(struct db_conn *c, const char *shop_id, const char *code,
 	     const struct segment_input *in, bool *created, json_t **out, struct err *err)
@@ -623,17 +638,14 @@ segments_members(struct db_conn *c, const char *shop_id, const char *code,
 	if (find(code)) {
 		qs = exec_planned(c, stmt, 8, p, &r);
 	} else {
-		PGresult *row;
 		json_t *filter;
 
-		qs = custom_row(c, shop_id, code, &row);
+		qs = custom_filter(c, shop_id, code, &filter);
 		if (qs <= 0) {
 			params_free(&sp);
 			return qs;
 		}
-		filter = json_loads(PQgetvalue(row, 0, 3), 0, NULL);
-		PQclear(row);
-		qs = filter ? custom_run(c, shop_id, &custom_page, filter, p + 1, &r) : DB_HARD_ERROR;
+		qs = custom_run(c, shop_id, &custom_page, filter, p + 1, &r);
 		json_decref(filter);
 	}
 	params_free(&sp);
@@ -934,16 +946,12 @@ segments_export(struct db_conn *c, const char *shop_id, const char *code,
 		snprintf(stmt, sizeof stmt, "segments_export_%s", code);
 		x->rows = db_stream_open(stmt, db_stmt_sql(stmt), 7, p, err);
 	} else {
-		PGresult *row;
 		json_t *filter;
 
-		qs = custom_row(c, shop_id, code, &row);
+		qs = custom_filter(c, shop_id, code, &filter);
 		if (qs <= 0)
 			goto out;
-		filter = json_loads(PQgetvalue(row, 0, 3), 0, NULL);
-		PQclear(row);
-		qs = filter ? custom_compose(c, shop_id, &custom_export, filter, p + 1, &cs)
-			    : DB_HARD_ERROR;
+		qs = custom_compose(c, shop_id, &custom_export, filter, p + 1, &cs);
 		json_decref(filter);
 		if (qs < 0)
 			goto out;
