@@ -16,7 +16,9 @@
 #include "rebuy/idempotency.h"
 #include "rebuy/import.h"
 #include "rebuy/log.h"
+#include "rebuy/api.h"
 #include "rebuy/migrate.h"
+#include "rebuy/tiers.h"
 #include "rebuy/orders.h"
 #include "rebuy/server.h"
 #include "rebuy/shops.h"
@@ -51,7 +53,9 @@ static const char usage[] =
 	"  --log-level LEVEL      REBUY_LOG_LEVEL     debug|info|warn|error, default info\n"
 	"  --drain-timeout SEC    REBUY_DRAIN_TIMEOUT default 30\n"
 	"  --connection-timeout SEC REBUY_CONNECTION_TIMEOUT default 30 (idle connections)\n"
-	"  --migrate              serve: apply pending migrations before serving\n";
+	"  --migrate              serve: apply pending migrations before serving\n"
+	"  --test-clock           REBUY_TEST_CLOCK=1  serve: honour the Rebuy-Test-Now header\n"
+	"                         (tests only: it moves memberships, tiers and benefits in time)\n";
 
 /* Open a CLI connection, retrying briefly while PostgreSQL starts. */
 static struct db_conn *
@@ -196,7 +200,11 @@ out:
 	return rc;
 }
 
-/* Idempotency records older than their retention are deleted hourly. */
+/*
+ * The janitor: once a minute, the tier reviews and grace ends that are due
+ * (reviews also run on demand, POST /v1/tier-programme/review); hourly,
+ * idempotency records past their retention are deleted.
+ */
 static pthread_mutex_t janitor_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t janitor_cond = PTHREAD_COND_INITIALIZER;
 static bool janitor_stop;
@@ -206,6 +214,7 @@ janitor(void *arg)
 {
 	const struct config *cfg = arg;
 	struct timespec until;
+	unsigned minute = 0;
 
 	pthread_mutex_lock(&janitor_lock);
 	while (!janitor_stop) {
@@ -215,15 +224,19 @@ janitor(void *arg)
 		pthread_mutex_unlock(&janitor_lock);
 		c = db_open(cfg->database_url, true, &err);
 		if (c) {
-			enum db_qs qs = idem_purge(c);
+			if (minute % 60 == 0) {
+				enum db_qs qs = idem_purge(c);
 
-			if (qs > 0)
-				log_info("purged %d expired idempotency records", (int)qs);
+				if (qs > 0)
+					log_info("purged %d expired idempotency records", (int)qs);
+			}
+			(void)tiers_review_all(c);
 			db_close(c);
 		}
+		minute++;
 		pthread_mutex_lock(&janitor_lock);
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 3600;
+		until.tv_sec += 60;
 		while (!janitor_stop &&
 		       pthread_cond_timedwait(&janitor_cond, &janitor_lock, &until) != ETIMEDOUT)
 			;
@@ -268,6 +281,10 @@ cmd_serve(struct config *cfg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	db_init(cfg->database_url);
+	api_test_clock = cfg->test_clock;
+	if (api_test_clock)
+		log_warn("the test clock is on: requests may set the time (" API_TEST_NOW "); "
+			 "never in production");
 	if (!server_start(cfg))
 		return 1;
 	if (pthread_create(&janitor_thread, NULL, janitor, cfg) != 0)

@@ -57,4 +57,11 @@ enum db_qs analytics_sales_decomposition(struct db_conn *c, const char *shop_id,
 					 const struct analytics_query *q, json_t **out,
 					 struct err *err);
 
+/*
+ * Repurchase of paid members vs non-members and per tier held at the end
+ * of the range: customers, repeat customers, orders, days between orders.
+ */
+enum db_qs analytics_membership(struct db_conn *c, const char *shop_id,
+				const struct analytics_query *q, json_t **out, struct err *err);
+
 #endif

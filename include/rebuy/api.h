@@ -31,6 +31,15 @@ struct api_result {
 	} stream;
 };
 
+/*
+ * The test clock (rebuyd serve --test-clock): a request's API_TEST_NOW
+ * header sets the "now" that memberships, tiers and benefits run on
+ * (rebuy_now() in SQL) for that request.  Off, the router refuses the
+ * header.
+ */
+#define API_TEST_NOW "Rebuy-Test-Now"
+extern bool api_test_clock;
+
 typedef enum db_qs (*api_fn)(struct db_conn *c, void *cls,
 			     struct api_result *out, struct err *err);
 
@@ -95,6 +104,17 @@ void api_customer_membership_get(struct request *req);
 void api_memberships_get(struct request *req);
 void api_memberships_renew(struct request *req);
 void api_memberships_cancel(struct request *req);
+void api_tier_programme_put(struct request *req);
+void api_tier_programme_get(struct request *req);
+void api_tier_programme_review(struct request *req);
+void api_customer_tier_put(struct request *req);
+void api_customer_tier_get(struct request *req);
+void api_customer_tier_history(struct request *req);
+void api_benefits_put(struct request *req);
+void api_benefits_get(struct request *req);
+void api_benefits_list(struct request *req);
+void api_customer_benefit_use(struct request *req);
+void api_metrics_membership(struct request *req);
 void api_health_get(struct request *req);
 void api_ready_get(struct request *req);
 void api_metrics_get(struct request *req);

@@ -18,6 +18,7 @@ struct config {
 	unsigned drain_timeout; /* seconds to finish in-flight requests */
 	unsigned connection_timeout; /* seconds a connection may sit idle */
 	bool migrate;         /* serve: apply pending migrations first */
+	bool test_clock;      /* serve: requests may set "now" (Rebuy-Test-Now); tests only */
 };
 
 /* Fill defaults, then environment.  Returns false with a message on stderr. */

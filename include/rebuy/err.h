@@ -29,6 +29,8 @@ enum err_code {
 	ERR_NOT_ACCEPTABLE,        /* 406 */
 	ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 */
 	ERR_VALIDATION,            /* 422 */
+	ERR_QUOTA_EXCEEDED,        /* 422: with quota, used, remaining */
+	ERR_BENEFIT_NOT_VALID,     /* 422 */
 	ERR_IDEMPOTENCY_KEY_REUSED, /* 422 */
 	ERR_INTERNAL,              /* 500 */
 	ERR_DB_UNAVAILABLE,        /* 503 */
@@ -37,15 +39,26 @@ enum err_code {
 	ERR__COUNT
 };
 
+#define ERR_EXT_MAX 4
+
 struct err {
 	enum err_code code;
 	char message[256];  /* one fact, lower case, no trailing period */
 	char pointer[160];  /* JSON pointer of the offending input, or "" */
+	/* integer members added to the problem (RFC 9457 extensions), e.g. remaining */
+	unsigned n_ext;
+	struct {
+		const char *name; /* a string literal */
+		long long value;
+	} ext[ERR_EXT_MAX];
 };
 
-/* Set code, pointer (may be NULL) and a printf-style message. */
+/* Set code, pointer (may be NULL) and a printf-style message; no extensions. */
 void err_set(struct err *e, enum err_code code, const char *pointer,
 	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Add an integer extension member to the problem (after err_set). */
+void err_ext(struct err *e, const char *name, long long value);
 
 /* Reset to ERR_NONE. */
 void err_clear(struct err *e);

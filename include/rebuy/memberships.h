@@ -26,11 +26,16 @@ struct plan_input {
 	const char *name;
 	long long fee, duration_days, discount_bp;
 	bool active;
+	const char *benefits; /* {"benefit code": quota per period} as JSON text */
 };
 
-/* Create or replace plan code; *created tells which.  *out: the Plan. */
+/*
+ * Create or replace plan code; *created tells which.  *out: the Plan.
+ * A benefit the shop has not defined: ERR_VALIDATION /benefits/<code>.
+ */
 enum db_qs memberships_plan_put(struct db_conn *c, const char *shop_id, const char *code,
-				const struct plan_input *in, bool *created, char **out);
+				const struct plan_input *in, bool *created, char **out,
+				struct err *err);
 
 /* One Plan (DB_NO_RESULTS: none), or {"items": [...]} when code is NULL. */
 enum db_qs memberships_plan_get(struct db_conn *c, const char *shop_id, const char *code,

@@ -143,3 +143,15 @@ api_metrics_first_order(struct request *req)
 	call.q.window_days = w ? atoi(w) : 90;
 	api_run(req, run, &call);
 }
+
+void
+api_metrics_membership(struct request *req)
+{
+	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_membership };
+
+	if (!api_query_param(req, "from", analytics_check_date, 64, &call.q.from) ||
+	    !api_query_param(req, "to", analytics_check_date, 64, &call.q.to) ||
+	    !api_query_param(req, "as_of", analytics_check_date, 64, &call.q.as_of))
+		return;
+	api_run(req, run, &call);
+}

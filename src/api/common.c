@@ -227,10 +227,28 @@ reply_result(struct request *req, struct api_result *res)
 		reply_header(req, MHD_HTTP_HEADER_LOCATION, res->location);
 }
 
+bool api_test_clock;
+
+/* Set (now) or clear (NULL) the connection's test clock, rebuy.now. */
+static bool
+test_clock_set(struct db_conn *c, const char *now, struct err *err)
+{
+	const char *p[1] = { now ? now : "" };
+	PGresult *r;
+	enum db_qs qs = db_exec_sql(c, "test clock", "SELECT set_config('rebuy.now', $1, false)", 1,
+				    p, &r);
+
+	PQclear(r);
+	if (qs < 0)
+		db_fail(c, qs, err);
+	return qs >= 0;
+}
+
 void
 api_run(struct request *req, api_fn fn, void *cls)
 {
 	struct tx_ctx t = { .req = req, .fn = fn, .cls = cls };
+	const char *now = api_test_clock ? request_header(req, API_TEST_NOW) : NULL;
 	struct db_conn *c;
 	struct err err;
 	enum db_qs qs;
@@ -242,6 +260,10 @@ api_run(struct request *req, api_fn fn, void *cls)
 		return;
 	}
 	db_mark_busy(true);
+	if (now && !test_clock_set(c, now, &err)) {
+		reply_problem(req, &err);
+		goto out;
+	}
 	if (strcmp(req->method, "GET") == 0) {
 		/* a single read needs no transaction: skip BEGIN/COMMIT trips */
 		qs = fn(c, cls, &t.res, &err);
@@ -273,6 +295,8 @@ api_run(struct request *req, api_fn fn, void *cls)
 		reply_result(req, &t.res);
 	}
 out:
+	if (now)
+		(void)test_clock_set(c, NULL, &err);
 	db_release(c);
 	db_mark_busy(false);
 	result_reset(&t.res);

@@ -4,9 +4,11 @@
  * /v1/memberships/{id} (renew, cancel).  Parse, one domain call, reply.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rebuy/api.h"
+#include "rebuy/benefits.h"
 #include "rebuy/memberships.h"
 #include "rebuy/reply.h"
 
@@ -37,6 +39,7 @@ static const struct jv_field plan_spec[] = {
 	{ .name = "duration_days", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = 3660 },
 	{ .name = "discount_bp", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 0, .max = 10000 },
 	{ .name = "active", .kind = JV_BOOLEAN },
+	{ .name = "benefits", .kind = JV_ANY_OBJECT },
 	{ .name = NULL },
 };
 
@@ -46,9 +49,8 @@ plan_put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	struct membership_call *call = cls;
 	bool created = false;
 	enum db_qs qs = memberships_plan_put(c, call->shop_id, call->id, &call->plan, &created,
-					     &out->raw);
+					     &out->raw, err);
 
-	(void)err;
 	if (qs >= 0) {
 		out->status = created ? 201 : 200;
 		if (created)
@@ -77,6 +79,8 @@ void
 api_membership_plans_put(struct request *req)
 {
 	struct membership_call call = { .shop_id = req->shop_id };
+	struct err err;
+	char *benefits;
 	json_t *body;
 
 	if (!plan_path(req, &call.id, true) || !(body = api_body(req, plan_spec)))
@@ -88,7 +92,13 @@ api_membership_plans_put(struct request *req)
 		.discount_bp = json_integer_value(json_object_get(body, "discount_bp")),
 		.active = !json_is_false(json_object_get(body, "active")),
 	};
-	api_run(req, plan_put, &call);
+	call.plan.benefits = benefits = benefits_quota_map(json_object_get(body, "benefits"),
+							   "/benefits", &err);
+	if (benefits)
+		api_run(req, plan_put, &call);
+	else
+		reply_problem(req, &err);
+	free(benefits);
 	json_decref(body);
 }
 

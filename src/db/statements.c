@@ -8,6 +8,7 @@
 #include "rebuy/analytics.h"
 #include "rebuy/apikeys.h"
 #include "rebuy/auth.h"
+#include "rebuy/benefits.h"
 #include "rebuy/customers.h"
 #include "rebuy/db.h"
 #include "rebuy/idempotency.h"
@@ -16,6 +17,7 @@
 #include "rebuy/rfm.h"
 #include "rebuy/segments.h"
 #include "rebuy/shops.h"
+#include "rebuy/tiers.h"
 #include "rebuy/traffic.h"
 
 extern const struct db_stmt migrate_stmts[];
@@ -23,5 +25,5 @@ extern const struct db_stmt migrate_stmts[];
 const struct db_stmt *const db_all_stmts[] = {
 	migrate_stmts, auth_stmts, idem_stmts, shops_stmts, apikeys_stmts,
 	customers_stmts, orders_stmts, analytics_stmts, traffic_stmts,
-	segments_stmts, rfm_stmts, memberships_stmts, NULL,
+	segments_stmts, rfm_stmts, memberships_stmts, tiers_stmts, benefits_stmts, NULL,
 };

@@ -167,6 +167,40 @@ const struct db_stmt analytics_stmts[] = {
 	  "   UNION ALL SELECT 1, r FROM unnest(x.roles) AS r"
 	  "   UNION ALL SELECT 2, x.ch) g"
 	  " GROUP BY 1, 2 ORDER BY g.kind, g.key COLLATE \"C\"" },
+	/*
+	 * Members vs non-members and per tier, over the customers with an
+	 * occasion dated in [$2, $3]: kind 0 members / non-members (a paid
+	 * membership overlapping the period), kind 1 the tier held at the end
+	 * of the period (from the history; the entry tier without one; '' for
+	 * none).  Per group: customers, those with two or more occasions, the
+	 * occasions' orders, the intervals between consecutive occasions both
+	 * in the period and their days (local dates, as revenue-mix).
+	 */
+	{ "analytics_membership",
+	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
+	  "   (($3::date + 1)::timestamp AT TIME ZONE timezone) AS t1,"
+	  "   tier_code($1, tier_entry_rank($1)) AS entry FROM shops WHERE id = $1),"
+	  " c AS (SELECT o.customer_seq, count(*) AS occasions, sum(o.orders) AS orders,"
+	  "     count(*) FILTER (WHERE o.prev_started_at >= s.t0) AS intervals,"
+	  "     coalesce(sum((o.started_at AT TIME ZONE s.tz)::date"
+	  "       - (o.prev_started_at AT TIME ZONE s.tz)::date)"
+	  "       FILTER (WHERE o.prev_started_at >= s.t0), 0) AS days"
+	  "   FROM purchase_occasions o, s"
+	  "   WHERE o.shop_id = $1 AND o.started_at >= s.t0 AND o.started_at < s.t1"
+	  "   GROUP BY o.customer_seq),"
+	  " g AS (SELECT c.*, EXISTS (SELECT FROM memberships m WHERE m.customer_seq = c.customer_seq"
+	  "       AND m.starts_at < s.t1 AND m.ends_at > s.t0) AS member,"
+	  "     coalesce((SELECT h.to_tier FROM tier_history h WHERE h.customer_seq = c.customer_seq"
+	  "       AND h.at < s.t1 ORDER BY h.at DESC, h.seq DESC LIMIT 1), s.entry, '') AS tier"
+	  "   FROM c, s)"
+	  " SELECT x.kind, x.grp, count(*), count(*) FILTER (WHERE x.occasions >= 2),"
+	  "   sum(x.orders), sum(x.intervals), sum(x.days)"
+	  " FROM (SELECT 0 AS kind, CASE WHEN member THEN 'members' ELSE 'non_members' END AS grp,"
+	  "     occasions, orders, intervals, days FROM g"
+	  "   UNION ALL SELECT 1, tier, occasions, orders, intervals, days FROM g) x"
+	  " GROUP BY x.kind, x.grp" },
+	/* the programme's tiers, lowest first */
+	{ "analytics_tiers", "SELECT code FROM tiers WHERE shop_id = $1 ORDER BY rank" },
 	{ NULL, NULL },
 };
 
@@ -1045,4 +1079,89 @@ analytics_first_order(struct db_conn *c, const char *shop_id, const struct analy
 	PQclear(res);
 	json_decref(r.rule);
 	return DB_ONE_RESULT;
+}
+
+/* ---- members vs non-members ----------------------------------------------- */
+
+static const char *const caveat_membership =
+	"A comparison of groups, not a causal effect: customers who buy more are likelier to "
+	"join or earn a tier.";
+
+/* The group's figures from its row of analytics_membership (row < 0: none, all zero). */
+static json_t *
+member_group(const char *name, PGresult *res, int row)
+{
+	long long customers = row < 0 ? 0 : col(res, row, 2), repeat = row < 0 ? 0 : col(res, row, 3),
+		  orders = row < 0 ? 0 : col(res, row, 4), intervals = row < 0 ? 0 : col(res, row, 5),
+		  days = row < 0 ? 0 : col(res, row, 6);
+
+	return json_pack("{s:s, s:I, s:I, s:o, s:I, s:o, s:I, s:o}", "group", name,
+			 "customers", (json_int_t)customers, "repeat_customers", (json_int_t)repeat,
+			 "repurchase_rate", ratio(repeat, customers), "orders", (json_int_t)orders,
+			 "orders_per_customer", ratio(orders, customers),
+			 "intervals", (json_int_t)intervals,
+			 "days_between_orders", ratio(days, intervals));
+}
+
+static int
+group_row(PGresult *res, int n, int kind, const char *grp)
+{
+	for (int i = 0; i < n; i++)
+		if (atoi(PQgetvalue(res, i, 0)) == kind && strcmp(PQgetvalue(res, i, 1), grp) == 0)
+			return i;
+	return -1;
+}
+
+enum db_qs
+analytics_membership(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+		     json_t **out, struct err *err)
+{
+	struct range r;
+	PGresult *res = NULL, *tiers = NULL;
+	json_t *def = NULL, *by_tier = NULL;
+	enum db_qs qs = resolve(c, shop_id, q, &r, err), nt;
+
+	if (qs < 0)
+		return qs;
+	{
+		const char *p[3] = { shop_id, r.from_s, r.to_s };
+
+		qs = db_exec(c, "analytics_membership", 3, p, &res);
+		if (qs < 0)
+			goto out;
+		nt = db_exec(c, "analytics_tiers", 1, p, &tiers);
+		if (nt < 0) {
+			qs = nt;
+			goto out;
+		}
+	}
+	by_tier = json_array();
+	for (int i = 0; by_tier && i < (int)nt; i++) {
+		const char *code = PQgetvalue(tiers, i, 0);
+
+		json_array_append_new(by_tier, member_group(code, res, group_row(res, (int)qs, 1, code)));
+	}
+	if (by_tier)
+		json_array_append_new(by_tier, member_group("none", res, group_row(res, (int)qs, 1, "")));
+	def = definition(&r, q);
+	if (!def || !by_tier) {
+		qs = DB_HARD_ERROR;
+		goto out;
+	}
+	json_object_del(def, "channel");
+	json_object_set_new(def, "caveat", json_string(caveat_membership));
+	*out = json_pack("{s:o, s:o, s:o, s:o}", "definition", def,
+			 "members", member_group("members", res, group_row(res, (int)qs, 0, "members")),
+			 "non_members", member_group("non_members", res,
+						     group_row(res, (int)qs, 0, "non_members")),
+			 "tiers", by_tier);
+	def = by_tier = NULL;
+	qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
+out:
+	json_decref(def);
+	json_decref(by_tier);
+	PQclear(res);
+	PQclear(tiers);
+	json_decref(r.rule);
+	return qs;
 }

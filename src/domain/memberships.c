@@ -8,11 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rebuy/benefits.h"
 #include "rebuy/keys.h"
 #include "rebuy/memberships.h"
-
-/* a membership's status as of the transaction's now(): active */
-#define ACTIVE "m.cancelled_at IS NULL AND now() < m.ends_at"
 
 /* a term of n days is n × 24 hours (the API's days are not calendar days) */
 #define DAYS(n) "make_interval(hours => 24 * " n "::integer)"
@@ -21,10 +19,10 @@ const struct db_stmt memberships_stmts[] = {
 	/* xmax is 0 on a freshly inserted row version: tells created from replaced */
 	{ "memberships_plan_put",
 	  "INSERT INTO membership_plans AS p (shop_id, code, name, fee, duration_days, discount_bp,"
-	  "   active) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	  "   active, benefits) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 	  " ON CONFLICT (shop_id, code) DO UPDATE SET name = excluded.name, fee = excluded.fee,"
 	  "   duration_days = excluded.duration_days, discount_bp = excluded.discount_bp,"
-	  "   active = excluded.active, updated_at = now()"
+	  "   active = excluded.active, benefits = excluded.benefits, updated_at = rebuy_now()"
 	  " RETURNING (p.xmax = 0), membership_plan_json(p)::text" },
 	{ "memberships_plan_get",
 	  "SELECT membership_plan_json(p)::text FROM membership_plans p"
@@ -39,7 +37,7 @@ const struct db_stmt memberships_stmts[] = {
 	 */
 	{ "memberships_plan_for_sale",
 	  "SELECT p.fee, p.duration_days, p.discount_bp, p.active,"
-	  "   coalesce($3::timestamptz > now(), false)"
+	  "   coalesce($3::timestamptz > rebuy_now(), false), p.benefits::text"
 	  " FROM membership_plans p WHERE p.shop_id = $1 AND p.code = $2 FOR SHARE" },
 	/* for the reads: an erased customer's memberships stay readable */
 	{ "memberships_customer", "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2" },
@@ -48,50 +46,47 @@ const struct db_stmt memberships_stmts[] = {
 	  "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2 AND erased_at IS NULL FOR SHARE" },
 	/*
 	 * A sale and its first term.  $2 customer seq, $3 plan, $4 card number,
-	 * $5 starts_at or NULL (now), $6 days, $7 fee, $8 discount.  No row: the
-	 * card number is taken.
+	 * $5 starts_at or NULL (now), $6 days, $7 fee, $8 discount, $9 benefits.
+	 * No row: the card number is taken.
 	 */
 	{ "memberships_insert",
 	  "WITH m AS (INSERT INTO memberships (shop_id, customer_seq, plan_code, card_number,"
 	  "     starts_at, ends_at)"
-	  "   VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, now()),"
-	  "     coalesce($5::timestamptz, now()) + " DAYS("$6") ")"
+	  "   VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, rebuy_now()),"
+	  "     coalesce($5::timestamptz, rebuy_now()) + " DAYS("$6") ")"
 	  "   ON CONFLICT (shop_id, card_number) DO NOTHING RETURNING seq, id, starts_at, ends_at),"
 	  " t AS (INSERT INTO membership_terms (membership_seq, term_no, starts_at, ends_at, fee,"
-	  "     duration_days, discount_bp)"
-	  "   SELECT m.seq, 1, m.starts_at, m.ends_at, $7, $6, $8 FROM m)"
+	  "     duration_days, discount_bp, benefits)"
+	  "   SELECT m.seq, 1, m.starts_at, m.ends_at, $7, $6, $8, $9 FROM m)"
 	  " SELECT m.id::text FROM m" },
 	{ "memberships_get",
 	  "SELECT membership_json(m)::text FROM memberships m WHERE m.shop_id = $1 AND m.id = $2::uuid" },
-	/* $1 customer seq; $2 true: the active ones only */
+	/* $1 customer seq */
 	{ "memberships_of_customer",
 	  "SELECT json_build_object('items', coalesce(json_agg(membership_json(m)"
 	  "   ORDER BY m.starts_at DESC, m.id), '[]'))::text"
 	  " FROM memberships m WHERE m.customer_seq = $1" },
-	/* what applies now: the active memberships and the best discount of their current terms */
+	/* what applies now: tier, active memberships, the better discount, benefit counts */
 	{ "memberships_current",
-	  "SELECT json_build_object('customer_id', $2::text, 'as_of', rfc3339(now()), 'tier', NULL,"
-	  "   'memberships', coalesce(json_agg(membership_json(m) ORDER BY m.starts_at DESC, m.id), '[]'),"
-	  "   'discount_bp', coalesce(max((SELECT t.discount_bp FROM membership_terms t"
-	  "     WHERE t.membership_seq = m.seq AND t.starts_at <= now()"
-	  "     ORDER BY t.term_no DESC LIMIT 1)), 0))::text"
-	  " FROM memberships m WHERE m.customer_seq = $1 AND " ACTIVE },
+	  "SELECT customer_membership_json(c.shop_id, c.seq, c.id, rebuy_now())::text"
+	  " FROM customers c WHERE c.seq = $1" },
 	/* locked for a renewal or cancellation: seq, plan, cancelled, expired */
 	{ "memberships_lock",
-	  "SELECT m.seq, m.plan_code, m.cancelled_at IS NOT NULL, m.ends_at <= now()"
+	  "SELECT m.seq, m.plan_code, m.cancelled_at IS NOT NULL, m.ends_at <= rebuy_now()"
 	  " FROM memberships m WHERE m.shop_id = $1 AND m.id = $2::uuid FOR UPDATE" },
 	/*
 	 * One more term from the current end (from now once expired): $1 seq,
-	 * $2 fee, $3 days, $4 discount.
+	 * $2 fee, $3 days, $4 discount, $5 benefits.
 	 */
 	{ "memberships_renew",
 	  "WITH t AS (INSERT INTO membership_terms (membership_seq, term_no, starts_at, ends_at, fee,"
-	  "     duration_days, discount_bp)"
+	  "     duration_days, discount_bp, benefits)"
 	  "   SELECT m.seq, (SELECT max(x.term_no) + 1 FROM membership_terms x"
 	  "       WHERE x.membership_seq = m.seq),"
-	  "     greatest(m.ends_at, now()), greatest(m.ends_at, now()) + " DAYS("$3") ", $2, $3, $4"
+	  "     greatest(m.ends_at, rebuy_now()), greatest(m.ends_at, rebuy_now()) + " DAYS("$3") ","
+	  "     $2, $3, $4, $5"
 	  "   FROM memberships m WHERE m.seq = $1 RETURNING ends_at)"
-	  " UPDATE memberships m SET ends_at = t.ends_at, updated_at = now() FROM t WHERE m.seq = $1" },
+	  " UPDATE memberships m SET ends_at = t.ends_at, updated_at = rebuy_now() FROM t WHERE m.seq = $1" },
 	/*
 	 * Cancel now.  $2 true: refund pro rata, per term: a term not started
 	 * yet in full; the term in progress for its remaining whole days,
@@ -99,11 +94,11 @@ const struct db_stmt memberships_stmts[] = {
 	 * refunds at most its fee, so never more than was paid.
 	 */
 	{ "memberships_cancel",
-	  "UPDATE memberships m SET cancelled_at = now(), ends_at = now(), updated_at = now(),"
+	  "UPDATE memberships m SET cancelled_at = rebuy_now(), ends_at = rebuy_now(), updated_at = rebuy_now(),"
 	  "   refunded = CASE WHEN $2::boolean THEN (SELECT coalesce(sum(CASE"
-	  "       WHEN t.starts_at > now() THEN t.fee"
-	  "       WHEN t.ends_at > now() THEN t.fee"
-	  "         * floor(extract(epoch FROM t.ends_at - now()) / 86400)::bigint / t.duration_days"
+	  "       WHEN t.starts_at > rebuy_now() THEN t.fee"
+	  "       WHEN t.ends_at > rebuy_now() THEN t.fee"
+	  "         * floor(extract(epoch FROM t.ends_at - rebuy_now()) / 86400)::bigint / t.duration_days"
 	  "       ELSE 0 END), 0)"
 	  "     FROM membership_terms t WHERE t.membership_seq = m.seq) ELSE 0 END"
 	  " WHERE m.seq = $1" },
@@ -155,17 +150,21 @@ generate_card(char out[17])
 
 enum db_qs
 memberships_plan_put(struct db_conn *c, const char *shop_id, const char *code,
-		     const struct plan_input *in, bool *created, char **out)
+		     const struct plan_input *in, bool *created, char **out, struct err *err)
 {
 	char fee[24], days[24], bp[24];
-	const char *p[7] = { shop_id, code, in->name, fee, days, bp, in->active ? "t" : "f" };
+	const char *p[8] = { shop_id, code, in->name, fee, days, bp, in->active ? "t" : "f",
+			     in->benefits };
 	PGresult *r;
-	enum db_qs qs;
+	enum db_qs qs = benefits_check_quotas(c, shop_id, in->benefits, "/benefits", err);
+
+	if (qs < 0)
+		return qs;
 
 	snprintf(fee, sizeof fee, "%lld", in->fee);
 	snprintf(days, sizeof days, "%lld", in->duration_days);
 	snprintf(bp, sizeof bp, "%lld", in->discount_bp);
-	qs = db_exec(c, "memberships_plan_put", 7, p, &r);
+	qs = db_exec(c, "memberships_plan_put", 8, p, &r);
 	if (qs <= 0)
 		return qs < 0 ? qs : DB_HARD_ERROR;
 	*created = PQgetvalue(r, 0, 0)[0] == 't';
@@ -201,7 +200,8 @@ customer_seq(struct db_conn *c, const char *stmt, const char *shop_id, const cha
 /* The plan's terms for a sale; ERR_VALIDATION /plan when it cannot be sold. */
 struct plan_terms {
 	char fee[24], days[16], bp[16];
-	bool future; /* starts_at lies in the future */
+	char *benefits; /* the plan's benefits as sold, malloc'd */
+	bool future;    /* starts_at lies in the future */
 };
 
 static enum db_qs
@@ -224,8 +224,9 @@ plan_for_sale(struct db_conn *c, const char *shop_id, const char *plan, const ch
 	snprintf(t->days, sizeof t->days, "%s", PQgetvalue(r, 0, 1));
 	snprintf(t->bp, sizeof t->bp, "%s", PQgetvalue(r, 0, 2));
 	t->future = PQgetvalue(r, 0, 4)[0] == 't';
+	t->benefits = strdup(PQgetvalue(r, 0, 5));
 	PQclear(r);
-	return DB_ONE_RESULT;
+	return t->benefits ? DB_ONE_RESULT : DB_HARD_ERROR;
 }
 
 enum db_qs
@@ -233,7 +234,7 @@ memberships_buy(struct db_conn *c, const char *shop_id, const struct membership_
 		char **out, char id[37], struct err *err)
 {
 	char seq[24], card[17];
-	struct plan_terms t;
+	struct plan_terms t = { .benefits = NULL };
 	char *made = NULL;
 	enum db_qs qs = customer_seq(c, "memberships_customer_for_sale", shop_id, in->customer_id,
 				     seq);
@@ -243,35 +244,44 @@ memberships_buy(struct db_conn *c, const char *shop_id, const struct membership_
 		return qs;
 	qs = plan_for_sale(c, shop_id, in->plan, in->starts_at, &t, err);
 	if (qs < 0)
-		return qs;
+		goto out;
 	if (t.future) {
 		err_set(err, ERR_VALIDATION, "/starts_at", "/starts_at: must not be in the future");
-		return DB_ABORT;
+		qs = DB_ABORT;
+		goto out;
 	}
 	/* a generated number that happens to be taken is drawn again */
 	for (int attempt = 0; attempt < 5 && !made; attempt++) {
-		const char *p[8] = { shop_id, seq, in->plan, in->card_number, in->starts_at,
-				     t.days, t.fee, t.bp };
+		const char *p[9] = { shop_id, seq, in->plan, in->card_number, in->starts_at,
+				     t.days, t.fee, t.bp, t.benefits };
 
 		if (!in->card_number) {
-			if (!generate_card(card))
-				return DB_HARD_ERROR;
+			if (!generate_card(card)) {
+				qs = DB_HARD_ERROR;
+				goto out;
+			}
 			p[3] = card;
 		}
-		qs = db_exec_text(c, "memberships_insert", 8, p, &made);
+		qs = db_exec_text(c, "memberships_insert", 9, p, &made);
 		if (qs < 0)
-			return qs;
+			goto out;
 		if (qs == 0 && in->card_number) {
 			err_set(err, ERR_CARD_NUMBER_TAKEN, "/card_number",
 				"card number %s is already used in this shop", in->card_number);
-			return DB_ABORT;
+			qs = DB_ABORT;
+			goto out;
 		}
 	}
-	if (!made)
-		return DB_HARD_ERROR;
+	if (!made) {
+		qs = DB_HARD_ERROR;
+		goto out;
+	}
 	snprintf(id, 37, "%s", made);
+	qs = memberships_get(c, shop_id, id, out);
+out:
 	free(made);
-	return memberships_get(c, shop_id, id, out);
+	free(t.benefits);
+	return qs;
 }
 
 enum db_qs
@@ -292,7 +302,7 @@ memberships_of_customer(struct db_conn *c, const char *shop_id, const char *cust
 
 	if (qs <= 0)
 		return qs;
-	return active_only ? db_exec_text(c, "memberships_current", 2, p, out)
+	return active_only ? db_exec_text(c, "memberships_current", 1, p, out)
 			   : db_exec_text(c, "memberships_of_customer", 1, p, out);
 }
 
@@ -326,20 +336,19 @@ memberships_renew(struct db_conn *c, const char *shop_id, const char *id, char *
 		  struct err *err)
 {
 	char seq[24], plan[65];
-	struct plan_terms t;
+	struct plan_terms t = { .benefits = NULL };
 	enum db_qs qs = lock(c, shop_id, id, false, seq, plan, err);
 
 	*out = NULL;
 	if (qs <= 0)
 		return qs;
 	qs = plan_for_sale(c, shop_id, plan, NULL, &t, err);
-	if (qs < 0)
-		return qs;
-	{
-		const char *p[4] = { seq, t.fee, t.days, t.bp };
+	if (qs >= 0) {
+		const char *p[5] = { seq, t.fee, t.days, t.bp, t.benefits };
 
-		qs = db_exec_none(c, "memberships_renew", 4, p);
+		qs = db_exec_none(c, "memberships_renew", 5, p);
 	}
+	free(t.benefits);
 	if (qs < 0)
 		return qs;
 	return memberships_get(c, shop_id, id, out);

@@ -31,7 +31,9 @@ const struct db_stmt orders_stmts[] = {
 	  " FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (sku text, name text, category text,"
 	  "   role text, quantity bigint, unit_price bigint, discount bigint))"
 	  "   WITH ORDINALITY AS x(sku, name, category, role, quantity, unit_price, discount, n)" },
-	{ "orders_facts_refresh", "SELECT customer_facts_refresh($1)" },
+	/* the facts, then the tier they may earn or lose ($2 cause, $3 order id) */
+	{ "orders_facts_refresh",
+	  "SELECT customer_facts_refresh($1), tier_evaluate($1, $2, $3)" },
 	{ "orders_json", "SELECT order_json(o) FROM orders o WHERE o.seq = $1" },
 	{ "orders_get",
 	  "SELECT order_json(o) FROM orders o WHERE o.shop_id = $1 AND o.id = $2" },
@@ -92,11 +94,13 @@ const struct db_stmt orders_stmts[] = {
 	{ NULL, NULL },
 };
 
+/* After a change to order_id (cause order, cancel or refund). */
 static enum db_qs
-refresh_facts(struct db_conn *c, const char *customer_seq)
+refresh_facts(struct db_conn *c, const char *customer_seq, const char *cause,
+	      const char *order_id)
 {
-	const char *params[1] = { customer_seq };
-	enum db_qs qs = db_exec_none(c, "orders_facts_refresh", 1, params);
+	const char *params[3] = { customer_seq, cause, order_id };
+	enum db_qs qs = db_exec_none(c, "orders_facts_refresh", 3, params);
 
 	return qs < 0 ? qs : DB_ONE_RESULT;
 }
@@ -170,7 +174,7 @@ orders_put(struct db_conn *c, const char *shop_id, const char *id,
 		if (qs < 0)
 			goto out;
 	}
-	qs = refresh_facts(c, customer);
+	qs = refresh_facts(c, customer, "order", id);
 	if (qs < 0)
 		goto out;
 	{
@@ -211,7 +215,7 @@ orders_cancel(struct db_conn *c, const char *shop_id, const char *id, char **ord
 
 		qs = db_exec_none(c, "orders_cancel", 1, p);
 		if (qs > 0) /* it was placed: the customer's facts change */
-			qs = refresh_facts(c, PQgetvalue(r, 0, 1));
+			qs = refresh_facts(c, PQgetvalue(r, 0, 1), "cancel", id);
 		if (qs >= 0)
 			qs = db_exec_text(c, "orders_json", 1, p, order);
 	}
@@ -273,7 +277,7 @@ orders_refund(struct db_conn *c, const char *shop_id, const char *order_id,
 		if (qs >= 0)
 			qs = db_exec_none(c, "orders_refund_apply", 2, apply);
 		if (qs >= 0)
-			qs = refresh_facts(c, PQgetvalue(r, 0, 1));
+			qs = refresh_facts(c, PQgetvalue(r, 0, 1), "refund", order_id);
 		if (qs >= 0)
 			qs = db_exec_text(c, "orders_refund_json", 2, find, result);
 		*created = qs > 0;

@@ -49,6 +49,8 @@ static const struct field {
 	  " WHERE m.customer_seq = f.customer_seq AND m.cancelled_at IS NULL AND m.ends_at > now())",
 	  0 },
 	{ "membership_plans", SET, NULL, MEMBERSHIP_PLANS },
+	/* the earned tier held now (the entry tier without a stored one) */
+	{ "tier", CHANNEL, "tier_code(f.shop_id, tier_held_rank(f.shop_id, f.customer_seq))", 0 },
 	/* r: the scores, joined by the caller when out->rfm (see segfilter.h) */
 	{ "rfm_recency", NUMBER, "r.r", 0 },
 	{ "rfm_frequency", NUMBER, "r.f", 0 },

@@ -40,6 +40,8 @@ static const struct {
 	[ERR_ORDER_CANCELLED] = { 409, "order_cancelled", "The order is cancelled" },
 	[ERR_CARD_NUMBER_TAKEN] = { 409, "card_number_taken",
 				    "Card number already used in this shop" },
+	[ERR_QUOTA_EXCEEDED] = { 422, "quota_exceeded", "Benefit quota for this period used up" },
+	[ERR_BENEFIT_NOT_VALID] = { 422, "benefit_not_valid", "Benefit not valid at this time" },
 	[ERR_PAYLOAD_TOO_LARGE] = { 413, "payload_too_large", "Request body too large" },
 	[ERR_NOT_ACCEPTABLE] = { 406, "not_acceptable",
 				 "None of the accepted media types can be produced" },
@@ -198,6 +200,8 @@ reply_problem(struct request *req, const struct err *e)
 			 problems[code].code);
 	if (body && pointer[0])
 		json_object_set_new(body, "pointer", json_string(pointer));
+	for (unsigned i = 0; body && i < e->n_ext && i < ERR_EXT_MAX; i++)
+		json_object_set_new(body, e->ext[i].name, json_integer(e->ext[i].value));
 	if (body)
 		json_object_set_new(body, "request_id", json_string(req->id));
 	text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | REPLY_REAL_FORMAT) : NULL;
@@ -223,6 +227,7 @@ reply_error(struct request *req, enum err_code code, const char *pointer,
 	va_list ap;
 
 	e.code = code;
+	e.n_ext = 0;
 	snprintf(e.pointer, sizeof e.pointer, "%s", pointer ? pointer : "");
 	va_start(ap, fmt);
 	vsnprintf(e.message, sizeof e.message, fmt, ap);

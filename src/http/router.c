@@ -57,6 +57,8 @@ const struct route router_routes[] = {
 	  0, "from to as_of channel interval" },
 	{ "GET", "/v1/metrics/first-order", api_metrics_first_order, SCOPE_ADMIN | SCOPE_READONLY,
 	  0, "from to as_of window_days" },
+	{ "GET", "/v1/metrics/membership", api_metrics_membership, SCOPE_ADMIN | SCOPE_READONLY, 0,
+	  "from to as_of" },
 	{ "GET", "/v1/metrics/sales-decomposition", api_metrics_sales_decomposition,
 	  SCOPE_ADMIN | SCOPE_READONLY, 0, "from to as_of channel interval" },
 	{ "POST", "/v1/traffic", api_traffic_post, SCOPE_ADMIN | SCOPE_STOREFRONT,
@@ -79,6 +81,18 @@ const struct route router_routes[] = {
 	{ "POST", "/v1/memberships/{id}/renew", api_memberships_renew, SCOPE_ADMIN | SCOPE_STOREFRONT,
 	  ROUTE_BODY | ROUTE_IDEMPOTENT },
 	{ "POST", "/v1/memberships/{id}/cancel", api_memberships_cancel,
+	  SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_BODY | ROUTE_IDEMPOTENT },
+	{ "PUT", "/v1/tier-programme", api_tier_programme_put, SCOPE_ADMIN, ROUTE_BODY },
+	{ "GET", "/v1/tier-programme", api_tier_programme_get, ANY_SHOP, 0 },
+	{ "POST", "/v1/tier-programme/review", api_tier_programme_review, SCOPE_ADMIN,
+	  ROUTE_IDEMPOTENT },
+	{ "PUT", "/v1/customers/{id}/tier", api_customer_tier_put, SCOPE_ADMIN, ROUTE_BODY },
+	{ "GET", "/v1/customers/{id}/tier", api_customer_tier_get, ANY_SHOP, 0 },
+	{ "GET", "/v1/customers/{id}/tier-history", api_customer_tier_history, ANY_SHOP, 0 },
+	{ "PUT", "/v1/benefits/{code}", api_benefits_put, SCOPE_ADMIN, ROUTE_BODY },
+	{ "GET", "/v1/benefits", api_benefits_list, ANY_SHOP, 0 },
+	{ "GET", "/v1/benefits/{code}", api_benefits_get, ANY_SHOP, 0 },
+	{ "POST", "/v1/customers/{id}/benefits/{code}/uses", api_customer_benefit_use,
 	  SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_BODY | ROUTE_IDEMPOTENT },
 	{ "GET", "/v1/segments/{code}/customers", api_segments_members,
 	  SCOPE_ADMIN | SCOPE_READONLY, ROUTE_NEGOTIATED, "limit cursor consent fields" },
@@ -308,6 +322,26 @@ path_negotiated(const char *path)
 	return false;
 }
 
+/* Rebuy-Test-Now: only with --test-clock (production never backdates), and well-formed. */
+static bool
+test_clock_header(struct request *req)
+{
+	const char *v = request_header(req, API_TEST_NOW);
+
+	if (!v)
+		return true;
+	if (!api_test_clock)
+		reply_error(req, ERR_INVALID_PARAMETER, "/header/" API_TEST_NOW,
+			    "the test clock is off: rebuyd takes " API_TEST_NOW
+			    " only when started with --test-clock");
+	else if (!jv_is_timestamp(v))
+		reply_error(req, ERR_INVALID_PARAMETER, "/header/" API_TEST_NOW,
+			    API_TEST_NOW " must be an RFC 3339 timestamp");
+	else
+		return true;
+	return false;
+}
+
 void
 router_dispatch(struct request *req)
 {
@@ -337,7 +371,7 @@ router_dispatch(struct request *req)
 	}
 	if (req->route->scopes && !authenticate(req))
 		return;
-	if (!query_known(req) || !idempotency_header(req))
+	if (!query_known(req) || !idempotency_header(req) || !test_clock_header(req))
 		return;
 	req->route->handler(req);
 }

@@ -507,8 +507,9 @@ write_orders(struct importer *im, unsigned long long *imported, unsigned long lo
 			 " JOIN import_rows r ON r.order_row = h.order_row", 0, NULL, NULL))
 		return false;
 	progress(im, "facts", true);
-	if (!exec_ok(im, "SELECT customer_facts_refresh_many("
-			 " ARRAY(SELECT DISTINCT customer_seq FROM import_new))", 0, NULL, NULL))
+	if (!exec_ok(im, "SELECT customer_facts_refresh_many(a), tier_evaluate_many(a)"
+			 " FROM (SELECT ARRAY(SELECT DISTINCT customer_seq FROM import_new) a) x",
+			 0, NULL, NULL))
 		return false;
 	/*
 	 * Orders not inserted: the same content already there ("unchanged"),

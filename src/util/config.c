@@ -117,6 +117,7 @@ config_from_env(struct config *cfg)
 	cfg->connection_timeout = 30;
 	if (!cfg->database_url)
 		return false;
+	cfg->test_clock = getenv("REBUY_TEST_CLOCK") && strcmp(getenv("REBUY_TEST_CLOCK"), "1") == 0;
 	for (size_t i = 0; i < sizeof env_map / sizeof env_map[0]; i++) {
 		const char *v = getenv(env_map[i].env);
 
@@ -138,6 +139,10 @@ config_apply_flag(struct config *cfg, int argc, char **argv, int i,
 	*consumed = 1;
 	if (strcmp(arg, "--migrate") == 0) {
 		cfg->migrate = true;
+		return true;
+	}
+	if (strcmp(arg, "--test-clock") == 0) {
+		cfg->test_clock = true;
 		return true;
 	}
 	if (strncmp(arg, "--", 2) != 0) {

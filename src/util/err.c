@@ -11,6 +11,7 @@ err_set(struct err *e, enum err_code code, const char *pointer,
 	va_list ap;
 
 	e->code = code;
+	e->n_ext = 0;
 	snprintf(e->pointer, sizeof e->pointer, "%s", pointer ? pointer : "");
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof e->message, fmt, ap);
@@ -43,6 +44,7 @@ void
 err_clear(struct err *e)
 {
 	e->code = ERR_NONE;
+	e->n_ext = 0;
 	e->message[0] = '\0';
 	e->pointer[0] = '\0';
 }
@@ -65,4 +67,14 @@ err_pointer_append(char *buf, size_t size, const char *token)
 		}
 	}
 	buf[n] = '\0';
+}
+
+void
+err_ext(struct err *e, const char *name, long long value)
+{
+	if (e->n_ext < ERR_EXT_MAX) {
+		e->ext[e->n_ext].name = name;
+		e->ext[e->n_ext].value = value;
+		e->n_ext++;
+	}
 }

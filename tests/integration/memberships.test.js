@@ -22,7 +22,7 @@ let c;
 
 const DAY = 86400n * 1000000n; // 24 h in microseconds
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const PLAN_KEYS = ['active', 'code', 'created_at', 'currency', 'discount_bp', 'duration_days', 'fee', 'name', 'updated_at'];
+const PLAN_KEYS = ['active', 'benefits', 'code', 'created_at', 'currency', 'discount_bp', 'duration_days', 'fee', 'name', 'updated_at'];
 const MEMBERSHIP_KEYS = ['cancelled_at', 'card_number', 'created_at', 'currency', 'customer_id', 'discount_bp', 'ends_at',
   'id', 'paid_total', 'plan', 'refunded', 'starts_at', 'status', 'terms', 'updated_at'];
 const TERM_KEYS = ['discount_bp', 'duration_days', 'ends_at', 'fee', 'paid_at', 'starts_at'];
