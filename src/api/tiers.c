@@ -144,12 +144,19 @@ review(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	return qs;
 }
 
+static const struct jv_field review_spec[] = { { .name = NULL } };
+
 void
 api_tier_programme_review(struct request *req)
 {
 	struct tier_call call = { .shop_id = req->shop_id };
+	json_t *body = NULL;
 
+	/* no body, or {} (an unknown member is a 422 like everywhere) */
+	if (req->body_len > 0 && !(body = api_body(req, review_spec)))
+		return;
 	api_run(req, review, &call);
+	json_decref(body);
 }
 
 static const struct jv_field assign_spec[] = {

@@ -16,7 +16,7 @@
 #define MAX_VALUES 100     /* strings of one in / contains_any / contains_all */
 #define MAX_NUMBER 1000000000000000LL
 
-enum kind { NUMBER, CHANNEL, SET, RFM_SEGMENT };
+enum kind { NUMBER, CHANNEL, TIER, SET, RFM_SEGMENT };
 enum set { CATEGORIES, CHANNELS, TAGS, CONSENT, MEMBERSHIP_PLANS };
 
 static const struct field {
@@ -50,7 +50,7 @@ static const struct field {
 	  0 },
 	{ "membership_plans", SET, NULL, MEMBERSHIP_PLANS },
 	/* the earned tier held now (the entry tier without a stored one) */
-	{ "tier", CHANNEL, "tier_code(f.shop_id, tier_held_rank(f.shop_id, f.customer_seq))", 0 },
+	{ "tier", TIER, "tier_code(f.shop_id, tier_held_rank(f.shop_id, f.customer_seq))", 0 },
 	/* r: the scores, joined by the caller when out->rfm (see segfilter.h) */
 	{ "rfm_recency", NUMBER, "r.r", 0 },
 	{ "rfm_frequency", NUMBER, "r.f", 0 },
@@ -162,6 +162,12 @@ string_ok(struct ctx *x, const json_t *v, const char *ptr, enum kind kind, enum 
 			if (strcmp(s, consent_columns[i][0]) == 0)
 				return true;
 		return fail(x, ptr, "must be email, sms or wechat");
+	}
+	if (kind == TIER) {
+		if (strlen(s) < 1 || strlen(s) > 64 ||
+		    strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(s))
+			return fail(x, ptr, "must be a tier code: 1-64 of a-z, 0-9 and -");
+		return true;
 	}
 	if (strlen(s) < 1 || strlen(s) > 64 || jv_check_token(s))
 		return fail(x, ptr, "must be 1-64 of letters, digits and . _ : -");
@@ -305,6 +311,7 @@ rfm_segment_condition(struct ctx *x, const struct field *f, const char *op, cons
 	return emit(x, "(%s IN (SELECT jsonb_array_elements_text($%d::jsonb)))", f->expr, a);
 }
 
+/* first_order_channel and tier: one string, eq / ne / in */
 static bool
 channel_condition(struct ctx *x, const struct field *f, const char *op, const json_t *v,
 		  const char *ptr_op, const char *ptr_v)
@@ -312,12 +319,13 @@ channel_condition(struct ctx *x, const struct field *f, const char *op, const js
 	int a;
 
 	if (strcmp(op, "eq") == 0 || strcmp(op, "ne") == 0) {
-		if (!string_ok(x, v, ptr_v, CHANNEL, 0) || (a = param(x, strdup(json_string_value(v)))) < 0)
+		if (!string_ok(x, v, ptr_v, f->kind, 0) ||
+		    (a = param(x, strdup(json_string_value(v)))) < 0)
 			return false;
 		return emit(x, "(%s %s $%d::text)", f->expr, op[0] == 'e' ? "=" : "<>", a);
 	}
 	if (strcmp(op, "in") == 0) {
-		char *lit = string_array(x, v, ptr_v, CHANNEL, 0);
+		char *lit = string_array(x, v, ptr_v, f->kind, 0);
 
 		if (!lit || (a = param(x, lit)) < 0)
 			return false;
@@ -432,7 +440,8 @@ condition(struct ctx *x, const json_t *n, const char *ptr)
 		x->out->rfm = true;
 	switch (f->kind) {
 	case NUMBER: return number_condition(x, f, op, value, po, pv);
-	case CHANNEL: return channel_condition(x, f, op, value, po, pv);
+	case CHANNEL:
+	case TIER: return channel_condition(x, f, op, value, po, pv);
 	case SET: return set_condition(x, f, op, value, po, pv);
 	case RFM_SEGMENT: return rfm_segment_condition(x, f, op, value, po, pv);
 	}

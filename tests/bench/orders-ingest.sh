@@ -22,6 +22,13 @@
 #   - peak RSS of rebuyd (VmHWM) at the end.
 # Prints one table and "ratio" lines; exits 0 (it measures, never asserts),
 # except when rebuyd does not answer 201 to a first order.
+#
+# BENCH_TIERS=1 measures instead what an earned-tier programme costs the
+# ingest (issue 6, goal >= 0.9): each round runs wrk against rebuyd without
+# a programme, then with one (three tiers: an entry tier, silver by net
+# spend, gold by spend or order count, 365-day windows), the programme
+# dropped with SQL and put back through the API in between; ratio = with /
+# without, median of the rounds.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 bench_build
@@ -85,12 +92,13 @@ $(stmt orders_json);
 COMMIT;
 SQL
 sed -i -E -e 's/:orders_(find|insert)_2\b/:oid/g' -e 's/:orders_customer_2\b/:cust/g' \
+    -e 's/:orders_facts_refresh_3\b/:oid/g' \
     -e 's/:(orders_insert_3|orders_facts_refresh_1)\b/:cust_seq/g' \
     -e 's/:(orders_lines_insert_1|orders_json_1)\b/:ord_seq/g' "$TMP/put.sql"
 PGB_VARS=(-D "auth_lookup_1=$PREFIX"
     -D "orders_find_1=$SHOP" -D "orders_customer_1=$SHOP"
     -D "orders_insert_1=$SHOP" -D "orders_insert_4=2025-06-18T12:00:00Z" -D orders_insert_5=web
-    -D orders_insert_6=CNY -D orders_insert_7=800 -D orders_insert_8=1000 -D orders_insert_9=44290
+    -D orders_facts_refresh_2=order -D orders_insert_6=CNY -D orders_insert_7=800 -D orders_insert_8=1000 -D orders_insert_9=44290
     -D orders_insert_10=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
     -D "orders_lines_insert_2=$LINES_JSON")
 for v in $(grep -oE ':[a-z_]+_[0-9]+\b' "$TMP/put.sql" | sort -u); do
@@ -207,7 +215,51 @@ print(f"{tps:.0f} {q(0.50):.2f} {q(0.99):.2f} {failed.group(1) if failed else 0}
 PY
 }
 
+TIERS_BODY='{"tiers":[
+  {"code":"member","name":"Member","discount_bp":0,"qualification":{}},
+  {"code":"silver","name":"Silver","discount_bp":300,"qualification":{"net_spend":100000}},
+  {"code":"gold","name":"Gold","discount_bp":800,
+   "qualification":{"net_spend":300000,"orders":6,"combine":"or"}}],
+  "downgrade":{"policy":"review","every_months":3,"grace_days":30}}'
+tiers_on() {
+    local code
+    code=$(curl -s -o "$TMP/tiers.json" -w '%{http_code}' -X PUT "http://127.0.0.1:$HTTP/v1/tier-programme" \
+        -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' -d "$TIERS_BODY")
+    [[ $code == 20[01] ]] || { echo "PUT /v1/tier-programme answered $code: $(cat "$TMP/tiers.json")" >&2; exit 1; }
+}
+tiers_off() { "${PSQL[@]}" -d rebuy -c "DELETE FROM tiers; DELETE FROM tier_programmes"; }
+
 declare -A R
+if [[ ${BENCH_TIERS:-0} == 1 ]]; then
+    for round in $(seq "$ROUNDS"); do
+        for c in $CONNS_LIST; do
+            tiers_off
+            R[off.$c]+="$(wrk_run "$c" "t${round}c${c}off");"
+            tiers_on
+            R[on.$c]+="$(wrk_run "$c" "t${round}c${c}on");"
+        done
+        echo "round $round done"
+    done
+    "${PSQL[@]}" -d rebuy -c "SELECT 'tiers held: ' || string_agg(tier || ' ' || n, ', ')
+        || '; history rows: ' || (SELECT count(*) FROM tier_history)
+        FROM (SELECT tier, count(*) n FROM customer_tiers GROUP BY tier ORDER BY tier) x"
+    args=()
+    for c in $CONNS_LIST; do args+=("$c" "${R[off.$c]}" "${R[on.$c]}"); done
+    python3 - "${args[@]}" <<'PY'
+import statistics as st, sys
+def rows(s): return [list(map(float, r.split())) for r in s.split(";") if r.strip()]
+def med(rs, i): return st.median(r[i] for r in rs)
+a = sys.argv[1:]
+print(f"\nPUT /v1/orders/{{id}}, new order, 3 lines{'req/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+for i in range(0, len(a), 3):
+    c, off, on = a[i], rows(a[i + 1]), rows(a[i + 2])
+    for name, r in (("no tier programme", off), ("tier programme", on)):
+        print(f"{'  ' + name + ' (wrk -c' + c + ')':41}{med(r,0):12.0f}{med(r,1):9.2f}{med(r,2):9.2f}{med(r,3):8.0f}")
+    print(f"ratio -c{c}: with / without = {med(on,0) / med(off,0):.2f}   (per-round: "
+          + ", ".join(f"{y[0] / x[0]:.2f}" for x, y in zip(off, on)) + ")")
+PY
+    exit 0
+fi
 for round in $(seq "$ROUNDS"); do
     for c in $CONNS_LIST; do
         R[rebuyd.$c]+="$(wrk_run "$c" "w${round}c$c");"

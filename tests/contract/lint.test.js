@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 45, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2, rfm.md 3, memberships1.md 9');
+    assert.equal(seen.size, 56, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2, rfm.md 3, memberships1.md 9, tiers.md 11');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -89,7 +89,7 @@ describe('openapi.yaml', () => {
       assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
       checked++;
     }
-    assert.equal(checked, 15, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}, PUT /v1/rfm/map, PUT /v1/membership-plans/{code}, POST /v1/customers/{id}/memberships, POST /v1/memberships/{id}/renew, POST /v1/memberships/{id}/cancel');
+    assert.equal(checked, 20, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}, PUT /v1/rfm/map, PUT /v1/membership-plans/{code}, POST /v1/customers/{id}/memberships, POST /v1/memberships/{id}/renew, POST /v1/memberships/{id}/cancel, PUT /v1/benefits/{code}, PUT /v1/tier-programme, POST /v1/tier-programme/review, PUT /v1/customers/{id}/tier, POST /v1/customers/{id}/benefits/{code}/uses');
   });
 
   test('the request schemas reject what the service rejects', () => {
@@ -552,7 +552,7 @@ describe('openapi.yaml', () => {
 describe('requestExamples()', () => {
   test('lists each request-body example with the path filled in', () => {
     const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
-    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'cancelMembership', 'createApiKey', 'createRefund', 'createShop', 'purchaseMembership', 'putCustomer', 'putMembershipPlan', 'putOrder', 'putRfmMap', 'putSegment', 'recordOrderEvent', 'recordTraffic', 'renewMembership', 'updateShop']);
+    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'cancelMembership', 'createApiKey', 'createRefund', 'createShop', 'purchaseMembership', 'putBenefit', 'putCustomer', 'putCustomerTier', 'putMembershipPlan', 'putOrder', 'putRfmMap', 'putSegment', 'putTierProgramme', 'recordBenefitUse', 'recordOrderEvent', 'recordTraffic', 'renewMembership', 'reviewTierProgramme', 'updateShop']);
     assert.deepEqual(byId.putCustomer, {
       operationId: 'putCustomer',
       method: 'PUT',
@@ -1805,7 +1805,7 @@ describe('validateResponse()', () => {
     const MID = '3c9a7e52-1f4b-4d8e-a6c2-9b0d1e2f3a4b';
     const plan = {
       code: 'plus', name: 'PLUS annual', fee: 19900, currency: 'CNY', duration_days: 365, discount_bp: 500, active: true,
-      created_at: '2026-11-22T16:53:38.123456Z', updated_at: '2026-11-22T16:53:38.123456Z',
+      benefits: { 'dry-cleaning': 2 }, created_at: '2026-11-22T16:53:38.123456Z', updated_at: '2026-11-22T16:53:38.123456Z',
     };
     const term = {
       starts_at: '2026-11-22T16:53:38.123456Z', ends_at: '2027-11-22T16:53:38.123456Z', fee: 19900,
@@ -1898,14 +1898,17 @@ describe('validateResponse()', () => {
 
     // What applies now.
     const now = check('GET', '/v1/customers/cust-1001/membership', 200);
-    const applies = { customer_id: 'cust-1001', as_of: '2026-11-23T00:00:00.5Z', tier: null, memberships: [m], discount_bp: 500 };
+    const applies = {
+      customer_id: 'cust-1001', as_of: '2026-11-23T00:00:00.5Z', tier: null, memberships: [m], discount_bp: 500,
+      discount_source: 'membership', benefits: [],
+    };
     now.ok(applies);
-    now.ok({ ...applies, memberships: [], discount_bp: 0 });
+    now.ok({ ...applies, memberships: [], discount_bp: 0, discount_source: null });
     now.bad({ ...applies, memberships: [cancelled] }, /status/, 'active memberships only');
-    now.bad({ ...applies, tier: 'gold' }, /tier/, 'no earned tiers yet');
+    now.bad({ ...applies, tier: 'gold' }, /tier/, 'a tier is an object');
     now.bad({ ...applies, discount_bp: null }, /discount_bp/, '0, not null, without memberships');
     now.bad({ ...applies, as_of: undefined }, /as_of/, 'as_of is required');
-    now.bad({ ...applies, benefits: [] }, /additional properties/, 'no other member');
+    now.bad({ ...applies, extra: [] }, /additional properties/, 'no other member');
     problemAt('GET', '/v1/customers/bad%20id/membership', 400, 'invalid_parameter', { pointer: '/path/id' });
     problemAt('GET', '/v1/customers/cust-1001/membership', 404, 'not_found');
   });

@@ -176,10 +176,11 @@ async function applies(key, customer) {
   const t1 = nowCeil();
   assert.equal(r.status, 200, `GET ${nowPath(customer)}: ${r.text}`);
   const b = r.body;
-  assert.deepEqual(Object.keys(b).sort(), ['as_of', 'customer_id', 'discount_bp', 'memberships', 'tier']);
+  assert.deepEqual(Object.keys(b).sort(), ['as_of', 'benefits', 'customer_id', 'discount_bp', 'discount_source', 'memberships', 'tier']);
   assert.equal(b.customer_id, customer);
   within(tsMicros(b.as_of), t0, t1, 'as_of is now');
-  assert.equal(b.tier, null, 'no earned tiers in this slice');
+  assert.equal(b.tier, null, 'these shops have no tier programme (tiers.test.js)');
+  assert.equal(b.discount_source, b.discount_bp ? 'membership' : null);
   for (const m of b.memberships) {
     assertMembershipShape(m);
     assert.equal(m.status, 'active');
@@ -239,6 +240,7 @@ describe('plans', () => {
     assert.deepEqual({ ...p, created_at: undefined, updated_at: undefined }, {
       code: 'plus', name: 'PLUS annual', fee: 36500, currency: 'CNY', duration_days: 365, discount_bp: 500,
       active: true, // default
+      benefits: {}, // default
       created_at: undefined, updated_at: undefined,
     });
     within(assertServerTs(p.created_at), t0, t1, 'created_at');
@@ -250,7 +252,7 @@ describe('plans', () => {
     const r2 = await c.put(plansPath('plus'), changed, { key: S.keys.admin });
     const t3 = nowCeil();
     assert.equal(r2.status, 200, r2.text);
-    assert.deepEqual({ ...r2.body, updated_at: undefined }, { code: 'plus', currency: 'CNY', ...changed, created_at: p.created_at, updated_at: undefined });
+    assert.deepEqual({ ...r2.body, updated_at: undefined }, { code: 'plus', currency: 'CNY', ...changed, benefits: {}, created_at: p.created_at, updated_at: undefined });
     within(tsMicros(r2.body.updated_at), t2, t3, 'updated_at');
     for (const key of Object.values(S.keys)) {
       const g = await c.get(plansPath('plus'), { key });
