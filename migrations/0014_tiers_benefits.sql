@@ -111,7 +111,8 @@ CREATE TABLE tiers (
 );
 COMMENT ON TABLE tiers IS 'Ordered tiers; rank 1 is the lowest; no net_spend and no orders: an entry tier';
 
--- The tier a customer holds (none stored: the entry tier, if any).
+-- The tier a customer holds, always above the entry tier (none stored:
+-- the entry tier, if any).
 CREATE TABLE customer_tiers (
     customer_seq bigint PRIMARY KEY REFERENCES customers (seq),
     shop_id      uuid NOT NULL,
@@ -143,40 +144,63 @@ CREATE TABLE tier_history (
 CREATE INDEX tier_history_customer ON tier_history (customer_seq, seq);
 COMMENT ON TABLE tier_history IS 'Every change of a customer''s tier, with its cause';
 
-CREATE FUNCTION tier_rank(p_shop uuid, p_code text) RETURNS integer LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT t.rank FROM tiers t WHERE t.shop_id = p_shop AND t.code = p_code), 0)
-$$;
-CREATE FUNCTION tier_code(p_shop uuid, p_rank integer) RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT t.code FROM tiers t WHERE t.shop_id = p_shop AND t.rank = p_rank
-$$;
+-- Small lookups in PL/pgSQL, not SQL: a SQL function that cannot be
+-- inlined is planned again at every call, and tier_evaluate() runs with
+-- every order write.
+CREATE FUNCTION tier_rank(p_shop uuid, p_code text) RETURNS integer LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT t.rank FROM tiers t WHERE t.shop_id = p_shop AND t.code = p_code), 0);
+END $$;
+CREATE FUNCTION tier_code(p_shop uuid, p_rank integer) RETURNS text LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT t.code FROM tiers t WHERE t.shop_id = p_shop AND t.rank = p_rank);
+END $$;
 -- the highest entry tier (no thresholds): every customer holds at least it
-CREATE FUNCTION tier_entry_rank(p_shop uuid) RETURNS integer LANGUAGE sql STABLE AS $$
-    SELECT coalesce(max(t.rank), 0) FROM tiers t
-     WHERE t.shop_id = p_shop AND t.net_spend IS NULL AND t.orders IS NULL
-$$;
+CREATE FUNCTION tier_entry_rank(p_shop uuid) RETURNS integer LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(max(t.rank), 0) FROM tiers t
+             WHERE t.shop_id = p_shop AND t.net_spend IS NULL AND t.orders IS NULL);
+END $$;
 
 -- Does the customer qualify for tier t at instant p_at?  Over the purchase
 -- occasions started in (p_at - window, p_at], with their net as it is now.
 CREATE FUNCTION tier_qualifies(p_customer bigint, t tiers, p_at timestamptz) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN t.net_spend IS NULL AND t.orders IS NULL THEN true ELSE (
-        SELECT CASE WHEN t.net_spend IS NULL THEN count(*) >= t.orders
-                    WHEN t.orders IS NULL THEN coalesce(sum(o.net), 0) >= t.net_spend
-                    WHEN t.combine = 'and'
-                        THEN count(*) >= t.orders AND coalesce(sum(o.net), 0) >= t.net_spend
-                    ELSE count(*) >= t.orders OR coalesce(sum(o.net), 0) >= t.net_spend END
-          FROM purchase_occasions o
-         WHERE o.customer_seq = p_customer
-           AND o.started_at > p_at - make_interval(hours => 24 * t.window_days)
-           AND o.started_at <= p_at) END
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    n bigint;
+    spend numeric;
+BEGIN
+    IF t.net_spend IS NULL AND t.orders IS NULL THEN
+        RETURN true;
+    END IF;
+    SELECT count(*), coalesce(sum(o.net), 0) INTO n, spend FROM purchase_occasions o
+     WHERE o.customer_seq = p_customer
+       AND o.started_at > p_at - make_interval(hours => 24 * t.window_days)
+       AND o.started_at <= p_at;
+    RETURN CASE WHEN t.net_spend IS NULL THEN n >= t.orders
+                WHEN t.orders IS NULL THEN spend >= t.net_spend
+                WHEN t.combine = 'and' THEN n >= t.orders AND spend >= t.net_spend
+                ELSE n >= t.orders OR spend >= t.net_spend END;
+END $$;
 
--- The rank of the highest tier the customer qualifies for at p_at (0: none).
+-- The rank of the highest tier the customer qualifies for at p_at (0: none):
+-- tier_qualifies for every tier, in one query.
 CREATE FUNCTION tier_qualified_rank(p_shop uuid, p_customer bigint, p_at timestamptz)
-RETURNS integer LANGUAGE sql STABLE AS $$
-    SELECT coalesce(max(t.rank), 0) FROM tiers t
-     WHERE t.shop_id = p_shop AND tier_qualifies(p_customer, t, p_at)
-$$;
+RETURNS integer LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(max(t.rank), 0) FROM tiers t
+              LEFT JOIN LATERAL (SELECT count(*) AS n, coalesce(sum(o.net), 0) AS spend
+                                   FROM purchase_occasions o
+                                  WHERE o.customer_seq = p_customer
+                                    AND o.started_at > p_at - make_interval(hours => 24 * t.window_days)
+                                    AND o.started_at <= p_at) w ON true
+             WHERE t.shop_id = p_shop
+               AND CASE WHEN t.net_spend IS NULL AND t.orders IS NULL THEN true
+                        WHEN t.net_spend IS NULL THEN w.n >= t.orders
+                        WHEN t.orders IS NULL THEN w.spend >= t.net_spend
+                        WHEN t.combine = 'and' THEN w.n >= t.orders AND w.spend >= t.net_spend
+                        ELSE w.n >= t.orders OR w.spend >= t.net_spend END);
+END $$;
 
 -- Set the customer's stored tier to rank p_to (the entry tier or none:
 -- the row goes unless it holds a floor) and write the history row.
@@ -368,11 +392,12 @@ $$;
 
 -- The rank a customer holds (stored, else the entry tier; 0: none).
 CREATE FUNCTION tier_held_rank(p_shop uuid, p_customer bigint) RETURNS integer
-LANGUAGE sql STABLE AS $$
-    SELECT greatest(tier_entry_rank(p_shop),
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN greatest(tier_entry_rank(p_shop),
                     (SELECT tier_rank(p_shop, ct.tier) FROM customer_tiers ct
-                      WHERE ct.customer_seq = p_customer))
-$$;
+                      WHERE ct.customer_seq = p_customer));
+END $$;
 
 -- The CustomerTier object at p_now; NULL without a programme.
 CREATE FUNCTION customer_tier_json(p_shop uuid, p_customer bigint, p_id text, p_now timestamptz)
@@ -486,12 +511,18 @@ DECLARE
     v_now timestamptz := rebuy_now();
     held  integer := tier_held_rank(p_shop, p_customer);
 BEGIN
-    INSERT INTO customer_tiers (customer_seq, shop_id, tier, since, cause, floor_tier, floor_until)
-    VALUES (p_customer, p_shop, p_tier, v_now, 'manual',
-            CASE WHEN p_floor_until IS NOT NULL THEN p_tier END, p_floor_until)
-    ON CONFLICT (customer_seq) DO UPDATE SET tier = excluded.tier, since = excluded.since,
-        cause = excluded.cause, grace_until = NULL, floor_tier = excluded.floor_tier,
-        floor_until = excluded.floor_until;
+    IF tier_rank(p_shop, p_tier) <= tier_entry_rank(p_shop) THEN
+        -- the entry tier is held without a row, and a floor at it means nothing
+        DELETE FROM customer_tiers WHERE customer_seq = p_customer;
+    ELSE
+        INSERT INTO customer_tiers (customer_seq, shop_id, tier, since, cause, floor_tier,
+                                    floor_until)
+        VALUES (p_customer, p_shop, p_tier, v_now, 'manual',
+                CASE WHEN p_floor_until IS NOT NULL THEN p_tier END, p_floor_until)
+        ON CONFLICT (customer_seq) DO UPDATE SET tier = excluded.tier, since = excluded.since,
+            cause = excluded.cause, grace_until = NULL, floor_tier = excluded.floor_tier,
+            floor_until = excluded.floor_until;
+    END IF;
     INSERT INTO tier_history (shop_id, customer_seq, at, from_tier, to_tier, cause, reason)
     VALUES (p_shop, p_customer, v_now, tier_code(p_shop, held), p_tier, 'manual', p_reason);
 END $$;

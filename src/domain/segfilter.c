@@ -49,8 +49,11 @@ static const struct field {
 	  " WHERE m.customer_seq = f.customer_seq AND m.cancelled_at IS NULL AND m.ends_at > now())",
 	  0 },
 	{ "membership_plans", SET, NULL, MEMBERSHIP_PLANS },
-	/* the earned tier held now (the entry tier without a stored one) */
-	{ "tier", TIER, "tier_code(f.shop_id, tier_held_rank(f.shop_id, f.customer_seq))", 0 },
+	/* the earned tier held now: stored tiers rank above the entry tier, which needs no row */
+	{ "tier", TIER,
+	  "coalesce((SELECT ct.tier FROM customer_tiers ct WHERE ct.customer_seq = f.customer_seq),"
+	  " (SELECT t.code FROM tiers t WHERE t.shop_id = f.shop_id AND t.net_spend IS NULL"
+	  "   AND t.orders IS NULL ORDER BY t.rank DESC LIMIT 1))", 0 },
 	/* r: the scores, joined by the caller when out->rfm (see segfilter.h) */
 	{ "rfm_recency", NUMBER, "r.r", 0 },
 	{ "rfm_frequency", NUMBER, "r.f", 0 },

@@ -48,6 +48,10 @@ const struct db_stmt tiers_stmts[] = {
 	  " FROM jsonb_to_recordset($2::jsonb) AS x(code text, rank integer, name text,"
 	  "   discount_bp integer, window_days integer, net_spend bigint, orders integer,"
 	  "   combine text, benefits jsonb)" },
+	/* a stored tier the new programme makes an entry tier (or lower) is held without a row */
+	{ "tiers_below_entry",
+	  "DELETE FROM customer_tiers ct WHERE ct.shop_id = $1"
+	  " AND tier_rank($1, ct.tier) <= tier_entry_rank($1)" },
 	{ "tiers_programme_get",
 	  "SELECT tier_programme_json(p)::text FROM tier_programmes p WHERE p.shop_id = $1" },
 	{ "tiers_review",
@@ -229,7 +233,8 @@ tiers_programme_put(struct db_conn *c, const char *shop_id, const json_t *body, 
 		const char *p[2] = { shop_id, rows_s };
 
 		if ((qs = db_exec_none(c, "tiers_delete", 1, p)) < 0 ||
-		    (qs = db_exec_none(c, "tiers_insert", 2, p)) < 0)
+		    (qs = db_exec_none(c, "tiers_insert", 2, p)) < 0 ||
+		    (qs = db_exec_none(c, "tiers_below_entry", 1, p)) < 0)
 			goto out;
 	}
 	qs = tiers_programme_get(c, shop_id, out);

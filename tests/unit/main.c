@@ -4,8 +4,10 @@
  * "N passed, N failed" summary the test runner adds up.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "rebuy/benefits.h"
 #include "rebuy/csv.h"
 #include "rebuy/jv.h"
 #include "rebuy/keys.h"
@@ -321,6 +323,58 @@ test_csv(void)
 	CHECK(strcmp(out, "1:;2:;") == 0);
 }
 
+/* Quota maps of tiers and plans: codes and quotas checked, compact sorted JSON out. */
+static void
+test_quota_maps(void)
+{
+	struct err err;
+	json_t *m;
+	char *out;
+
+	err_clear(&err);
+	out = benefits_quota_map(NULL, "/benefits", &err);
+	CHECK(out && strcmp(out, "{}") == 0);
+	free(out);
+	m = json_loads("{\"wash\": 2, \"dry-cleaning\": 0}", 0, NULL);
+	out = benefits_quota_map(m, "/benefits", &err);
+	CHECK(out && strcmp(out, "{\"dry-cleaning\":0,\"wash\":2}") == 0);
+	free(out);
+	json_decref(m);
+	m = json_loads("{\"Wash\": 1}", 0, NULL);
+	CHECK(!benefits_quota_map(m, "/tiers/1/benefits", &err));
+	CHECK(err.code == ERR_VALIDATION && strcmp(err.pointer, "/tiers/1/benefits/Wash") == 0);
+	json_decref(m);
+	m = json_loads("{\"a/b\": 1}", 0, NULL); /* the pointer escapes the key */
+	CHECK(!benefits_quota_map(m, "/benefits", &err) && strcmp(err.pointer, "/benefits/a~1b") == 0);
+	json_decref(m);
+	for (const char *bad = "[-1, 10001, 1.5, \"1\", null]"; bad; bad = NULL) {
+		json_t *vals = json_loads(bad, 0, NULL);
+		size_t i;
+		json_t *v;
+
+		json_array_foreach(vals, i, v) {
+			m = json_pack("{s:O}", "wash", v);
+			CHECK(!benefits_quota_map(m, "/benefits", &err) &&
+			      strcmp(err.pointer, "/benefits/wash") == 0);
+			json_decref(m);
+		}
+		json_decref(vals);
+	}
+	m = json_loads("[1]", 0, NULL);
+	CHECK(!benefits_quota_map(m, "/benefits", &err) && strcmp(err.pointer, "/benefits") == 0);
+	json_decref(m);
+	/* problem extension members: set after err_set, cleared by the next */
+	err_set(&err, ERR_QUOTA_EXCEEDED, NULL, "x");
+	err_ext(&err, "remaining", 0);
+	err_ext(&err, "quota", 3);
+	CHECK(err.n_ext == 2 && err.ext[1].value == 3);
+	for (int i = 0; i < 10; i++)
+		err_ext(&err, "more", i);
+	CHECK(err.n_ext == ERR_EXT_MAX);
+	err_set(&err, ERR_VALIDATION, NULL, "y");
+	CHECK(err.n_ext == 0);
+}
+
 int
 main(void)
 {
@@ -328,6 +382,7 @@ main(void)
 	test_body_validation();
 	test_keys();
 	test_csv();
+	test_quota_maps();
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
