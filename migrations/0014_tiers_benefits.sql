@@ -111,8 +111,8 @@ CREATE TABLE tiers (
 );
 COMMENT ON TABLE tiers IS 'Ordered tiers; rank 1 is the lowest; no net_spend and no orders: an entry tier';
 
--- The tier a customer holds, always above the entry tier (none stored:
--- the entry tier, if any).
+-- The tier a customer holds, never below the entry tier (none stored: the
+-- entry tier, if any, held since always).
 CREATE TABLE customer_tiers (
     customer_seq bigint PRIMARY KEY REFERENCES customers (seq),
     shop_id      uuid NOT NULL,
@@ -202,14 +202,13 @@ BEGIN
                         ELSE w.n >= t.orders OR w.spend >= t.net_spend END);
 END $$;
 
--- Set the customer's stored tier to rank p_to (the entry tier or none:
--- the row goes unless it holds a floor) and write the history row.
+-- Set the customer's stored tier to rank p_to (0, no tier: no row) and
+-- write the history row.
 CREATE FUNCTION tier_set(p_shop uuid, p_customer bigint, p_from integer, p_to integer,
                          p_at timestamptz, p_cause text, p_order text, p_reason text)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    IF p_to <= tier_entry_rank(p_shop) THEN
-        -- the entry tier is held without a row (a floor at or below it means nothing)
+    IF p_to = 0 THEN
         DELETE FROM customer_tiers WHERE customer_seq = p_customer;
     ELSE
         INSERT INTO customer_tiers (customer_seq, shop_id, tier, since, cause)
@@ -301,10 +300,42 @@ LANGUAGE sql STABLE AS $$
            AT TIME ZONE tz
 $$;
 
--- Run what is due in the shop's programme at p_now: the latest review
--- instant not yet run (customers below their tier enter grace, or go down
--- at once without grace), then every grace period that has ended.
--- NULL when the shop has no programme.
+-- End the grace periods of the shop's customers that end by p_until, oldest
+-- first: a customer who does not qualify for their tier at the end of grace
+-- G goes down to the larger of the tier qualified for at G and an active
+-- floor (history cause review, at G); one who does keeps it.  Returns the
+-- number who went down.
+CREATE FUNCTION tier_grace_ends(p_shop uuid, p_until timestamptz) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_entry    integer := tier_entry_rank(p_shop);
+    downgraded integer := 0;
+    c          record;
+    q          integer;
+    fl         integer;
+BEGIN
+    FOR c IN SELECT ct.*, t.rank FROM customer_tiers ct
+               JOIN tiers t ON t.shop_id = ct.shop_id AND t.code = ct.tier
+              WHERE ct.shop_id = p_shop AND ct.grace_until <= p_until
+              ORDER BY ct.grace_until, ct.customer_seq FOR UPDATE OF ct LOOP
+        q := tier_qualified_rank(p_shop, c.customer_seq, c.grace_until);
+        fl := CASE WHEN c.floor_until > c.grace_until THEN tier_rank(p_shop, c.floor_tier) ELSE 0 END;
+        IF greatest(q, fl) >= c.rank THEN
+            UPDATE customer_tiers SET grace_until = NULL WHERE customer_seq = c.customer_seq;
+        ELSE
+            PERFORM tier_set(p_shop, c.customer_seq, c.rank, greatest(q, fl, v_entry),
+                             c.grace_until, 'review', NULL, NULL);
+            downgraded := downgraded + 1;
+        END IF;
+    END LOOP;
+    RETURN downgraded;
+END $$;
+
+-- Run what is due in the shop's programme at p_now, oldest first: grace
+-- periods that ended by the latest review instant not yet run, that review
+-- (customers below their tier enter grace, or go down at once without
+-- grace), then the grace periods that ended since.  NULL when the shop has
+-- no programme.
 CREATE FUNCTION tier_review(p_shop uuid, p_now timestamptz) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -317,7 +348,6 @@ DECLARE
     c          record;
     q          integer;
     fl         integer;
-    at         timestamptz;
 BEGIN
     SELECT * INTO p FROM tier_programmes WHERE shop_id = p_shop FOR UPDATE;
     IF NOT FOUND THEN
@@ -331,6 +361,7 @@ BEGIN
     v_entry := tier_entry_rank(p_shop);
     IF p.next_review_at <= p_now THEN
         r := tier_review_instant(p_now, tz, p.every_months);
+        downgraded := tier_grace_ends(p_shop, r);
         FOR c IN SELECT ct.*, t.rank FROM customer_tiers ct
                    JOIN tiers t ON t.shop_id = ct.shop_id AND t.code = ct.tier
                   WHERE ct.shop_id = p_shop AND ct.grace_until IS NULL AND t.rank > v_entry
@@ -352,21 +383,7 @@ BEGIN
                next_review_at = tier_review_after(r, tz, p.every_months)
          WHERE shop_id = p_shop RETURNING * INTO p;
     END IF;
-    FOR c IN SELECT ct.*, t.rank FROM customer_tiers ct
-               JOIN tiers t ON t.shop_id = ct.shop_id AND t.code = ct.tier
-              WHERE ct.shop_id = p_shop AND ct.grace_until <= p_now
-              ORDER BY ct.customer_seq FOR UPDATE OF ct LOOP
-        at := c.grace_until;
-        q := tier_qualified_rank(p_shop, c.customer_seq, at);
-        fl := CASE WHEN c.floor_until > at THEN tier_rank(p_shop, c.floor_tier) ELSE 0 END;
-        IF greatest(q, fl) >= c.rank THEN
-            UPDATE customer_tiers SET grace_until = NULL WHERE customer_seq = c.customer_seq;
-        ELSE
-            PERFORM tier_set(p_shop, c.customer_seq, c.rank, greatest(q, fl, v_entry), at,
-                             'review', NULL, NULL);
-            downgraded := downgraded + 1;
-        END IF;
-    END LOOP;
+    downgraded := downgraded + tier_grace_ends(p_shop, p_now);
     RETURN json_build_object('reviewed_at', rfc3339(r), 'graced', graced,
                              'downgraded', downgraded, 'next_review_at', rfc3339(p.next_review_at));
 END $$;
@@ -511,18 +528,12 @@ DECLARE
     v_now timestamptz := rebuy_now();
     held  integer := tier_held_rank(p_shop, p_customer);
 BEGIN
-    IF tier_rank(p_shop, p_tier) <= tier_entry_rank(p_shop) THEN
-        -- the entry tier is held without a row, and a floor at it means nothing
-        DELETE FROM customer_tiers WHERE customer_seq = p_customer;
-    ELSE
-        INSERT INTO customer_tiers (customer_seq, shop_id, tier, since, cause, floor_tier,
-                                    floor_until)
-        VALUES (p_customer, p_shop, p_tier, v_now, 'manual',
-                CASE WHEN p_floor_until IS NOT NULL THEN p_tier END, p_floor_until)
-        ON CONFLICT (customer_seq) DO UPDATE SET tier = excluded.tier, since = excluded.since,
-            cause = excluded.cause, grace_until = NULL, floor_tier = excluded.floor_tier,
-            floor_until = excluded.floor_until;
-    END IF;
+    INSERT INTO customer_tiers (customer_seq, shop_id, tier, since, cause, floor_tier, floor_until)
+    VALUES (p_customer, p_shop, p_tier, v_now, 'manual',
+            CASE WHEN p_floor_until IS NOT NULL THEN p_tier END, p_floor_until)
+    ON CONFLICT (customer_seq) DO UPDATE SET tier = excluded.tier, since = excluded.since,
+        cause = excluded.cause, grace_until = NULL, floor_tier = excluded.floor_tier,
+        floor_until = excluded.floor_until;
     INSERT INTO tier_history (shop_id, customer_seq, at, from_tier, to_tier, cause, reason)
     VALUES (p_shop, p_customer, v_now, tier_code(p_shop, held), p_tier, 'manual', p_reason);
 END $$;

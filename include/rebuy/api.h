@@ -40,6 +40,10 @@ struct api_result {
 #define API_TEST_NOW "Rebuy-Test-Now"
 extern bool api_test_clock;
 
+/* For handlers that use the connection without api_run (bulk ingest). */
+bool api_test_clock_begin(struct request *req, struct db_conn *c, struct err *err);
+void api_test_clock_end(struct request *req, struct db_conn *c);
+
 typedef enum db_qs (*api_fn)(struct db_conn *c, void *cls,
 			     struct api_result *out, struct err *err);
 

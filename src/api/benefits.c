@@ -132,13 +132,13 @@ api_benefits_list(struct request *req)
 	api_run(req, get, &call);
 }
 
-/* use ids: printable ASCII, as Idempotency-Key */
+/* use ids: printable ASCII without spaces, as Idempotency-Key */
 static const char *
 check_use_id(const char *s)
 {
 	for (; *s; s++)
-		if (*s < 0x20 || *s > 0x7e)
-			return "must be printable ASCII";
+		if (*s < 0x21 || *s > 0x7e)
+			return "must be printable ASCII without spaces";
 	return NULL;
 }
 

@@ -244,11 +244,27 @@ test_clock_set(struct db_conn *c, const char *now, struct err *err)
 	return qs >= 0;
 }
 
+bool
+api_test_clock_begin(struct request *req, struct db_conn *c, struct err *err)
+{
+	const char *now = api_test_clock ? request_header(req, API_TEST_NOW) : NULL;
+
+	return !now || test_clock_set(c, now, err);
+}
+
+void
+api_test_clock_end(struct request *req, struct db_conn *c)
+{
+	struct err err;
+
+	if (api_test_clock && request_header(req, API_TEST_NOW))
+		(void)test_clock_set(c, NULL, &err);
+}
+
 void
 api_run(struct request *req, api_fn fn, void *cls)
 {
 	struct tx_ctx t = { .req = req, .fn = fn, .cls = cls };
-	const char *now = api_test_clock ? request_header(req, API_TEST_NOW) : NULL;
 	struct db_conn *c;
 	struct err err;
 	enum db_qs qs;
@@ -260,7 +276,7 @@ api_run(struct request *req, api_fn fn, void *cls)
 		return;
 	}
 	db_mark_busy(true);
-	if (now && !test_clock_set(c, now, &err)) {
+	if (!api_test_clock_begin(req, c, &err)) {
 		reply_problem(req, &err);
 		goto out;
 	}
@@ -295,8 +311,7 @@ api_run(struct request *req, api_fn fn, void *cls)
 		reply_result(req, &t.res);
 	}
 out:
-	if (now)
-		(void)test_clock_set(c, NULL, &err);
+	api_test_clock_end(req, c);
 	db_release(c);
 	db_mark_busy(false);
 	result_reset(&t.res);

@@ -434,6 +434,12 @@ api_orders_bulk(struct request *req)
 		return;
 	}
 	db_mark_busy(true);
+	if (!api_test_clock_begin(req, c, &err)) {
+		db_release(c);
+		db_mark_busy(false);
+		reply_problem(req, &err);
+		return;
+	}
 	results = json_array();
 	for (p = req->body; p < end;) {
 		char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -454,6 +460,7 @@ api_orders_bulk(struct request *req)
 		json_array_append_new(results, r);
 		p += n + 1;
 	}
+	api_test_clock_end(req, c);
 	db_release(c);
 	db_mark_busy(false);
 	out = json_pack("{s:o, s:I, s:I, s:I}", "results", results, "created", (json_int_t)created,

@@ -49,7 +49,7 @@ static const struct field {
 	  " WHERE m.customer_seq = f.customer_seq AND m.cancelled_at IS NULL AND m.ends_at > now())",
 	  0 },
 	{ "membership_plans", SET, NULL, MEMBERSHIP_PLANS },
-	/* the earned tier held now: stored tiers rank above the entry tier, which needs no row */
+	/* the earned tier held now: a stored one (never below the entry tier), else the entry tier */
 	{ "tier", TIER,
 	  "coalesce((SELECT ct.tier FROM customer_tiers ct WHERE ct.customer_seq = f.customer_seq),"
 	  " (SELECT t.code FROM tiers t WHERE t.shop_id = f.shop_id AND t.net_spend IS NULL"

@@ -48,10 +48,10 @@ const struct db_stmt tiers_stmts[] = {
 	  " FROM jsonb_to_recordset($2::jsonb) AS x(code text, rank integer, name text,"
 	  "   discount_bp integer, window_days integer, net_spend bigint, orders integer,"
 	  "   combine text, benefits jsonb)" },
-	/* a stored tier the new programme makes an entry tier (or lower) is held without a row */
+	/* a stored tier below the new programme's entry tier: the entry tier is held instead */
 	{ "tiers_below_entry",
 	  "DELETE FROM customer_tiers ct WHERE ct.shop_id = $1"
-	  " AND tier_rank($1, ct.tier) <= tier_entry_rank($1)" },
+	  " AND tier_rank($1, ct.tier) < tier_entry_rank($1)" },
 	{ "tiers_programme_get",
 	  "SELECT tier_programme_json(p)::text FROM tier_programmes p WHERE p.shop_id = $1" },
 	{ "tiers_review",
@@ -66,10 +66,10 @@ const struct db_stmt tiers_stmts[] = {
 	{ "tiers_customer_lock",
 	  "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2 AND erased_at IS NULL"
 	  " FOR NO KEY UPDATE" },
-	/* programme?, the tier's rank (0: none), floor_until in the future? */
+	/* programme?, the tier's rank (0: none), floor_until in the future?, the entry rank */
 	{ "tiers_assign_check",
 	  "SELECT EXISTS (SELECT 1 FROM tier_programmes WHERE shop_id = $1), tier_rank($1, $2),"
-	  "   coalesce($3::timestamptz > rebuy_now(), true)" },
+	  "   coalesce($3::timestamptz > rebuy_now(), true), tier_entry_rank($1)" },
 	{ "tiers_assign", "SELECT tier_assign($1, $2, $3, $4, $5)" },
 	/* NULL: the shop has no programme */
 	{ "tiers_customer",
@@ -337,6 +337,8 @@ tiers_assign(struct db_conn *c, const char *shop_id, const struct tier_assignmen
 		qs = DB_ABORT;
 	} else if (strcmp(PQgetvalue(r, 0, 1), "0") == 0) {
 		qs = invalid(err, "/tier", "no such tier in the programme");
+	} else if (atoi(PQgetvalue(r, 0, 1)) < atoi(PQgetvalue(r, 0, 3))) {
+		qs = invalid(err, "/tier", "ranks below the entry tier, which every customer holds");
 	} else if (PQgetvalue(r, 0, 2)[0] != 't') {
 		qs = invalid(err, "/floor_until", "must be in the future");
 	} else {
@@ -367,8 +369,10 @@ tiers_of_customer(struct db_conn *c, const char *shop_id, const char *customer_i
 
 	*out = NULL;
 	*what = "customer";
-	if (qs <= 0)
+	if (qs <= 0) {
+		PQclear(r);
 		return qs;
+	}
 	if (PQgetisnull(r, 0, 0)) {
 		*what = "tier programme";
 		qs = DB_NO_RESULTS;

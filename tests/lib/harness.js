@@ -28,7 +28,8 @@ export const SANITIZER_MARKERS = ['AddressSanitizer', 'LeakSanitizer', 'runtime 
 export const KEY_RE = /^rb_[a-z2-7]{8}_[A-Za-z0-9]{43}$/;
 export const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 export const REQUEST_ID_RE = /^[0-9a-f]{16}$/;
-const PROBLEM_MEMBERS = new Set(['type', 'title', 'status', 'detail', 'code', 'pointer', 'request_id']);
+// quota, used, remaining: the extension members of quota_exceeded
+const PROBLEM_MEMBERS = new Set(['type', 'title', 'status', 'detail', 'code', 'pointer', 'request_id', 'quota', 'used', 'remaining']);
 
 // Processes we started; killed hard if this test process exits abruptly.
 const children = new Set();
