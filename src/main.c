@@ -19,6 +19,7 @@
 #include "rebuy/api.h"
 #include "rebuy/migrate.h"
 #include "rebuy/tiers.h"
+#include "rebuy/wallets.h"
 #include "rebuy/orders.h"
 #include "rebuy/server.h"
 #include "rebuy/shops.h"
@@ -39,7 +40,8 @@ static const char usage[] =
 	"                         (recovery when a shop has lost its admin keys)\n"
 	"  import orders FILE     import order history (CSV or NDJSON, see README):\n"
 	"                         --shop ID [--format csv|ndjson] [--rejects PATH]\n"
-	"  verify [--shop ID]     recompute every customer's repurchase facts and report\n"
+	"  verify [--shop ID]     recompute every customer's repurchase facts, check the\n"
+	"                         prepaid ledger, and report\n"
 	"                         differences with what is stored (exit 1 if any)\n"
 	"  sql [NAME]             print named prepared statements (for EXPLAIN, benchmarks)\n"
 	"  shops create           create a shop and print its first admin key\n"
@@ -316,6 +318,12 @@ verify_report(const char *shop, const char *customer, const char *stored,
 	       stored, computed);
 }
 
+static void
+ledger_report(const char *shop, const char *what, const char *detail)
+{
+	printf("shop %s ledger: %s\n  %s\n", shop, what, detail);
+}
+
 static int
 cmd_import(const struct config *cfg, struct import_options *imp, const char *shop_id)
 {
@@ -346,6 +354,11 @@ cmd_verify(const struct config *cfg, const char *shop_id)
 	/* a full recomputation of a big shop outlasts the API's 30 s limit */
 	PQclear(PQexec(db_pg(c), "SET statement_timeout = 0"));
 	qs = orders_verify(c, shop_id, verify_report);
+	if (qs >= 0) {
+		enum db_qs lq = wallets_verify(c, shop_id, ledger_report);
+
+		qs = lq < 0 ? lq : qs + lq;
+	}
 	db_close(c);
 	if (qs < 0) {
 		fprintf(stderr, "rebuyd: verify failed\n");

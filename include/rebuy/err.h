@@ -31,6 +31,8 @@ enum err_code {
 	ERR_VALIDATION,            /* 422 */
 	ERR_QUOTA_EXCEEDED,        /* 422: with quota, used, remaining */
 	ERR_BENEFIT_NOT_VALID,     /* 422 */
+	ERR_INSUFFICIENT_FUNDS,    /* 422: with principal, bonus_available, available */
+	ERR_OFFER_LIMIT_REACHED,   /* 422 */
 	ERR_IDEMPOTENCY_KEY_REUSED, /* 422 */
 	ERR_INTERNAL,              /* 500 */
 	ERR_DB_UNAVAILABLE,        /* 503 */

@@ -45,8 +45,24 @@ static const struct jv_field rfm_spec[] = {
 	{ .name = NULL },
 };
 
+/* prepaid wallets (include/rebuy/wallets.h): which bucket a spend takes first */
+static const char *
+check_consumption(const char *s)
+{
+	return strcmp(s, "bonus_first") == 0 || strcmp(s, "principal_first") == 0 ||
+	       strcmp(s, "proportional") == 0
+		? NULL : "must be bonus_first, principal_first or proportional";
+}
+
+static const struct jv_field balances_spec[] = {
+	{ .name = "consumption_order", .kind = JV_STRING, .min = 1, .max = 20,
+	  .check = check_consumption },
+	{ .name = NULL },
+};
+
 static const struct jv_field settings_spec[] = {
 	{ .name = "repurchase_rule", .kind = JV_OBJECT, .fields = rule_spec },
+	{ .name = "balances", .kind = JV_OBJECT, .fields = balances_spec },
 	{ .name = "segments", .kind = JV_OBJECT, .fields = segments_spec },
 	{ .name = "rfm", .kind = JV_OBJECT, .fields = rfm_spec },
 	{ .name = NULL },

@@ -18,6 +18,7 @@
 #include "rebuy/segments.h"
 #include "rebuy/shops.h"
 #include "rebuy/tiers.h"
+#include "rebuy/wallets.h"
 #include "rebuy/traffic.h"
 
 extern const struct db_stmt migrate_stmts[];
@@ -25,5 +26,6 @@ extern const struct db_stmt migrate_stmts[];
 const struct db_stmt *const db_all_stmts[] = {
 	migrate_stmts, auth_stmts, idem_stmts, shops_stmts, apikeys_stmts,
 	customers_stmts, orders_stmts, analytics_stmts, traffic_stmts,
-	segments_stmts, rfm_stmts, memberships_stmts, tiers_stmts, benefits_stmts, NULL,
+	segments_stmts, rfm_stmts, memberships_stmts, tiers_stmts, benefits_stmts,
+	wallets_stmts, NULL,
 };

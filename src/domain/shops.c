@@ -27,6 +27,8 @@ const struct db_stmt shops_stmts[] = {
 	  /* rfm is one choice (a method and its thresholds): replaced whole */
 	  "   || CASE WHEN $4::jsonb ? 'rfm' THEN jsonb_build_object('rfm', $4::jsonb -> 'rfm')"
 	  "      ELSE '{}' END"
+	  "   || CASE WHEN $4::jsonb ? 'balances' THEN jsonb_build_object('balances',"
+	  "      coalesce(s.settings -> 'balances', '{}') || ($4::jsonb -> 'balances')) ELSE '{}' END"
 	  "   END,"
 	  " updated_at = now()"
 	  " WHERE s.id = $1 RETURNING shop_json(s)" },

@@ -1,0 +1,75 @@
+/*
+ * wallets.h — prepaid balances: versioned top-up offers, one wallet per
+ * customer with its principal and bonus (available and scheduled), top-ups
+ * whose bonus is released on a schedule, spends in the shop's consumption
+ * order, and the double-entry journal every movement is posted to.
+ *
+ * The money rules live in SQL functions (migration 0015): each call is one
+ * statement that takes the customer's row lock, brings the wallet up to
+ * now (due releases and expiries, in time order) and then acts, so no cron
+ * is needed for correctness and concurrent calls queue.  Replies are JSON
+ * text rendered by PostgreSQL (*out, malloc'd).
+ */
+#ifndef REBUY_WALLETS_H
+#define REBUY_WALLETS_H
+
+#include <stdbool.h>
+#include <jansson.h>
+#include "rebuy/db.h"
+#include "rebuy/err.h"
+
+extern const struct db_stmt wallets_stmts[];
+
+/* True if code is an offer code: 1-64 of [a-z0-9-]. */
+bool wallets_offer_code_valid(const char *code);
+
+/*
+ * Store a new version of offer code from a checked body (name, min_topup,
+ * bonus, limit_per_customer, active); *created: it is version 1.
+ * *out: the Offer.
+ */
+enum db_qs wallets_offer_put(struct db_conn *c, const char *shop_id, const char *code,
+			     const json_t *body, bool *created, char **out);
+
+/*
+ * An Offer (its latest version, or version when not NULL), or
+ * {"items": [...]} of the latest versions when code is NULL.
+ */
+enum db_qs wallets_offer_get(struct db_conn *c, const char *shop_id, const char *code,
+			     const char *version, char **out);
+
+/* The Wallet (statement: {wallet, movements, schedule}); DB_NO_RESULTS: no customer. */
+enum db_qs wallets_read(struct db_conn *c, const char *shop_id, const char *customer_id,
+			bool statement, char **out);
+
+struct wallet_topup {
+	const char *customer_id, *topup_id, *offer; /* offer may be NULL */
+	long long amount;
+};
+
+/*
+ * Top up.  DB_NO_RESULTS: no such (non-erased) customer.  ERR_CONFLICT,
+ * ERR_VALIDATION (/offer, /amount) or ERR_OFFER_LIMIT_REACHED with
+ * DB_ABORT.  *created false: a replay of topup_id.  *out: {topup, wallet}.
+ */
+enum db_qs wallets_topup(struct db_conn *c, const char *shop_id, const struct wallet_topup *in,
+			 bool *created, char **out, struct err *err);
+
+struct wallet_spend {
+	const char *customer_id, *spend_id, *order_id; /* order_id may be NULL */
+	long long amount;
+};
+
+/*
+ * Spend.  DB_NO_RESULTS: no such (non-erased) customer.  ERR_CONFLICT, or
+ * ERR_INSUFFICIENT_FUNDS with the available amounts, with DB_ABORT.
+ * *created false: a replay of spend_id.  *out: {spend, wallet}.
+ */
+enum db_qs wallets_spend(struct db_conn *c, const char *shop_id, const struct wallet_spend *in,
+			 bool *created, char **out, struct err *err);
+
+/* rebuyd verify: the ledger's broken invariants, reported one by one; returns their number. */
+enum db_qs wallets_verify(struct db_conn *c, const char *shop_id,
+			  void (*report)(const char *shop, const char *what, const char *detail));
+
+#endif

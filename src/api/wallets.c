@@ -1,0 +1,292 @@
+/*
+ * wallets.c — prepaid balances: /v1/topup-offers/{code} and
+ * /v1/customers/{id}/wallet (top-ups, spends, statement).
+ * Parse, one domain call, reply.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rebuy/api.h"
+#include "rebuy/reply.h"
+#include "rebuy/wallets.h"
+
+struct wallet_call {
+	const char *shop_id, *code, *version, *customer_id;
+	const json_t *body;
+	struct wallet_topup topup;
+	struct wallet_spend spend;
+	bool statement;
+};
+
+/* ---- offers ------------------------------------------------------------- */
+
+static const char *
+check_every(const char *s)
+{
+	return strcmp(s, "day") == 0 || strcmp(s, "week") == 0 || strcmp(s, "month") == 0
+		? NULL : "must be day, week or month";
+}
+
+static const char *
+check_expiry(const char *s)
+{
+	return strcmp(s, "none") == 0 || strcmp(s, "end_of_period") == 0
+		? NULL : "must be none or end_of_period";
+}
+
+#define MONEY_MAX 1000000000000LL
+
+static const struct jv_field installments_spec[] = {
+	{ .name = "count", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = 120 },
+	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = MONEY_MAX },
+	{ .name = "every", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 3, .max = 5,
+	  .check = check_every },
+	{ .name = "interval", .kind = JV_INTEGER, .min = 1, .max = 12 },
+	{ .name = NULL },
+};
+
+static const struct jv_field bonus_spec[] = {
+	{ .name = "immediate", .kind = JV_INTEGER, .min = 0, .max = MONEY_MAX },
+	{ .name = "installments", .kind = JV_OBJECT, .flags = JV_NULLABLE,
+	  .fields = installments_spec },
+	{ .name = "installment_expiry", .kind = JV_STRING, .min = 4, .max = 13,
+	  .check = check_expiry },
+	{ .name = "expires_after_days", .kind = JV_INTEGER, .flags = JV_NULLABLE, .min = 1,
+	  .max = 3660 },
+	{ .name = NULL },
+};
+
+static const struct jv_field offer_spec[] = {
+	{ .name = "name", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 200 },
+	{ .name = "min_topup", .kind = JV_INTEGER, .min = 0, .max = MONEY_MAX },
+	{ .name = "bonus", .kind = JV_OBJECT, .flags = JV_REQUIRED, .fields = bonus_spec },
+	{ .name = "limit_per_customer", .kind = JV_INTEGER, .flags = JV_NULLABLE, .min = 1,
+	  .max = 1000 },
+	{ .name = "active", .kind = JV_BOOLEAN },
+	{ .name = NULL },
+};
+
+static enum db_qs
+offer_put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct wallet_call *call = cls;
+	bool created = false;
+	enum db_qs qs = wallets_offer_put(c, call->shop_id, call->code, call->body, &created,
+					  &out->raw);
+
+	(void)err;
+	if (qs >= 0) {
+		out->status = created ? 201 : 200;
+		if (created)
+			snprintf(out->location, sizeof out->location, "/v1/topup-offers/%s",
+				 call->code);
+	}
+	return qs;
+}
+
+/* {code} of /v1/topup-offers/{code}: a PUT of a bad code is a 400, a GET names nothing. */
+static bool
+offer_path(struct request *req, const char **code, bool put)
+{
+	*code = req->params[0];
+	if (wallets_offer_code_valid(*code))
+		return true;
+	if (put)
+		reply_error(req, ERR_INVALID_PARAMETER, "/path/code",
+			    "offer code must be 1-64 of a-z, 0-9 and -");
+	else
+		reply_error(req, ERR_NOT_FOUND, NULL, "no offer %.64s", *code);
+	return false;
+}
+
+void
+api_topup_offers_put(struct request *req)
+{
+	struct wallet_call call = { .shop_id = req->shop_id };
+	json_t *body;
+
+	if (!offer_path(req, &call.code, true) || !(body = api_body(req, offer_spec)))
+		return;
+	call.body = body;
+	api_run(req, offer_put, &call);
+	json_decref(body);
+}
+
+static enum db_qs
+offer_get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct wallet_call *call = cls;
+	enum db_qs qs = wallets_offer_get(c, call->shop_id, call->code, call->version, &out->raw);
+
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_NOT_FOUND, NULL, "no offer %s%s%s", call->code,
+			call->version ? " version " : "", call->version ? call->version : "");
+		return DB_ABORT;
+	}
+	if (qs >= 0)
+		out->status = 200;
+	return qs;
+}
+
+static const char *
+check_version(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 6 && strspn(s, "0123456789") == n && s[0] != '0'
+		? NULL : "must be a version number from 1";
+}
+
+void
+api_topup_offers_get(struct request *req)
+{
+	struct wallet_call call = { .shop_id = req->shop_id };
+
+	if (!offer_path(req, &call.code, false) ||
+	    !api_query_param(req, "version", check_version, 16, &call.version))
+		return;
+	api_run(req, offer_get, &call);
+}
+
+void
+api_topup_offers_list(struct request *req)
+{
+	struct wallet_call call = { .shop_id = req->shop_id };
+
+	api_run(req, offer_get, &call);
+}
+
+/* ---- the wallet --------------------------------------------------------- */
+
+static enum db_qs
+no_customer(enum db_qs qs, struct err *err, const char *id)
+{
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_NOT_FOUND, NULL, "no customer %s", id);
+		return DB_ABORT;
+	}
+	return qs;
+}
+
+static enum db_qs
+show(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct wallet_call *call = cls;
+	enum db_qs qs = no_customer(wallets_read(c, call->shop_id, call->customer_id,
+						 call->statement, &out->raw),
+				    err, call->customer_id);
+
+	if (qs >= 0)
+		out->status = 200;
+	return qs;
+}
+
+void
+api_wallet_get(struct request *req)
+{
+	struct wallet_call call = { .shop_id = req->shop_id };
+
+	if (api_customer_path(req, &call.customer_id))
+		api_run(req, show, &call);
+}
+
+void
+api_wallet_statement(struct request *req)
+{
+	struct wallet_call call = { .shop_id = req->shop_id, .statement = true };
+
+	if (api_customer_path(req, &call.customer_id))
+		api_run(req, show, &call);
+}
+
+/* payment and spend ids: printable ASCII without spaces, as Idempotency-Key */
+static const char *
+check_id(const char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return "must be printable ASCII without spaces";
+	return NULL;
+}
+
+static const char *
+check_offer(const char *s)
+{
+	return wallets_offer_code_valid(s) ? NULL : "must be an offer code: 1-64 of a-z, 0-9 and -";
+}
+
+static const struct jv_field topup_spec[] = {
+	{ .name = "topup_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
+	  .check = check_id },
+	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = MONEY_MAX },
+	{ .name = "offer", .kind = JV_STRING, .flags = JV_NULLABLE, .min = 1, .max = 64,
+	  .check = check_offer },
+	{ .name = NULL },
+};
+
+static enum db_qs
+topup(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct wallet_call *call = cls;
+	bool created;
+	enum db_qs qs = no_customer(wallets_topup(c, call->shop_id, &call->topup, &created,
+						  &out->raw, err),
+				    err, call->topup.customer_id);
+
+	if (qs >= 0)
+		out->status = created ? 201 : 200;
+	return qs;
+}
+
+void
+api_wallet_topup(struct request *req)
+{
+	struct wallet_call call = { .shop_id = req->shop_id };
+	json_t *body;
+
+	if (!api_customer_path(req, &call.topup.customer_id) || !(body = api_body(req, topup_spec)))
+		return;
+	call.topup.topup_id = api_str(body, "topup_id");
+	call.topup.offer = api_str(body, "offer");
+	call.topup.amount = json_integer_value(json_object_get(body, "amount"));
+	api_run(req, topup, &call);
+	json_decref(body);
+}
+
+static const struct jv_field spend_spec[] = {
+	{ .name = "spend_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
+	  .check = check_id },
+	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = MONEY_MAX },
+	{ .name = "order_id", .kind = JV_STRING, .flags = JV_NULLABLE, .min = 1, .max = 128 },
+	{ .name = NULL },
+};
+
+static enum db_qs
+spend(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct wallet_call *call = cls;
+	bool created;
+	enum db_qs qs = no_customer(wallets_spend(c, call->shop_id, &call->spend, &created,
+						  &out->raw, err),
+				    err, call->spend.customer_id);
+
+	if (qs >= 0)
+		out->status = created ? 201 : 200;
+	return qs;
+}
+
+void
+api_wallet_spend(struct request *req)
+{
+	struct wallet_call call = { .shop_id = req->shop_id };
+	json_t *body;
+
+	if (!api_customer_path(req, &call.spend.customer_id) || !(body = api_body(req, spend_spec)))
+		return;
+	call.spend.spend_id = api_str(body, "spend_id");
+	call.spend.order_id = api_str(body, "order_id");
+	call.spend.amount = json_integer_value(json_object_get(body, "amount"));
+	api_run(req, spend, &call);
+	json_decref(body);
+}

@@ -1,0 +1,256 @@
+/*
+ * wallets.c — prepaid balances; see include/rebuy/wallets.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rebuy/wallets.h"
+
+const struct db_stmt wallets_stmts[] = {
+	/* versions of one offer are numbered in turn: concurrent PUTs queue here */
+	{ "wallets_offer_lock",
+	  "SELECT pg_advisory_xact_lock(hashtextextended('topup_offers ' || $1 || ' ' || $2, 0))" },
+	{ "wallets_offer_put",
+	  "INSERT INTO topup_offers AS o (shop_id, code, version, name, min_topup, bonus_immediate,"
+	  "   inst_count, inst_amount, inst_every, inst_interval, inst_expiry, expires_after_days,"
+	  "   limit_per_customer, active)"
+	  " SELECT $1, $2, coalesce(max(x.version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+	  "   $12, $13"
+	  " FROM topup_offers x WHERE x.shop_id = $1 AND x.code = $2"
+	  " RETURNING o.version = 1, topup_offer_json(o)::text" },
+	/* $3: a version, or NULL for the latest */
+	{ "wallets_offer_get",
+	  "SELECT topup_offer_json(o)::text FROM topup_offers o"
+	  " WHERE o.shop_id = $1 AND o.code = $2 AND ($3::integer IS NULL OR o.version = $3)"
+	  " ORDER BY o.version DESC LIMIT 1" },
+	{ "wallets_offer_list",
+	  "SELECT json_build_object('items', coalesce(json_agg(topup_offer_json(o)"
+	  "   ORDER BY o.code COLLATE \"C\"), '[]'))::text"
+	  " FROM (SELECT DISTINCT ON (code) * FROM topup_offers WHERE shop_id = $1"
+	  "   ORDER BY code, version DESC) o" },
+	{ "wallets_read", "SELECT wallet_read($1, $2, rebuy_now())::text" },
+	{ "wallets_statement", "SELECT wallet_statement($1, $2, rebuy_now())::text" },
+	{ "wallets_topup",
+	  "SELECT status, body::text FROM wallet_topup($1, $2, $3, $4, $5, rebuy_now())" },
+	{ "wallets_spend",
+	  "SELECT status, body::text FROM wallet_spend($1, $2, $3, $4, $5, rebuy_now())" },
+	{ "wallets_verify", "SELECT shop_id, what, detail FROM ledger_verify($1) ORDER BY 1, 2, 3" },
+	{ NULL, NULL },
+};
+
+bool
+wallets_offer_code_valid(const char *code)
+{
+	size_t n = strlen(code);
+
+	return n >= 1 && n <= 64 && strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* An integer member as text, or NULL when absent or null (def: its default, may be NULL). */
+static const char *
+int_text(const json_t *obj, const char *name, const char *def, char buf[24])
+{
+	const json_t *v = json_object_get(obj, name);
+
+	if (!v || json_is_null(v))
+		return def;
+	snprintf(buf, 24, "%lld", (long long)json_integer_value(v));
+	return buf;
+}
+
+enum db_qs
+wallets_offer_put(struct db_conn *c, const char *shop_id, const char *code, const json_t *body,
+		  bool *created, char **out)
+{
+	const json_t *bonus = json_object_get(body, "bonus"),
+		     *inst = json_object_get(bonus, "installments");
+	const char *expiry = json_string_value(json_object_get(bonus, "installment_expiry"));
+	char b1[24], b2[24], b3[24], b4[24], b5[24], b6[24], b7[24];
+	const char *every = inst ? json_string_value(json_object_get(inst, "every")) : NULL;
+	const char *p[13] = {
+		shop_id, code, json_string_value(json_object_get(body, "name")),
+		int_text(body, "min_topup", "0", b1), int_text(bonus, "immediate", "0", b2),
+		inst ? int_text(inst, "count", NULL, b3) : NULL,
+		inst ? int_text(inst, "amount", NULL, b4) : NULL, every,
+		inst ? int_text(inst, "interval", "1", b5) : NULL, expiry ? expiry : "none",
+		int_text(bonus, "expires_after_days", NULL, b6),
+		int_text(body, "limit_per_customer", NULL, b7),
+		json_is_false(json_object_get(body, "active")) ? "f" : "t",
+	};
+	PGresult *r;
+	enum db_qs qs = db_exec_none(c, "wallets_offer_lock", 2, p);
+
+	*out = NULL;
+	if (qs < 0)
+		return qs;
+	qs = db_exec(c, "wallets_offer_put", 13, p, &r);
+	if (qs <= 0)
+		return qs < 0 ? qs : DB_HARD_ERROR;
+	*created = PQgetvalue(r, 0, 0)[0] == 't';
+	*out = strdup(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return *out ? DB_ONE_RESULT : DB_HARD_ERROR;
+}
+
+enum db_qs
+wallets_offer_get(struct db_conn *c, const char *shop_id, const char *code, const char *version,
+		  char **out)
+{
+	const char *p[3] = { shop_id, code, version };
+
+	return code ? db_exec_text(c, "wallets_offer_get", 3, p, out)
+		    : db_exec_text(c, "wallets_offer_list", 1, p, out);
+}
+
+/* Column 0 of row 0 as malloc'd text; DB_NO_RESULTS when it is NULL. */
+static enum db_qs
+nullable_text(struct db_conn *c, const char *stmt, int n, const char *const *p, char **out)
+{
+	PGresult *r;
+	enum db_qs qs = db_exec(c, stmt, n, p, &r);
+
+	*out = NULL;
+	if (qs > 0) {
+		if (PQgetisnull(r, 0, 0))
+			qs = DB_NO_RESULTS;
+		else if (!(*out = strdup(PQgetvalue(r, 0, 0))))
+			qs = DB_HARD_ERROR;
+	}
+	PQclear(r);
+	return qs;
+}
+
+enum db_qs
+wallets_read(struct db_conn *c, const char *shop_id, const char *customer_id, bool statement,
+	     char **out)
+{
+	const char *p[2] = { shop_id, customer_id };
+
+	return nullable_text(c, statement ? "wallets_statement" : "wallets_read", 2, p, out);
+}
+
+/*
+ * Run a wallet_topup / wallet_spend call: its status and body.  *created
+ * for "created"; DB_NO_RESULTS for "no_customer"; the other statuses are
+ * left to fail() with the body, which fills err and returns DB_ABORT.
+ */
+static enum db_qs
+call(struct db_conn *c, const char *stmt, const char *const *p, bool *created, char **out,
+     enum db_qs (*fail)(const char *status, const json_t *body, const void *in, struct err *err),
+     const void *in, struct err *err)
+{
+	PGresult *r;
+	enum db_qs qs = db_exec(c, stmt, 5, p, &r);
+	const char *status;
+
+	*out = NULL;
+	*created = false;
+	if (qs <= 0) {
+		PQclear(r);
+		return qs < 0 ? qs : DB_HARD_ERROR;
+	}
+	status = PQgetvalue(r, 0, 0);
+	if (strcmp(status, "created") == 0 || strcmp(status, "replayed") == 0) {
+		*created = status[0] == 'c';
+		*out = strdup(PQgetvalue(r, 0, 1));
+		qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
+	} else if (strcmp(status, "no_customer") == 0) {
+		qs = DB_NO_RESULTS;
+	} else {
+		json_t *body = PQgetisnull(r, 0, 1) ? NULL : json_loads(PQgetvalue(r, 0, 1),
+									  JSON_DECODE_ANY, NULL);
+
+		qs = fail(status, body, in, err);
+		json_decref(body);
+	}
+	PQclear(r);
+	return qs;
+}
+
+static enum db_qs
+topup_fail(const char *status, const json_t *body, const void *cls, struct err *err)
+{
+	const struct wallet_topup *in = cls;
+
+	if (strcmp(status, "conflict") == 0)
+		err_set(err, ERR_CONFLICT, "/topup_id",
+			"top-up %s was already recorded with another customer, amount or offer",
+			in->topup_id);
+	else if (strcmp(status, "offer_unknown") == 0)
+		err_set(err, ERR_VALIDATION, "/offer", "/offer: no such offer");
+	else if (strcmp(status, "offer_inactive") == 0)
+		err_set(err, ERR_VALIDATION, "/offer", "/offer: the offer is not active");
+	else if (strcmp(status, "below_min") == 0)
+		err_set(err, ERR_VALIDATION, "/amount", "/amount: the offer needs a top-up of at least %lld",
+			(long long)json_integer_value(body));
+	else if (strcmp(status, "limit") == 0)
+		err_set(err, ERR_OFFER_LIMIT_REACHED, "/offer",
+			"the customer already made %lld top-ups with offer %s, its limit",
+			(long long)json_integer_value(body), in->offer);
+	else
+		err_set(err, ERR_INTERNAL, NULL, "top-up: unexpected status %s", status);
+	return DB_ABORT;
+}
+
+enum db_qs
+wallets_topup(struct db_conn *c, const char *shop_id, const struct wallet_topup *in,
+	      bool *created, char **out, struct err *err)
+{
+	char amount[24];
+	const char *p[5] = { shop_id, in->customer_id, in->topup_id, amount, in->offer };
+
+	snprintf(amount, sizeof amount, "%lld", in->amount);
+	return call(c, "wallets_topup", p, created, out, topup_fail, in, err);
+}
+
+static enum db_qs
+spend_fail(const char *status, const json_t *body, const void *cls, struct err *err)
+{
+	const struct wallet_spend *in = cls;
+
+	if (strcmp(status, "conflict") == 0) {
+		err_set(err, ERR_CONFLICT, "/spend_id",
+			"spend %s was already recorded with another customer, amount or order",
+			in->spend_id);
+	} else if (strcmp(status, "insufficient") == 0) {
+		long long avail = json_integer_value(json_object_get(body, "available"));
+
+		err_set(err, ERR_INSUFFICIENT_FUNDS, "/amount",
+			"spending %lld needs more than the %lld available", in->amount, avail);
+		err_ext(err, "principal", json_integer_value(json_object_get(body, "principal")));
+		err_ext(err, "bonus_available",
+			json_integer_value(json_object_get(body, "bonus_available")));
+		err_ext(err, "available", avail);
+	} else {
+		err_set(err, ERR_INTERNAL, NULL, "spend: unexpected status %s", status);
+	}
+	return DB_ABORT;
+}
+
+enum db_qs
+wallets_spend(struct db_conn *c, const char *shop_id, const struct wallet_spend *in,
+	      bool *created, char **out, struct err *err)
+{
+	char amount[24];
+	const char *p[5] = { shop_id, in->customer_id, in->spend_id, amount, in->order_id };
+
+	snprintf(amount, sizeof amount, "%lld", in->amount);
+	return call(c, "wallets_spend", p, created, out, spend_fail, in, err);
+}
+
+enum db_qs
+wallets_verify(struct db_conn *c, const char *shop_id,
+	       void (*report)(const char *shop, const char *what, const char *detail))
+{
+	const char *p[1] = { shop_id };
+	PGresult *r;
+	enum db_qs qs = db_exec(c, "wallets_verify", 1, p, &r);
+
+	if (qs < 0)
+		return qs;
+	for (int i = 0; i < (int)qs; i++)
+		report(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+	PQclear(r);
+	return qs;
+}
