@@ -539,3 +539,87 @@ LANGUAGE sql STABLE AS $$
     HAVING w.bonus_available <> coalesce(sum(i.remaining) FILTER (WHERE i.status = 'released'), 0)
         OR w.bonus_scheduled <> coalesce(sum(i.amount) FILTER (WHERE i.status = 'pending'), 0)
 $$;
+
+-- A customer's wallet at p_now without bringing it up to date (segment
+-- filters read many wallets): principal, and the bonus available then,
+-- released or due, not expired.  No row: no wallet.
+CREATE FUNCTION wallet_balances_at(p_customer bigint, p_now timestamptz,
+                                   OUT principal bigint, OUT bonus_available bigint)
+RETURNS SETOF record LANGUAGE sql STABLE AS $$
+    SELECT w.principal,
+           coalesce((SELECT sum(CASE WHEN i.status = 'released' THEN i.remaining ELSE i.amount END)
+                       FROM bonus_installments i
+                      WHERE i.wallet_seq = w.seq
+                        AND (i.status = 'released' OR (i.status = 'pending' AND i.due_at <= p_now))
+                        AND (i.expires_at IS NULL OR i.expires_at > p_now)), 0)::bigint
+      FROM wallets w WHERE w.customer_seq = p_customer
+$$;
+
+-- Bring every wallet of the shop with a release or expiry due by p_now up
+-- to date, each under its customer's lock (the minute sweep, and before a
+-- report, so that the journal holds every movement due).  Returns how many.
+CREATE FUNCTION wallet_sweep(p_shop uuid, p_now timestamptz) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    w record;
+    n integer := 0;
+BEGIN
+    FOR w IN SELECT DISTINCT i.wallet_seq, wa.customer_seq FROM bonus_installments i
+               JOIN wallets wa ON wa.seq = i.wallet_seq
+              WHERE (p_shop IS NULL OR wa.shop_id = p_shop)
+                AND ((i.status = 'pending' AND least(i.due_at, i.expires_at) <= p_now)
+                     OR (i.status = 'released' AND i.remaining > 0 AND i.expires_at <= p_now))
+              ORDER BY wa.customer_seq LOOP
+        PERFORM 1 FROM customers WHERE seq = w.customer_seq FOR NO KEY UPDATE;
+        PERFORM wallet_catch_up(w.wallet_seq, p_now);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+-- Prepaid liability of a shop at instant p_at (<= now, after a sweep):
+-- the sums of the journal up to then, and the bonus per offer.
+CREATE FUNCTION prepaid_liability(p_shop uuid, p_at timestamptz) RETURNS json
+LANGUAGE sql STABLE AS $$
+    WITH e AS (
+        SELECT j.kind, j.ref, e.account, e.amount FROM journal j
+          JOIN journal_entries e ON e.journal_seq = j.seq
+         WHERE j.shop_id = p_shop AND j.at < p_at),
+    tot AS (
+        SELECT coalesce(sum(amount) FILTER (WHERE account = 'principal'), 0) AS principal,
+               coalesce(sum(amount) FILTER (WHERE account = 'bonus_available'), 0) AS available,
+               coalesce(sum(amount) FILTER (WHERE account = 'bonus_scheduled'), 0) AS scheduled,
+               coalesce(sum(amount) FILTER (WHERE account = 'breakage'), 0) AS breakage,
+               coalesce(-sum(amount) FILTER (WHERE account = 'cash'), 0) AS cash,
+               coalesce(-sum(amount) FILTER (WHERE account = 'promotion'), 0) AS promotion,
+               coalesce(sum(amount) FILTER (WHERE account = 'revenue'), 0) AS revenue,
+               (SELECT count(*) FROM wallets w WHERE w.shop_id = p_shop AND w.opened_at < p_at)
+                   AS wallets
+          FROM e),
+    -- the bonus of each top-up's movements, and what spends took from it
+    per AS (
+        SELECT t.offer_code AS offer,
+               coalesce(sum(e.amount) FILTER (WHERE e.account = 'bonus_scheduled'), 0) AS scheduled,
+               coalesce(sum(e.amount) FILTER (WHERE e.account = 'bonus_available'), 0) AS available,
+               coalesce(sum(e.amount) FILTER (WHERE e.account = 'breakage'), 0) AS breakage,
+               coalesce(-sum(e.amount) FILTER (WHERE e.account = 'promotion'), 0) AS granted
+          FROM e JOIN topups t ON t.shop_id = p_shop AND t.topup_id = e.ref
+         WHERE e.kind IN ('topup', 'release', 'expiry') AND t.offer_code IS NOT NULL
+         GROUP BY t.offer_code),
+    spent AS (
+        SELECT t.offer_code AS offer, sum(a.amount) AS amount FROM spend_allocations a
+          JOIN spends s ON s.seq = a.spend_seq JOIN topups t ON t.seq = a.topup_seq
+         WHERE s.shop_id = p_shop AND s.created_at < p_at GROUP BY t.offer_code)
+    SELECT json_build_object(
+        'principal_outstanding', tot.principal, 'bonus_available', tot.available,
+        'bonus_scheduled', tot.scheduled, 'bonus_expired', tot.breakage,
+        'cash_received', tot.cash, 'bonus_granted', tot.promotion, 'spent', tot.revenue,
+        'wallets', tot.wallets,
+        'by_offer', coalesce((SELECT json_agg(json_build_object('offer', per.offer,
+                'bonus_granted', per.granted,
+                'bonus_available', per.available - coalesce(spent.amount, 0),
+                'bonus_scheduled', per.scheduled, 'bonus_expired', per.breakage,
+                'bonus_spent', coalesce(spent.amount, 0)) ORDER BY per.offer COLLATE "C")
+            FROM per LEFT JOIN spent ON spent.offer = per.offer), '[]'))
+      FROM tot
+$$;

@@ -204,8 +204,10 @@ out:
 
 /*
  * The janitor: once a minute, the tier reviews and grace ends that are due
- * (reviews also run on demand, POST /v1/tier-programme/review); hourly,
- * idempotency records past their retention are deleted.
+ * (reviews also run on demand, POST /v1/tier-programme/review) and the
+ * wallets' due bonus releases and expiries (every wallet call also does
+ * its own first); hourly, idempotency records past their retention are
+ * deleted.
  */
 static pthread_mutex_t janitor_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t janitor_cond = PTHREAD_COND_INITIALIZER;
@@ -233,6 +235,7 @@ janitor(void *arg)
 					log_info("purged %d expired idempotency records", (int)qs);
 			}
 			(void)tiers_review_all(c);
+			(void)wallets_sweep(c);
 			db_close(c);
 		}
 		minute++;

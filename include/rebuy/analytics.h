@@ -64,4 +64,18 @@ enum db_qs analytics_sales_decomposition(struct db_conn *c, const char *shop_id,
 enum db_qs analytics_membership(struct db_conn *c, const char *shop_id,
 				const struct analytics_query *q, json_t **out, struct err *err);
 
+/* The same comparison for prepaid wallet holders vs non-holders. */
+enum db_qs analytics_wallet_holders(struct db_conn *c, const char *shop_id,
+				    const struct analytics_query *q, json_t **out, struct err *err);
+
+/*
+ * Prepaid liability at the end of as_of (or now, if sooner): principal
+ * outstanding (deferred revenue), bonus available, scheduled and expired
+ * (breakage), and the bonus per offer.  Due releases and expiries are
+ * posted first.
+ */
+enum db_qs analytics_prepaid_liability(struct db_conn *c, const char *shop_id,
+				       const struct analytics_query *q, json_t **out,
+				       struct err *err);
+
 #endif

@@ -119,6 +119,8 @@ void api_benefits_get(struct request *req);
 void api_benefits_list(struct request *req);
 void api_customer_benefit_use(struct request *req);
 void api_metrics_membership(struct request *req);
+void api_metrics_wallet_holders(struct request *req);
+void api_metrics_prepaid_liability(struct request *req);
 void api_topup_offers_put(struct request *req);
 void api_topup_offers_get(struct request *req);
 void api_topup_offers_list(struct request *req);

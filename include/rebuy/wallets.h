@@ -68,6 +68,13 @@ struct wallet_spend {
 enum db_qs wallets_spend(struct db_conn *c, const char *shop_id, const struct wallet_spend *in,
 			 bool *created, char **out, struct err *err);
 
+/*
+ * Post the releases and expiries due in every wallet (rebuyd's minute
+ * sweep; reads and writes do it for their own wallet anyway).  Returns the
+ * wallets brought up to date, -1 on a database error.
+ */
+int wallets_sweep(struct db_conn *c);
+
 /* rebuyd verify: the ledger's broken invariants, reported one by one; returns their number. */
 enum db_qs wallets_verify(struct db_conn *c, const char *shop_id,
 			  void (*report)(const char *shop, const char *what, const char *detail));

@@ -155,3 +155,25 @@ api_metrics_membership(struct request *req)
 		return;
 	api_run(req, run, &call);
 }
+
+void
+api_metrics_wallet_holders(struct request *req)
+{
+	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_wallet_holders };
+
+	if (!api_query_param(req, "from", analytics_check_date, 64, &call.q.from) ||
+	    !api_query_param(req, "to", analytics_check_date, 64, &call.q.to) ||
+	    !api_query_param(req, "as_of", analytics_check_date, 64, &call.q.as_of))
+		return;
+	api_run(req, run, &call);
+}
+
+void
+api_metrics_prepaid_liability(struct request *req)
+{
+	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_prepaid_liability };
+
+	if (!api_query_param(req, "as_of", analytics_check_date, 64, &call.q.as_of))
+		return;
+	api_run(req, run, &call);
+}

@@ -199,6 +199,29 @@ const struct db_stmt analytics_stmts[] = {
 	  "     occasions, orders, intervals, days FROM g"
 	  "   UNION ALL SELECT 1, tier, occasions, orders, intervals, days FROM g) x"
 	  " GROUP BY x.kind, x.grp" },
+	/* the same groups for prepaid wallets: holders (a wallet opened before the end of the range) */
+	{ "analytics_wallet_holders",
+	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
+	  "   (($3::date + 1)::timestamp AT TIME ZONE timezone) AS t1 FROM shops WHERE id = $1),"
+	  " c AS (SELECT o.customer_seq, count(*) AS occasions, sum(o.orders) AS orders,"
+	  "     count(*) FILTER (WHERE o.prev_started_at >= s.t0) AS intervals,"
+	  "     coalesce(sum((o.started_at AT TIME ZONE s.tz)::date"
+	  "       - (o.prev_started_at AT TIME ZONE s.tz)::date)"
+	  "       FILTER (WHERE o.prev_started_at >= s.t0), 0) AS days"
+	  "   FROM purchase_occasions o, s"
+	  "   WHERE o.shop_id = $1 AND o.started_at >= s.t0 AND o.started_at < s.t1"
+	  "   GROUP BY o.customer_seq)"
+	  " SELECT 0, CASE WHEN EXISTS (SELECT FROM wallets w WHERE w.customer_seq = c.customer_seq"
+	  "     AND w.opened_at < s.t1) THEN 'holders' ELSE 'non_holders' END AS grp,"
+	  "   count(*), count(*) FILTER (WHERE c.occasions >= 2), sum(c.orders), sum(c.intervals),"
+	  "   sum(c.days)"
+	  " FROM c, s GROUP BY grp" },
+	/* releases and expiries due are posted first, so the journal is complete up to now */
+	{ "analytics_wallet_sweep", "SELECT wallet_sweep($1, rebuy_now())" },
+	/* $2: the date; the liability at the end of that day in the shop's zone, or now if sooner */
+	{ "analytics_liability",
+	  "SELECT prepaid_liability($1, least((($2::date + 1)::timestamp AT TIME ZONE s.timezone),"
+	  "   rebuy_now()))::text FROM shops s WHERE s.id = $1" },
 	/* the programme's tiers, lowest first */
 	{ "analytics_tiers", "SELECT code FROM tiers WHERE shop_id = $1 ORDER BY rank" },
 	{ NULL, NULL },
@@ -1162,6 +1185,80 @@ out:
 	json_decref(by_tier);
 	PQclear(res);
 	PQclear(tiers);
+	json_decref(r.rule);
+	return qs;
+}
+
+/* ---- prepaid wallets ------------------------------------------------------ */
+
+static const char *const caveat_wallets =
+	"A comparison of groups, not a causal effect: customers who buy more are likelier to "
+	"top up a wallet.";
+
+enum db_qs
+analytics_wallet_holders(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+			 json_t **out, struct err *err)
+{
+	struct range r;
+	PGresult *res = NULL;
+	json_t *def;
+	enum db_qs qs = resolve(c, shop_id, q, &r, err);
+
+	if (qs < 0)
+		return qs;
+	{
+		const char *p[3] = { shop_id, r.from_s, r.to_s };
+
+		qs = db_exec(c, "analytics_wallet_holders", 3, p, &res);
+	}
+	if (qs < 0)
+		goto out;
+	def = definition(&r, q);
+	if (!def) {
+		qs = DB_HARD_ERROR;
+		goto out;
+	}
+	json_object_del(def, "channel");
+	json_object_set_new(def, "caveat", json_string(caveat_wallets));
+	*out = json_pack("{s:o, s:o, s:o}", "definition", def,
+			 "holders", member_group("holders", res, group_row(res, (int)qs, 0, "holders")),
+			 "non_holders", member_group("non_holders", res,
+						     group_row(res, (int)qs, 0, "non_holders")));
+	qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
+out:
+	PQclear(res);
+	json_decref(r.rule);
+	return qs;
+}
+
+enum db_qs
+analytics_prepaid_liability(struct db_conn *c, const char *shop_id,
+			    const struct analytics_query *q, json_t **out, struct err *err)
+{
+	struct range r;
+	json_t *figures = NULL;
+	char *text = NULL;
+	enum db_qs qs = resolve(c, shop_id, q, &r, err);
+
+	if (qs < 0)
+		return qs;
+	{
+		const char *p[2] = { shop_id, r.as_of_s };
+
+		if ((qs = db_exec_none(c, "analytics_wallet_sweep", 1, p)) < 0 ||
+		    (qs = db_exec_text(c, "analytics_liability", 2, p, &text)) < 0)
+			goto out;
+	}
+	figures = text ? json_loads(text, 0, NULL) : NULL;
+	if (!figures) {
+		qs = DB_HARD_ERROR;
+		goto out;
+	}
+	*out = json_pack("{s:{s:s, s:s, s:s}, s:o}", "definition", "timezone", r.tz, "as_of",
+			 r.as_of_s, "currency", r.currency, "liability", figures);
+	qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
+out:
+	free(text);
 	json_decref(r.rule);
 	return qs;
 }

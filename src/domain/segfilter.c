@@ -54,6 +54,17 @@ static const struct field {
 	  "coalesce((SELECT ct.tier FROM customer_tiers ct WHERE ct.customer_seq = f.customer_seq),"
 	  " (SELECT t.code FROM tiers t WHERE t.shop_id = f.shop_id AND t.net_spend IS NULL"
 	  "   AND t.orders IS NULL ORDER BY t.rank DESC LIMIT 1))", 0 },
+	/*
+	 * Prepaid wallets now (no wallet: NULL, so no comparison holds): the
+	 * principal, the bonus available (released or due, not expired), both.
+	 */
+	{ "wallet_principal", NUMBER,
+	  "(SELECT b.principal FROM wallet_balances_at(f.customer_seq, now()) b)", 0 },
+	{ "wallet_bonus_available", NUMBER,
+	  "(SELECT b.bonus_available FROM wallet_balances_at(f.customer_seq, now()) b)", 0 },
+	{ "wallet_available", NUMBER,
+	  "(SELECT b.principal + b.bonus_available FROM wallet_balances_at(f.customer_seq, now()) b)",
+	  0 },
 	/* r: the scores, joined by the caller when out->rfm (see segfilter.h) */
 	{ "rfm_recency", NUMBER, "r.r", 0 },
 	{ "rfm_frequency", NUMBER, "r.f", 0 },

@@ -35,6 +35,7 @@ const struct db_stmt wallets_stmts[] = {
 	  "SELECT status, body::text FROM wallet_topup($1, $2, $3, $4, $5, rebuy_now())" },
 	{ "wallets_spend",
 	  "SELECT status, body::text FROM wallet_spend($1, $2, $3, $4, $5, rebuy_now())" },
+	{ "wallets_sweep", "SELECT wallet_sweep(NULL, now())" },
 	{ "wallets_verify", "SELECT shop_id, what, detail FROM ledger_verify($1) ORDER BY 1, 2, 3" },
 	{ NULL, NULL },
 };
@@ -253,4 +254,15 @@ wallets_verify(struct db_conn *c, const char *shop_id,
 		report(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
 	PQclear(r);
 	return qs;
+}
+
+int
+wallets_sweep(struct db_conn *c)
+{
+	char *n = NULL;
+	enum db_qs qs = db_exec_text(c, "wallets_sweep", 0, NULL, &n);
+	int done = qs > 0 && n ? atoi(n) : -1;
+
+	free(n);
+	return qs < 0 ? -1 : done;
 }
