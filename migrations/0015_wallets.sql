@@ -43,7 +43,8 @@ CREATE TABLE journal (
     seq                   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     shop_id               uuid NOT NULL REFERENCES shops (id),
     wallet_seq            bigint NOT NULL REFERENCES wallets (seq),
-    kind                  text NOT NULL CHECK (kind IN ('topup', 'release', 'spend', 'expiry')),
+    kind                  text NOT NULL CHECK (kind IN ('topup', 'release', 'spend', 'expiry',
+                                                    'refund', 'topup_refund', 'adjustment')),
     ref                   text NOT NULL,
     at                    timestamptz NOT NULL,
     principal_after       bigint NOT NULL,
@@ -55,7 +56,8 @@ CREATE INDEX journal_wallet ON journal (wallet_seq, at, seq);
 CREATE TABLE journal_entries (
     journal_seq bigint NOT NULL REFERENCES journal (seq),
     account     text NOT NULL CHECK (account IN ('principal', 'bonus_available', 'bonus_scheduled',
-                                                 'cash', 'promotion', 'revenue', 'breakage')),
+                                                 'cash', 'promotion', 'revenue', 'breakage',
+                                                 'adjustment')),
     amount      bigint NOT NULL CHECK (amount <> 0),
     PRIMARY KEY (journal_seq, account)
 );
@@ -81,6 +83,11 @@ CREATE TABLE topups (
     offer_version integer,
     bonus_total   bigint NOT NULL CHECK (bonus_total >= 0),
     created_at    timestamptz NOT NULL,
+    -- a refund of the whole top-up (see wallet_topup_refund)
+    refunded_at        timestamptz,
+    principal_returned bigint CHECK (principal_returned BETWEEN 0 AND amount),
+    bonus_cancelled    bigint CHECK (bonus_cancelled >= 0),
+    bonus_clawed_back  bigint CHECK (bonus_clawed_back >= 0),
     UNIQUE (shop_id, topup_id),
     FOREIGN KEY (shop_id, offer_code, offer_version) REFERENCES topup_offers (shop_id, code, version)
 );
@@ -94,7 +101,8 @@ CREATE TABLE bonus_installments (
     amount     bigint NOT NULL CHECK (amount > 0),
     due_at     timestamptz NOT NULL,
     expires_at timestamptz,
-    status     text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'released', 'expired')),
+    status     text NOT NULL DEFAULT 'pending'
+               CHECK (status IN ('pending', 'released', 'expired', 'cancelled')),
     remaining  bigint NOT NULL DEFAULT 0 CHECK (remaining BETWEEN 0 AND amount),
     PRIMARY KEY (topup_seq, k),
     CHECK (status = 'released' OR remaining = 0)
@@ -114,8 +122,36 @@ CREATE TABLE spends (
     from_bonus     bigint NOT NULL CHECK (from_bonus >= 0),
     order_id       text,
     created_at     timestamptz NOT NULL,
+    refunded       bigint NOT NULL DEFAULT 0,
     UNIQUE (shop_id, spend_id),
-    CHECK (from_principal + from_bonus = amount)
+    CHECK (from_principal + from_bonus = amount),
+    CHECK (refunded BETWEEN 0 AND amount)
+);
+
+-- refunds of a spend, each back to the buckets the spend took from
+CREATE TABLE spend_refunds (
+    seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    shop_id      uuid NOT NULL,
+    refund_id    text NOT NULL CHECK (length(refund_id) BETWEEN 1 AND 128),
+    spend_seq    bigint NOT NULL REFERENCES spends (seq),
+    amount       bigint NOT NULL CHECK (amount > 0),
+    to_principal bigint NOT NULL CHECK (to_principal >= 0),
+    to_bonus     bigint NOT NULL CHECK (to_bonus >= 0),
+    to_breakage  bigint NOT NULL CHECK (to_breakage >= 0),
+    created_at   timestamptz NOT NULL,
+    UNIQUE (shop_id, refund_id),
+    CHECK (to_principal + to_bonus + to_breakage = amount)
+);
+
+CREATE TABLE wallet_adjustments (
+    seq           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    shop_id       uuid NOT NULL,
+    adjustment_id text NOT NULL CHECK (length(adjustment_id) BETWEEN 1 AND 128),
+    wallet_seq    bigint NOT NULL REFERENCES wallets (seq),
+    amount        bigint NOT NULL CHECK (amount <> 0),
+    reason        text NOT NULL CHECK (length(reason) BETWEEN 1 AND 500),
+    created_at    timestamptz NOT NULL,
+    UNIQUE (shop_id, adjustment_id)
 );
 -- which installments a spend's bonus came from (for refunds)
 CREATE TABLE spend_allocations (
@@ -123,6 +159,7 @@ CREATE TABLE spend_allocations (
     topup_seq bigint NOT NULL,
     k         integer NOT NULL,
     amount    bigint NOT NULL CHECK (amount > 0),
+    refunded  bigint NOT NULL DEFAULT 0 CHECK (refunded BETWEEN 0 AND amount),
     PRIMARY KEY (spend_seq, topup_seq, k),
     FOREIGN KEY (topup_seq, k) REFERENCES bonus_installments (topup_seq, k)
 );
@@ -241,6 +278,9 @@ CREATE FUNCTION topup_json(t topups) RETURNS json LANGUAGE sql STABLE AS $$
                          WHERE w.seq = t.wallet_seq),
         'amount', t.amount, 'offer', t.offer_code, 'offer_version', t.offer_version,
         'bonus_total', t.bonus_total, 'created_at', rfc3339(t.created_at),
+        'refund', CASE WHEN t.refunded_at IS NOT NULL THEN json_build_object(
+            'refunded_at', rfc3339(t.refunded_at), 'principal_returned', t.principal_returned,
+            'bonus_cancelled', t.bonus_cancelled, 'bonus_clawed_back', t.bonus_clawed_back) END,
         'installments', coalesce((SELECT json_agg(json_build_object('k', i.k, 'amount', i.amount,
                 'due_at', rfc3339(i.due_at), 'expires_at', rfc3339(i.expires_at),
                 'status', i.status, 'remaining', i.remaining) ORDER BY i.k)
@@ -578,7 +618,9 @@ BEGIN
 END $$;
 
 -- Prepaid liability of a shop at instant p_at (<= now, after a sweep):
--- the sums of the journal up to then, and the bonus per offer.
+-- the sums of the journal up to then (cash received and bonus granted net
+-- of top-up refunds; spent net of spend refunds), and per offer the bonus
+-- movements of its top-ups.
 CREATE FUNCTION prepaid_liability(p_shop uuid, p_at timestamptz) RETURNS json
 LANGUAGE sql STABLE AS $$
     WITH e AS (
@@ -593,33 +635,233 @@ LANGUAGE sql STABLE AS $$
                coalesce(-sum(amount) FILTER (WHERE account = 'cash'), 0) AS cash,
                coalesce(-sum(amount) FILTER (WHERE account = 'promotion'), 0) AS promotion,
                coalesce(sum(amount) FILTER (WHERE account = 'revenue'), 0) AS revenue,
+               coalesce(-sum(amount) FILTER (WHERE account = 'adjustment'), 0) AS adjustment,
                (SELECT count(*) FROM wallets w WHERE w.shop_id = p_shop AND w.opened_at < p_at)
                    AS wallets
           FROM e),
-    -- the bonus of each top-up's movements, and what spends took from it
+    -- the bonus of each offer's top-ups, from the movements that name the top-up
     per AS (
         SELECT t.offer_code AS offer,
+               coalesce(-sum(e.amount) FILTER (WHERE e.kind = 'topup' AND e.account = 'promotion'), 0)
+                   AS granted,
+               coalesce(sum(e.amount) FILTER (WHERE e.kind = 'release' AND e.account = 'bonus_available'), 0)
+                   AS released,
                coalesce(sum(e.amount) FILTER (WHERE e.account = 'bonus_scheduled'), 0) AS scheduled,
-               coalesce(sum(e.amount) FILTER (WHERE e.account = 'bonus_available'), 0) AS available,
-               coalesce(sum(e.amount) FILTER (WHERE e.account = 'breakage'), 0) AS breakage,
-               coalesce(-sum(e.amount) FILTER (WHERE e.account = 'promotion'), 0) AS granted
+               coalesce(sum(e.amount) FILTER (WHERE e.kind = 'expiry' AND e.account = 'breakage'), 0)
+                   AS expired,
+               coalesce(sum(e.amount) FILTER (WHERE e.kind = 'topup_refund' AND e.account = 'promotion'), 0)
+                   AS cancelled
           FROM e JOIN topups t ON t.shop_id = p_shop AND t.topup_id = e.ref
-         WHERE e.kind IN ('topup', 'release', 'expiry') AND t.offer_code IS NOT NULL
-         GROUP BY t.offer_code),
-    spent AS (
-        SELECT t.offer_code AS offer, sum(a.amount) AS amount FROM spend_allocations a
-          JOIN spends s ON s.seq = a.spend_seq JOIN topups t ON t.seq = a.topup_seq
-         WHERE s.shop_id = p_shop AND s.created_at < p_at GROUP BY t.offer_code)
+         WHERE e.kind IN ('topup', 'release', 'expiry', 'topup_refund') AND t.offer_code IS NOT NULL
+         GROUP BY t.offer_code)
     SELECT json_build_object(
         'principal_outstanding', tot.principal, 'bonus_available', tot.available,
         'bonus_scheduled', tot.scheduled, 'bonus_expired', tot.breakage,
         'cash_received', tot.cash, 'bonus_granted', tot.promotion, 'spent', tot.revenue,
-        'wallets', tot.wallets,
+        'adjustments', tot.adjustment, 'wallets', tot.wallets,
         'by_offer', coalesce((SELECT json_agg(json_build_object('offer', per.offer,
-                'bonus_granted', per.granted,
-                'bonus_available', per.available - coalesce(spent.amount, 0),
-                'bonus_scheduled', per.scheduled, 'bonus_expired', per.breakage,
-                'bonus_spent', coalesce(spent.amount, 0)) ORDER BY per.offer COLLATE "C")
-            FROM per LEFT JOIN spent ON spent.offer = per.offer), '[]'))
+                'bonus_granted', per.granted, 'bonus_released', per.released,
+                'bonus_scheduled', per.scheduled, 'bonus_expired', per.expired,
+                'bonus_cancelled', per.cancelled) ORDER BY per.offer COLLATE "C")
+            FROM per), '[]'))
       FROM tot
 $$;
+
+-- A refund of part or all of a spend (see balances2.md): principal first,
+-- up to what the spend took from principal and earlier refunds did not
+-- return; the rest back to the installments it came from, newest first
+-- (an installment expired since: breakage; cancelled with its top-up:
+-- promotion).  status: created, replayed, no_customer, no_spend, conflict,
+-- too_much (body: what is left to refund); body: {refund, wallet}.
+CREATE FUNCTION wallet_spend_refund(p_shop uuid, p_customer_id text, p_spend_id text,
+                                    p_refund_id text, p_amount bigint, p_now timestamptz,
+                                    OUT status text, OUT body json)
+LANGUAGE plpgsql AS $$
+DECLARE
+    cust  bigint := wallet_customer(p_shop, p_customer_id, true);
+    s     spends;
+    w     wallets;
+    f     spend_refunds;
+    cur   text;
+    pr    bigint;
+    left_ bigint;
+    tb    bigint := 0;
+    tk    bigint := 0;
+    tc    bigint := 0;
+    a     record;
+    take  bigint;
+BEGIN
+    IF cust IS NULL THEN
+        status := 'no_customer';
+        RETURN;
+    END IF;
+    SELECT sh.currency INTO cur FROM shops sh WHERE sh.id = p_shop;
+    SELECT sp.* INTO s FROM spends sp JOIN wallets wa ON wa.seq = sp.wallet_seq
+     WHERE sp.shop_id = p_shop AND sp.spend_id = p_spend_id AND wa.customer_seq = cust;
+    IF NOT FOUND THEN
+        status := 'no_spend';
+        RETURN;
+    END IF;
+    SELECT * INTO w FROM wallets WHERE seq = s.wallet_seq FOR UPDATE;
+    PERFORM wallet_catch_up(w.seq, p_now);
+    SELECT * INTO f FROM spend_refunds WHERE shop_id = p_shop AND refund_id = p_refund_id;
+    IF FOUND THEN
+        IF f.spend_seq <> s.seq OR f.amount <> p_amount THEN
+            status := 'conflict';
+            RETURN;
+        END IF;
+        status := 'replayed';
+    ELSIF p_amount > s.amount - s.refunded THEN
+        status := 'too_much';
+        body := to_json(s.amount - s.refunded);
+        RETURN;
+    ELSE
+        pr := least(p_amount, s.from_principal - coalesce((SELECT sum(x.to_principal)
+                                                             FROM spend_refunds x
+                                                            WHERE x.spend_seq = s.seq), 0));
+        left_ := p_amount - pr;
+        FOR a IN SELECT sa.topup_seq, sa.k, sa.amount - sa.refunded AS open, i.status, i.expires_at
+                   FROM spend_allocations sa
+                   JOIN bonus_installments i ON i.topup_seq = sa.topup_seq AND i.k = sa.k
+                  WHERE sa.spend_seq = s.seq AND sa.refunded < sa.amount
+                  ORDER BY sa.topup_seq DESC, sa.k DESC LOOP
+            EXIT WHEN left_ = 0;
+            take := least(left_, a.open);
+            UPDATE spend_allocations SET refunded = refunded + take
+             WHERE spend_seq = s.seq AND topup_seq = a.topup_seq AND k = a.k;
+            IF a.status = 'released' THEN
+                UPDATE bonus_installments SET remaining = remaining + take
+                 WHERE topup_seq = a.topup_seq AND k = a.k;
+                tb := tb + take;
+            ELSIF a.status = 'cancelled' THEN
+                tc := tc + take;
+            ELSE
+                tk := tk + take;
+            END IF;
+            left_ := left_ - take;
+        END LOOP;
+        IF left_ <> 0 THEN
+            RAISE EXCEPTION 'spend %: allocations hold less than from_bonus', s.seq;
+        END IF;
+        PERFORM ledger_post(w.seq, 'refund', p_refund_id, p_now, pr, tb, 0,
+                            jsonb_build_object('revenue', -p_amount, 'breakage', tk, 'promotion', tc));
+        UPDATE spends SET refunded = refunded + p_amount WHERE seq = s.seq;
+        INSERT INTO spend_refunds (shop_id, refund_id, spend_seq, amount, to_principal, to_bonus,
+                                   to_breakage, created_at)
+        VALUES (p_shop, p_refund_id, s.seq, p_amount, pr, tb, tk + tc, p_now) RETURNING * INTO f;
+        status := 'created';
+    END IF;
+    SELECT * INTO w FROM wallets WHERE seq = w.seq;
+    body := json_build_object('refund', json_build_object('refund_id', f.refund_id,
+                'spend_id', s.spend_id, 'amount', f.amount, 'to_principal', f.to_principal,
+                'to_bonus', f.to_bonus, 'to_breakage', f.to_breakage,
+                'created_at', rfc3339(f.created_at)),
+            'wallet', wallet_json(w, p_customer_id, cur, p_now));
+END $$;
+
+-- A refund of a whole top-up (see balances2.md): the principal still in
+-- the wallet, up to what the top-up paid, goes back (cash); its pending
+-- installments are cancelled and the unspent part of its released ones is
+-- clawed back (promotion).  Once per top-up: again, the same answer.
+-- status: created, replayed, no_customer, no_topup; body: {topup, wallet}.
+CREATE FUNCTION wallet_topup_refund(p_shop uuid, p_customer_id text, p_topup_id text,
+                                    p_now timestamptz, OUT status text, OUT body json)
+LANGUAGE plpgsql AS $$
+DECLARE
+    cust   bigint := wallet_customer(p_shop, p_customer_id, true);
+    t      topups;
+    w      wallets;
+    cur    text;
+    u      bigint;
+    cancel bigint;
+    claw   bigint;
+BEGIN
+    IF cust IS NULL THEN
+        status := 'no_customer';
+        RETURN;
+    END IF;
+    SELECT sh.currency INTO cur FROM shops sh WHERE sh.id = p_shop;
+    SELECT tp.* INTO t FROM topups tp JOIN wallets wa ON wa.seq = tp.wallet_seq
+     WHERE tp.shop_id = p_shop AND tp.topup_id = p_topup_id AND wa.customer_seq = cust;
+    IF NOT FOUND THEN
+        status := 'no_topup';
+        RETURN;
+    END IF;
+    SELECT * INTO w FROM wallets WHERE seq = t.wallet_seq FOR UPDATE;
+    PERFORM wallet_catch_up(w.seq, p_now);
+    SELECT * INTO w FROM wallets WHERE seq = w.seq;
+    IF t.refunded_at IS NOT NULL THEN
+        status := 'replayed';
+    ELSE
+        u := least(t.amount, w.principal);
+        SELECT coalesce(sum(amount) FILTER (WHERE i.status = 'pending'), 0),
+               coalesce(sum(remaining) FILTER (WHERE i.status = 'released'), 0)
+          INTO cancel, claw FROM bonus_installments i WHERE i.topup_seq = t.seq;
+        PERFORM ledger_post(w.seq, 'topup_refund', p_topup_id, p_now, -u, -claw, -cancel,
+                            jsonb_build_object('cash', u, 'promotion', claw + cancel));
+        -- a released installment spent in full stays released
+        UPDATE bonus_installments bi SET status = 'cancelled', remaining = 0
+         WHERE bi.topup_seq = t.seq
+           AND (bi.status = 'pending' OR (bi.status = 'released' AND bi.remaining > 0));
+        UPDATE topups SET refunded_at = p_now, principal_returned = u, bonus_cancelled = cancel,
+               bonus_clawed_back = claw
+         WHERE seq = t.seq RETURNING * INTO t;
+        SELECT * INTO w FROM wallets WHERE seq = w.seq;
+        status := 'created';
+    END IF;
+    body := json_build_object('topup', topup_json(t), 'wallet', wallet_json(w, p_customer_id, cur, p_now));
+END $$;
+
+-- A manual adjustment of the principal by an admin (signed amount, with a
+-- reason; the shop's adjustment account takes the other side).  status:
+-- created, replayed, conflict, no_customer, insufficient (body: the
+-- available amounts); body: {adjustment, wallet}.
+CREATE FUNCTION wallet_adjust(p_shop uuid, p_customer_id text, p_adjustment_id text,
+                              p_amount bigint, p_reason text, p_now timestamptz,
+                              OUT status text, OUT body json)
+LANGUAGE plpgsql AS $$
+DECLARE
+    cust bigint := wallet_customer(p_shop, p_customer_id, true);
+    w    wallets;
+    x    wallet_adjustments;
+    cur  text;
+BEGIN
+    IF cust IS NULL THEN
+        status := 'no_customer';
+        RETURN;
+    END IF;
+    SELECT sh.currency INTO cur FROM shops sh WHERE sh.id = p_shop;
+    SELECT * INTO w FROM wallets WHERE customer_seq = cust FOR UPDATE;
+    IF FOUND THEN
+        PERFORM wallet_catch_up(w.seq, p_now);
+        SELECT * INTO w FROM wallets WHERE seq = w.seq;
+    END IF;
+    SELECT * INTO x FROM wallet_adjustments WHERE shop_id = p_shop AND adjustment_id = p_adjustment_id;
+    IF FOUND THEN
+        IF x.wallet_seq IS DISTINCT FROM w.seq OR x.amount <> p_amount OR x.reason <> p_reason THEN
+            status := 'conflict';
+            RETURN;
+        END IF;
+        status := 'replayed';
+    ELSIF p_amount < 0 AND coalesce(w.principal, 0) + p_amount < 0 THEN
+        status := 'insufficient';
+        body := json_build_object('principal', coalesce(w.principal, 0),
+                                  'bonus_available', coalesce(w.bonus_available, 0),
+                                  'available', coalesce(w.principal + w.bonus_available, 0));
+        RETURN;
+    ELSE
+        IF w.seq IS NULL THEN
+            INSERT INTO wallets (shop_id, customer_seq, opened_at) VALUES (p_shop, cust, p_now)
+            RETURNING * INTO w;
+        END IF;
+        INSERT INTO wallet_adjustments (shop_id, adjustment_id, wallet_seq, amount, reason, created_at)
+        VALUES (p_shop, p_adjustment_id, w.seq, p_amount, p_reason, p_now) RETURNING * INTO x;
+        PERFORM ledger_post(w.seq, 'adjustment', p_adjustment_id, p_now, p_amount, 0, 0,
+                            jsonb_build_object('adjustment', -p_amount));
+        SELECT * INTO w FROM wallets WHERE seq = w.seq;
+        status := 'created';
+    END IF;
+    body := json_build_object('adjustment', json_build_object('adjustment_id', x.adjustment_id,
+                'amount', x.amount, 'reason', x.reason, 'created_at', rfc3339(x.created_at)),
+            'wallet', wallet_json(w, p_customer_id, cur, p_now));
+END $$;

@@ -68,6 +68,42 @@ struct wallet_spend {
 enum db_qs wallets_spend(struct db_conn *c, const char *shop_id, const struct wallet_spend *in,
 			 bool *created, char **out, struct err *err);
 
+struct wallet_refund {
+	const char *customer_id;
+	const char *ref;       /* the spend_id or topup_id refunded */
+	const char *refund_id; /* spend refunds: the storefront's refund id */
+	long long amount;      /* spend refunds */
+};
+
+/*
+ * Refund part or all of a spend: principal first, then the bonus back to
+ * its installments (expired since: breakage).  DB_NO_RESULTS: no such
+ * customer.  ERR_NOT_FOUND (no such spend of the customer), ERR_CONFLICT,
+ * ERR_VALIDATION (more than is left) with DB_ABORT.  *out: {refund, wallet}.
+ */
+enum db_qs wallets_spend_refund(struct db_conn *c, const char *shop_id,
+				const struct wallet_refund *in, bool *created, char **out,
+				struct err *err);
+
+/*
+ * Refund a whole top-up: the principal still in the wallet up to its
+ * amount, its pending bonus cancelled, its released bonus clawed back.
+ * Once; again gives the same answer (*created false).  *out: {topup, wallet}.
+ */
+enum db_qs wallets_topup_refund(struct db_conn *c, const char *shop_id,
+				const struct wallet_refund *in, bool *created, char **out,
+				struct err *err);
+
+struct wallet_adjustment {
+	const char *customer_id, *adjustment_id, *reason;
+	long long amount; /* signed, on the principal */
+};
+
+/* An admin's adjustment of the principal.  ERR_CONFLICT, ERR_INSUFFICIENT_FUNDS. */
+enum db_qs wallets_adjust(struct db_conn *c, const char *shop_id,
+			  const struct wallet_adjustment *in, bool *created, char **out,
+			  struct err *err);
+
 /*
  * Post the releases and expiries due in every wallet (rebuyd's minute
  * sweep; reads and writes do it for their own wallet anyway).  Returns the

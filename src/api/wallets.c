@@ -290,3 +290,119 @@ api_wallet_spend(struct request *req)
 	api_run(req, spend, &call);
 	json_decref(body);
 }
+
+/* ---- refunds and adjustments ---------------------------------------------- */
+
+static const struct jv_field spend_refund_spec[] = {
+	{ .name = "refund_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
+	  .check = check_id },
+	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = MONEY_MAX },
+	{ .name = NULL },
+};
+
+struct refund_call {
+	const char *shop_id;
+	struct wallet_refund in;
+	struct wallet_adjustment adj;
+	enum db_qs (*fn)(struct db_conn *, const char *, const struct wallet_refund *, bool *,
+			 char **, struct err *);
+};
+
+static enum db_qs
+refund(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct refund_call *call = cls;
+	bool created;
+	enum db_qs qs = no_customer(call->fn(c, call->shop_id, &call->in, &created, &out->raw, err),
+				    err, call->in.customer_id);
+
+	if (qs >= 0)
+		out->status = created ? 201 : 200;
+	return qs;
+}
+
+/* {id} and the spend or top-up id of the path; a malformed id names nothing. */
+static bool
+refund_path(struct request *req, struct wallet_refund *in, const char *what)
+{
+	if (!api_customer_path(req, &in->customer_id))
+		return false;
+	in->ref = req->params[1];
+	if (strlen(in->ref) <= 128 && !check_id(in->ref))
+		return true;
+	reply_error(req, ERR_NOT_FOUND, NULL, "no %s %.64s", what, in->ref);
+	return false;
+}
+
+void
+api_wallet_spend_refund(struct request *req)
+{
+	struct refund_call call = { .shop_id = req->shop_id, .fn = wallets_spend_refund };
+	json_t *body;
+
+	if (!refund_path(req, &call.in, "spend") || !(body = api_body(req, spend_refund_spec)))
+		return;
+	call.in.refund_id = api_str(body, "refund_id");
+	call.in.amount = json_integer_value(json_object_get(body, "amount"));
+	api_run(req, refund, &call);
+	json_decref(body);
+}
+
+static const struct jv_field empty_spec[] = { { .name = NULL } };
+
+void
+api_wallet_topup_refund(struct request *req)
+{
+	struct refund_call call = { .shop_id = req->shop_id, .fn = wallets_topup_refund };
+	json_t *body = NULL;
+
+	if (!refund_path(req, &call.in, "top-up"))
+		return;
+	/* no body, or {} */
+	if (req->body_len > 0 && !(body = api_body(req, empty_spec)))
+		return;
+	api_run(req, refund, &call);
+	json_decref(body);
+}
+
+static const struct jv_field adjustment_spec[] = {
+	{ .name = "adjustment_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
+	  .check = check_id },
+	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = -MONEY_MAX,
+	  .max = MONEY_MAX },
+	{ .name = "reason", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 500 },
+	{ .name = NULL },
+};
+
+static enum db_qs
+adjust(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct refund_call *call = cls;
+	bool created;
+	enum db_qs qs = no_customer(wallets_adjust(c, call->shop_id, &call->adj, &created, &out->raw,
+						   err),
+				    err, call->adj.customer_id);
+
+	if (qs >= 0)
+		out->status = created ? 201 : 200;
+	return qs;
+}
+
+void
+api_wallet_adjust(struct request *req)
+{
+	struct refund_call call = { .shop_id = req->shop_id };
+	json_t *body;
+
+	if (!api_customer_path(req, &call.adj.customer_id) ||
+	    !(body = api_body(req, adjustment_spec)))
+		return;
+	call.adj.adjustment_id = api_str(body, "adjustment_id");
+	call.adj.reason = api_str(body, "reason");
+	call.adj.amount = json_integer_value(json_object_get(body, "amount"));
+	if (call.adj.amount == 0)
+		reply_error(req, ERR_VALIDATION, "/amount", "/amount: an adjustment is not 0");
+	else
+		api_run(req, adjust, &call);
+	json_decref(body);
+}

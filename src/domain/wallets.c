@@ -36,6 +36,12 @@ const struct db_stmt wallets_stmts[] = {
 	{ "wallets_spend",
 	  "SELECT status, body::text FROM wallet_spend($1, $2, $3, $4, $5, rebuy_now())" },
 	{ "wallets_sweep", "SELECT wallet_sweep(NULL, now())" },
+	{ "wallets_spend_refund",
+	  "SELECT status, body::text FROM wallet_spend_refund($1, $2, $3, $4, $5, rebuy_now())" },
+	{ "wallets_topup_refund",
+	  "SELECT status, body::text FROM wallet_topup_refund($1, $2, $3, rebuy_now())" },
+	{ "wallets_adjust",
+	  "SELECT status, body::text FROM wallet_adjust($1, $2, $3, $4, $5, rebuy_now())" },
 	{ "wallets_verify", "SELECT shop_id, what, detail FROM ledger_verify($1) ORDER BY 1, 2, 3" },
 	{ NULL, NULL },
 };
@@ -137,12 +143,12 @@ wallets_read(struct db_conn *c, const char *shop_id, const char *customer_id, bo
  * left to fail() with the body, which fills err and returns DB_ABORT.
  */
 static enum db_qs
-call(struct db_conn *c, const char *stmt, const char *const *p, bool *created, char **out,
+call(struct db_conn *c, const char *stmt, int n, const char *const *p, bool *created, char **out,
      enum db_qs (*fail)(const char *status, const json_t *body, const void *in, struct err *err),
      const void *in, struct err *err)
 {
 	PGresult *r;
-	enum db_qs qs = db_exec(c, stmt, 5, p, &r);
+	enum db_qs qs = db_exec(c, stmt, n, p, &r);
 	const char *status;
 
 	*out = NULL;
@@ -202,7 +208,20 @@ wallets_topup(struct db_conn *c, const char *shop_id, const struct wallet_topup 
 	const char *p[5] = { shop_id, in->customer_id, in->topup_id, amount, in->offer };
 
 	snprintf(amount, sizeof amount, "%lld", in->amount);
-	return call(c, "wallets_topup", p, created, out, topup_fail, in, err);
+	return call(c, "wallets_topup", 5, p, created, out, topup_fail, in, err);
+}
+
+/* ERR_INSUFFICIENT_FUNDS with the available amounts as problem members. */
+static void
+insufficient(const json_t *body, const char *what, long long amount, struct err *err)
+{
+	long long avail = json_integer_value(json_object_get(body, "available"));
+
+	err_set(err, ERR_INSUFFICIENT_FUNDS, "/amount", "%s %lld needs more than the %lld available",
+		what, amount, avail);
+	err_ext(err, "principal", json_integer_value(json_object_get(body, "principal")));
+	err_ext(err, "bonus_available", json_integer_value(json_object_get(body, "bonus_available")));
+	err_ext(err, "available", avail);
 }
 
 static enum db_qs
@@ -215,14 +234,7 @@ spend_fail(const char *status, const json_t *body, const void *cls, struct err *
 			"spend %s was already recorded with another customer, amount or order",
 			in->spend_id);
 	} else if (strcmp(status, "insufficient") == 0) {
-		long long avail = json_integer_value(json_object_get(body, "available"));
-
-		err_set(err, ERR_INSUFFICIENT_FUNDS, "/amount",
-			"spending %lld needs more than the %lld available", in->amount, avail);
-		err_ext(err, "principal", json_integer_value(json_object_get(body, "principal")));
-		err_ext(err, "bonus_available",
-			json_integer_value(json_object_get(body, "bonus_available")));
-		err_ext(err, "available", avail);
+		insufficient(body, "spending", in->amount, err);
 	} else {
 		err_set(err, ERR_INTERNAL, NULL, "spend: unexpected status %s", status);
 	}
@@ -237,7 +249,77 @@ wallets_spend(struct db_conn *c, const char *shop_id, const struct wallet_spend 
 	const char *p[5] = { shop_id, in->customer_id, in->spend_id, amount, in->order_id };
 
 	snprintf(amount, sizeof amount, "%lld", in->amount);
-	return call(c, "wallets_spend", p, created, out, spend_fail, in, err);
+	return call(c, "wallets_spend", 5, p, created, out, spend_fail, in, err);
+}
+
+static enum db_qs
+refund_fail(const char *status, const json_t *body, const void *cls, struct err *err)
+{
+	const struct wallet_refund *in = cls;
+
+	if (strcmp(status, "conflict") == 0)
+		err_set(err, ERR_CONFLICT, "/refund_id",
+			"refund %s was already recorded for another spend or amount", in->refund_id);
+	else if (strcmp(status, "no_spend") == 0)
+		err_set(err, ERR_NOT_FOUND, NULL, "customer %s has no spend %s", in->customer_id,
+			in->ref);
+	else if (strcmp(status, "no_topup") == 0)
+		err_set(err, ERR_NOT_FOUND, NULL, "customer %s has no top-up %s", in->customer_id,
+			in->ref);
+	else if (strcmp(status, "too_much") == 0)
+		err_set(err, ERR_VALIDATION, "/amount",
+			"/amount: exceeds what is left to refund of spend %s (%lld)", in->ref,
+			(long long)json_integer_value(body));
+	else
+		err_set(err, ERR_INTERNAL, NULL, "refund: unexpected status %s", status);
+	return DB_ABORT;
+}
+
+enum db_qs
+wallets_spend_refund(struct db_conn *c, const char *shop_id, const struct wallet_refund *in,
+		     bool *created, char **out, struct err *err)
+{
+	char amount[24];
+	const char *p[5] = { shop_id, in->customer_id, in->ref, in->refund_id, amount };
+
+	snprintf(amount, sizeof amount, "%lld", in->amount);
+	return call(c, "wallets_spend_refund", 5, p, created, out, refund_fail, in, err);
+}
+
+enum db_qs
+wallets_topup_refund(struct db_conn *c, const char *shop_id, const struct wallet_refund *in,
+		     bool *created, char **out, struct err *err)
+{
+	const char *p[3] = { shop_id, in->customer_id, in->ref };
+
+	return call(c, "wallets_topup_refund", 3, p, created, out, refund_fail, in, err);
+}
+
+static enum db_qs
+adjust_fail(const char *status, const json_t *body, const void *cls, struct err *err)
+{
+	const struct wallet_adjustment *in = cls;
+
+	if (strcmp(status, "conflict") == 0)
+		err_set(err, ERR_CONFLICT, "/adjustment_id",
+			"adjustment %s was already recorded with another customer, amount or reason",
+			in->adjustment_id);
+	else if (strcmp(status, "insufficient") == 0)
+		insufficient(body, "taking", -in->amount, err);
+	else
+		err_set(err, ERR_INTERNAL, NULL, "adjustment: unexpected status %s", status);
+	return DB_ABORT;
+}
+
+enum db_qs
+wallets_adjust(struct db_conn *c, const char *shop_id, const struct wallet_adjustment *in,
+	       bool *created, char **out, struct err *err)
+{
+	char amount[24];
+	const char *p[5] = { shop_id, in->customer_id, in->adjustment_id, amount, in->reason };
+
+	snprintf(amount, sizeof amount, "%lld", in->amount);
+	return call(c, "wallets_adjust", 5, p, created, out, adjust_fail, in, err);
 }
 
 enum db_qs

@@ -107,6 +107,12 @@ const struct route router_routes[] = {
 	  SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_BODY | ROUTE_IDEMPOTENT },
 	{ "POST", "/v1/customers/{id}/wallet/spends", api_wallet_spend,
 	  SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_BODY | ROUTE_IDEMPOTENT },
+	{ "POST", "/v1/customers/{id}/wallet/spends/{spend_id}/refunds", api_wallet_spend_refund,
+	  SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_BODY | ROUTE_IDEMPOTENT },
+	{ "POST", "/v1/customers/{id}/wallet/topups/{topup_id}/refund", api_wallet_topup_refund,
+	  SCOPE_ADMIN | SCOPE_STOREFRONT, ROUTE_IDEMPOTENT },
+	{ "POST", "/v1/customers/{id}/wallet/adjustments", api_wallet_adjust, SCOPE_ADMIN,
+	  ROUTE_BODY | ROUTE_IDEMPOTENT },
 	{ "GET", "/v1/segments/{code}/customers", api_segments_members,
 	  SCOPE_ADMIN | SCOPE_READONLY, ROUTE_NEGOTIATED, "limit cursor consent fields" },
 };

@@ -210,7 +210,10 @@ describe('shop settings: the repurchase rule', () => {
       lapsing_factor: 2, lapse_days: 365, vip_percent: 5,
     };
     // rfm: how customers are scored (rfm.test.js), quintiles by default
-    const DEFAULTS = { repurchase_rule: DEFAULT_RULE, segments: DEFAULT_SEGMENTS, rfm: { method: 'quintiles' } };
+    const DEFAULTS = {
+      repurchase_rule: DEFAULT_RULE, segments: DEFAULT_SEGMENTS, rfm: { method: 'quintiles' },
+      balances: { consumption_order: 'bonus_first' }, // prepaid wallets (wallets.test.js)
+    };
     assert.deepEqual(plain.shop.settings, DEFAULTS);
     const g = await c.get(`/v1/shops/${plain.shopId}`, { key: plain.key });
     assert.deepEqual(g.body.settings, DEFAULTS);

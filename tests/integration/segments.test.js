@@ -1097,7 +1097,7 @@ describe('settings.segments', () => {
     for (const key of [S.keys.admin, S.keys.readonly, S.keys.storefront, svc.platformKey]) {
       const g = await c.get(`/v1/shops/${S.shopId}`, { key });
       assert.equal(g.status, 200, g.text);
-      assert.deepEqual(g.body.settings, { repurchase_rule: DEFAULT_RULE, segments: DEFAULT_SEG, rfm: { method: 'quintiles' } });
+      assert.deepEqual(g.body.settings, { repurchase_rule: DEFAULT_RULE, segments: DEFAULT_SEG, rfm: { method: 'quintiles' }, balances: { consumption_order: 'bonus_first' } });
     }
     const segs = await segments(S.key);
     assert.deepEqual(Object.assign({}, ...segs.map((s) => s.parameters)), DEFAULT_SEG);
@@ -1106,32 +1106,32 @@ describe('settings.segments', () => {
   test('PATCH: given members replace, the others keep their value; the repurchase rule is untouched', async () => {
     let r = await c.patch(`/v1/shops/${S.shopId}`, { settings: { segments: { lapse_days: 100 } } }, { key: S.key });
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(r.body.settings, { repurchase_rule: DEFAULT_RULE, segments: { ...DEFAULT_SEG, lapse_days: 100 }, rfm: { method: 'quintiles' } });
+    assert.deepEqual(r.body.settings, { repurchase_rule: DEFAULT_RULE, segments: { ...DEFAULT_SEG, lapse_days: 100 }, rfm: { method: 'quintiles' }, balances: { consumption_order: 'bonus_first' } });
 
     r = await c.patch(`/v1/shops/${S.shopId}`, { settings: { segments: { vip_percent: 10, lapsing_factor: 3 } } }, { key: svc.platformKey });
     assert.equal(r.status, 200, r.text);
     const seg2 = { ...DEFAULT_SEG, lapse_days: 100, vip_percent: 10, lapsing_factor: 3 };
-    assert.deepEqual(r.body.settings, { repurchase_rule: DEFAULT_RULE, segments: seg2, rfm: { method: 'quintiles' } });
+    assert.deepEqual(r.body.settings, { repurchase_rule: DEFAULT_RULE, segments: seg2, rfm: { method: 'quintiles' }, balances: { consumption_order: 'bonus_first' } });
 
     // the repurchase rule and the segments are independent members of settings
     r = await c.patch(`/v1/shops/${S.shopId}`, { settings: { repurchase_rule: { merge_window_hours: 24 } } }, { key: S.key });
     assert.equal(r.status, 200, r.text);
     const rule2 = { ...DEFAULT_RULE, merge_window_hours: 24 };
-    assert.deepEqual(r.body.settings, { repurchase_rule: rule2, segments: seg2, rfm: { method: 'quintiles' } });
+    assert.deepEqual(r.body.settings, { repurchase_rule: rule2, segments: seg2, rfm: { method: 'quintiles' }, balances: { consumption_order: 'bonus_first' } });
 
     r = await c.patch(`/v1/shops/${S.shopId}`, { settings: { repurchase_rule: { min_order_amount: 100 }, segments: { due_max_factor: 4 } } }, { key: S.key });
     assert.equal(r.status, 200, r.text);
     const rule3 = { ...rule2, min_order_amount: 100 };
     const seg3 = { ...seg2, due_max_factor: 4 };
-    assert.deepEqual(r.body.settings, { repurchase_rule: rule3, segments: seg3, rfm: { method: 'quintiles' } });
+    assert.deepEqual(r.body.settings, { repurchase_rule: rule3, segments: seg3, rfm: { method: 'quintiles' }, balances: { consumption_order: 'bonus_first' } });
 
     for (const body of [{ name: 'Renamed' }, { settings: {} }, { settings: { segments: {} } }]) {
       r = await c.patch(`/v1/shops/${S.shopId}`, body, { key: S.key });
       assert.equal(r.status, 200, r.text);
-      assert.deepEqual(r.body.settings, { repurchase_rule: rule3, segments: seg3, rfm: { method: 'quintiles' } }, JSON.stringify(body));
+      assert.deepEqual(r.body.settings, { repurchase_rule: rule3, segments: seg3, rfm: { method: 'quintiles' }, balances: { consumption_order: 'bonus_first' } }, JSON.stringify(body));
     }
     const g = await c.get(`/v1/shops/${S.shopId}`, { key: S.keys.readonly });
-    assert.deepEqual(g.body.settings, { repurchase_rule: rule3, segments: seg3, rfm: { method: 'quintiles' } });
+    assert.deepEqual(g.body.settings, { repurchase_rule: rule3, segments: seg3, rfm: { method: 'quintiles' }, balances: { consumption_order: 'bonus_first' } });
 
     // the parameters shown follow
     const segs = await segments(S.key);
