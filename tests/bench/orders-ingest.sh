@@ -32,6 +32,7 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 bench_build
+WRK_SCRIPT=put.lua PGB_SCRIPT=put.sql
 
 POOL=${BENCH_CUSTOMERS:-20000}
 HISTORY=${BENCH_HISTORY:-3}
@@ -166,54 +167,6 @@ pgbench "host=$TMP/pg port=$PGPORT user=postgres dbname=rebuy" -n -M prepared -t
     -f "$TMP/put.sql" "${PGB_VARS[@]}" >"$TMP/pgb.out" 2>&1 \
     && grep -q "number of failed transactions: 0\|actually processed: 1/1" "$TMP/pgb.out" \
     || { echo "pgbench script failed:"; cat "$TMP/pgb.out"; cat "$TMP/put.sql"; exit 1; }
-
-wrk_run() { # conns tag -> "rps p50ms p99ms non2xx"
-    wrk -t2 -c"$1" -d"${SECS}s" --latency -s "$TMP/put.lua" "http://127.0.0.1:$HTTP" -- "$2" \
-        >"$TMP/wrk.out" 2>&1
-    python3 - "$TMP/wrk.out" "$TMP/wrk.total" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-def ms(v):
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v)
-    if not m:
-        sys.exit(f"cannot read wrk latency {v!r} in:\n{t}")
-    x, unit = float(m.group(1)), m.group(2)
-    return x * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-with open(sys.argv[2], "a") as f:
-    f.write(re.search(r"(\d+) requests in", t).group(1) + "\n")
-p50 = ms(re.search(r"^\s+50%\s+(\S+)", t, re.M).group(1))
-p99 = ms(re.search(r"^\s+99%\s+(\S+)", t, re.M).group(1))
-bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
-err = re.search(r"Socket errors: (.*)", t)
-if err:
-    print(f"wrk socket errors: {err.group(1)}", file=sys.stderr)
-print(f"{rps:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
-PY
-}
-pgb_run() { # clients -> "tps p50ms p99ms failed"
-    rm -f "$TMP"/pgblog*
-    pgbench "host=$TMP/pg port=$PGPORT user=postgres dbname=rebuy" -n -M prepared -T "$SECS" \
-        -c "$1" -j 2 -f "$TMP/put.sql" "${PGB_VARS[@]}" -l --log-prefix="$TMP/pgblog" \
-        >"$TMP/pgb.out" 2>&1 || { cat "$TMP/pgb.out" >&2; echo "0 0 0 0"; return; }
-    python3 - "$TMP/pgb.out" "$TMP/pgb.total" "$TMP"/pgblog* <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-tps = float(re.search(r"^tps = ([\d.]+)", t, re.M).group(1))
-failed = re.search(r"number of failed transactions: (\d+)", t)
-with open(sys.argv[2], "a") as f:
-    f.write(re.search(r"number of transactions actually processed: (\d+)", t).group(1) + "\n")
-lat = []
-for f in sys.argv[3:]:
-    for line in open(f):
-        p = line.split()
-        if len(p) >= 3 and p[2].isdigit():   # client tx latency_us script epoch us
-            lat.append(int(p[2]))
-lat.sort()
-q = lambda x: lat[min(len(lat) - 1, int(x * len(lat)))] / 1000 if lat else 0
-print(f"{tps:.0f} {q(0.50):.2f} {q(0.99):.2f} {failed.group(1) if failed else 0}")
-PY
-}
 
 TIERS_BODY='{"tiers":[
   {"code":"member","name":"Member","discount_bp":0,"qualification":{}},
