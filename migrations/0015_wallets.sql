@@ -320,6 +320,14 @@ CREATE OR REPLACE FUNCTION shop_json(s shops) RETURNS json LANGUAGE sql STABLE A
         'created_at', rfc3339(s.created_at), 'updated_at', rfc3339(s.updated_at))
 $$;
 
+-- An id the storefront chose (top-up, spend, refund, adjustment) is unique
+-- in the shop: two customers sending the same one at once queue here, so
+-- the second sees the first and gets a conflict, not a unique violation.
+CREATE FUNCTION wallet_id_lock(p_shop uuid, p_kind text, p_id text) RETURNS void
+LANGUAGE sql AS $$
+    SELECT pg_advisory_xact_lock(hashtextextended(p_kind || ' ' || p_shop || ' ' || p_id, 0))
+$$;
+
 -- The customer's row, locked: every wallet call of one customer queues here,
 -- so releases, expiries and spends never race.  p_write: refuse an erased customer.
 CREATE FUNCTION wallet_customer(p_shop uuid, p_customer_id text, p_write boolean)
@@ -405,6 +413,7 @@ BEGIN
         RETURN;
     END IF;
     SELECT s.timezone, s.currency INTO tz, cur FROM shops s WHERE s.id = p_shop;
+    PERFORM wallet_id_lock(p_shop, 'topup', p_topup_id);
     SELECT * INTO t FROM topups WHERE shop_id = p_shop AND topup_id = p_topup_id;
     IF FOUND THEN
         SELECT * INTO w FROM wallets WHERE seq = t.wallet_seq;
@@ -492,6 +501,7 @@ BEGIN
         PERFORM wallet_catch_up(w.seq, p_now);
         SELECT * INTO w FROM wallets WHERE seq = w.seq;
     END IF;
+    PERFORM wallet_id_lock(p_shop, 'spend', p_spend_id);
     SELECT * INTO s FROM spends WHERE shop_id = p_shop AND spend_id = p_spend_id;
     IF FOUND THEN
         IF s.wallet_seq IS DISTINCT FROM w.seq OR s.amount <> p_amount
@@ -704,6 +714,7 @@ BEGIN
     END IF;
     SELECT * INTO w FROM wallets WHERE seq = s.wallet_seq FOR UPDATE;
     PERFORM wallet_catch_up(w.seq, p_now);
+    PERFORM wallet_id_lock(p_shop, 'refund', p_refund_id);
     SELECT * INTO f FROM spend_refunds WHERE shop_id = p_shop AND refund_id = p_refund_id;
     IF FOUND THEN
         IF f.spend_seq <> s.seq OR f.amount <> p_amount THEN
@@ -836,6 +847,7 @@ BEGIN
         PERFORM wallet_catch_up(w.seq, p_now);
         SELECT * INTO w FROM wallets WHERE seq = w.seq;
     END IF;
+    PERFORM wallet_id_lock(p_shop, 'adjustment', p_adjustment_id);
     SELECT * INTO x FROM wallet_adjustments WHERE shop_id = p_shop AND adjustment_id = p_adjustment_id;
     IF FOUND THEN
         IF x.wallet_seq IS DISTINCT FROM w.seq OR x.amount <> p_amount OR x.reason <> p_reason THEN
