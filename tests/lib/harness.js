@@ -28,8 +28,10 @@ export const SANITIZER_MARKERS = ['AddressSanitizer', 'LeakSanitizer', 'runtime 
 export const KEY_RE = /^rb_[a-z2-7]{8}_[A-Za-z0-9]{43}$/;
 export const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 export const REQUEST_ID_RE = /^[0-9a-f]{16}$/;
-// quota, used, remaining: the extension members of quota_exceeded
-const PROBLEM_MEMBERS = new Set(['type', 'title', 'status', 'detail', 'code', 'pointer', 'request_id', 'quota', 'used', 'remaining']);
+// extension members: quota, used, remaining (quota_exceeded); principal, bonus_available,
+// available (insufficient_funds) — the contract allows each on its own code only
+const PROBLEM_MEMBERS = new Set(['type', 'title', 'status', 'detail', 'code', 'pointer', 'request_id',
+  'quota', 'used', 'remaining', 'principal', 'bonus_available', 'available']);
 
 // Processes we started; killed hard if this test process exits abruptly.
 const children = new Set();
