@@ -680,7 +680,7 @@ $$;
 -- A refund of part or all of a spend (see balances2.md): principal first,
 -- up to what the spend took from principal and earlier refunds did not
 -- return; the rest back to the installments it came from, newest first
--- (an installment expired since: breakage; cancelled with its top-up:
+-- (an installment expired since: breakage; of a top-up refunded since:
 -- promotion).  status: created, replayed, no_customer, no_spend, conflict,
 -- too_much (body: what is left to refund); body: {refund, wallet}.
 CREATE FUNCTION wallet_spend_refund(p_shop uuid, p_customer_id text, p_spend_id text,
@@ -731,20 +731,25 @@ BEGIN
                                                              FROM spend_refunds x
                                                             WHERE x.spend_seq = s.seq), 0));
         left_ := p_amount - pr;
-        FOR a IN SELECT sa.topup_seq, sa.k, sa.amount - sa.refunded AS open, i.status, i.expires_at
+        FOR a IN SELECT sa.topup_seq, sa.k, sa.amount - sa.refunded AS open,
+                        -- spent in full, an installment stays released past its expiry
+                        CASE WHEN i.status = 'cancelled' OR t.refunded_at IS NOT NULL THEN 'cancelled'
+                             WHEN i.status = 'released' AND (i.expires_at IS NULL OR i.expires_at > p_now)
+                             THEN 'released' ELSE 'expired' END AS state
                    FROM spend_allocations sa
                    JOIN bonus_installments i ON i.topup_seq = sa.topup_seq AND i.k = sa.k
+                   JOIN topups t ON t.seq = sa.topup_seq
                   WHERE sa.spend_seq = s.seq AND sa.refunded < sa.amount
                   ORDER BY sa.topup_seq DESC, sa.k DESC LOOP
             EXIT WHEN left_ = 0;
             take := least(left_, a.open);
             UPDATE spend_allocations SET refunded = refunded + take
              WHERE spend_seq = s.seq AND topup_seq = a.topup_seq AND k = a.k;
-            IF a.status = 'released' THEN
+            IF a.state = 'released' THEN
                 UPDATE bonus_installments SET remaining = remaining + take
                  WHERE topup_seq = a.topup_seq AND k = a.k;
                 tb := tb + take;
-            ELSIF a.status = 'cancelled' THEN
+            ELSIF a.state = 'cancelled' THEN
                 tc := tc + take;
             ELSE
                 tk := tk + take;

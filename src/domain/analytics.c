@@ -218,10 +218,17 @@ const struct db_stmt analytics_stmts[] = {
 	  " FROM c, s GROUP BY grp" },
 	/* releases and expiries due are posted first, so the journal is complete up to now */
 	{ "analytics_wallet_sweep", "SELECT wallet_sweep($1, rebuy_now())" },
-	/* $2: the date; the liability at the end of that day in the shop's zone, or now if sooner */
+	/*
+	 * $2: the date; the liability at the end of that day in the shop's
+	 * zone, or now (its movements included) if sooner.
+	 */
 	{ "analytics_liability",
 	  "SELECT prepaid_liability($1, least((($2::date + 1)::timestamp AT TIME ZONE s.timezone),"
-	  "   rebuy_now()))::text FROM shops s WHERE s.id = $1" },
+	  "   rebuy_now() + interval '1 microsecond'))::text FROM shops s WHERE s.id = $1" },
+	/* money runs on the test clock: today, the zone and the currency */
+	{ "analytics_money_today",
+	  "SELECT (rebuy_now() AT TIME ZONE timezone)::date::text, timezone, currency FROM shops"
+	  " WHERE id = $1" },
 	/* the programme's tiers, lowest first */
 	{ "analytics_tiers", "SELECT code FROM tiers WHERE shop_id = $1 ORDER BY rank" },
 	{ NULL, NULL },
@@ -1235,30 +1242,45 @@ enum db_qs
 analytics_prepaid_liability(struct db_conn *c, const char *shop_id,
 			    const struct analytics_query *q, json_t **out, struct err *err)
 {
-	struct range r;
+	const char *p[2] = { shop_id, NULL };
+	char as_of[11];
 	json_t *figures = NULL;
 	char *text = NULL;
-	enum db_qs qs = resolve(c, shop_id, q, &r, err);
+	PGresult *r;
+	enum db_qs qs = db_exec(c, "analytics_money_today", 1, p, &r);
+	long today, day;
 
-	if (qs < 0)
-		return qs;
-	{
-		const char *p[2] = { shop_id, r.as_of_s };
-
-		if ((qs = db_exec_none(c, "analytics_wallet_sweep", 1, p)) < 0 ||
-		    (qs = db_exec_text(c, "analytics_liability", 2, p, &text)) < 0)
-			goto out;
+	if (qs <= 0) {
+		if (qs == 0)
+			err_set(err, ERR_NOT_FOUND, NULL, "shop not found");
+		return qs == 0 ? DB_ABORT : qs;
 	}
+	/* today by the request's clock (the test clock moves money, not metrics) */
+	parse_date(PQgetvalue(r, 0, 0), &today);
+	day = today;
+	if (q->as_of)
+		parse_date(q->as_of, &day);
+	if (day > today) {
+		PQclear(r);
+		err_set(err, ERR_INVALID_PARAMETER, "/query/as_of",
+			"as_of: must not be after today in the shop's time zone");
+		return DB_ABORT;
+	}
+	format_date(day, as_of);
+	p[1] = as_of;
+	if ((qs = db_exec_none(c, "analytics_wallet_sweep", 1, p)) < 0 ||
+	    (qs = db_exec_text(c, "analytics_liability", 2, p, &text)) < 0)
+		goto out;
 	figures = text ? json_loads(text, 0, NULL) : NULL;
 	if (!figures) {
 		qs = DB_HARD_ERROR;
 		goto out;
 	}
-	*out = json_pack("{s:{s:s, s:s, s:s}, s:o}", "definition", "timezone", r.tz, "as_of",
-			 r.as_of_s, "currency", r.currency, "liability", figures);
+	*out = json_pack("{s:{s:s, s:s, s:s}, s:o}", "definition", "timezone", PQgetvalue(r, 0, 1),
+			 "as_of", as_of, "currency", PQgetvalue(r, 0, 2), "liability", figures);
 	qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
 out:
+	PQclear(r);
 	free(text);
-	json_decref(r.rule);
 	return qs;
 }

@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 56, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2, rfm.md 3, memberships1.md 9, tiers.md 11');
+    assert.equal(seen.size, 68, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2, rfm.md 3, memberships1.md 9, tiers.md 11, balances1.md 7, balances2.md 5');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -89,7 +89,7 @@ describe('openapi.yaml', () => {
       assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
       checked++;
     }
-    assert.equal(checked, 20, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}, PUT /v1/rfm/map, PUT /v1/membership-plans/{code}, POST /v1/customers/{id}/memberships, POST /v1/memberships/{id}/renew, POST /v1/memberships/{id}/cancel, PUT /v1/benefits/{code}, PUT /v1/tier-programme, POST /v1/tier-programme/review, PUT /v1/customers/{id}/tier, POST /v1/customers/{id}/benefits/{code}/uses');
+    assert.equal(checked, 25, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}, PUT /v1/rfm/map, PUT /v1/membership-plans/{code}, POST /v1/customers/{id}/memberships, POST /v1/memberships/{id}/renew, POST /v1/memberships/{id}/cancel, PUT /v1/benefits/{code}, PUT /v1/tier-programme, POST /v1/tier-programme/review, PUT /v1/customers/{id}/tier, POST /v1/customers/{id}/benefits/{code}/uses, PUT /v1/topup-offers/{code}, POST /v1/customers/{id}/wallet/topups, POST /v1/customers/{id}/wallet/spends, POST /v1/customers/{id}/wallet/spends/{spend_id}/refunds, POST /v1/customers/{id}/wallet/adjustments (the top-up refund takes no body)');
   });
 
   test('the request schemas reject what the service rejects', () => {
@@ -503,6 +503,126 @@ describe('openapi.yaml', () => {
     assert.ok(!cancel({ refund: 'none', reason: 'moved away' }), 'unknown member');
   });
 
+  test('wallets: the offer, top-up and spend bodies and settings.balances reject what the service rejects', () => {
+    // balances1.md: offer { name 1-200, min_topup 0..10^12, bonus (required) { immediate 0..10^12,
+    // installments null | { count 1..120, amount 1..10^12, every, interval 1..12 }, installment_expiry,
+    // expires_after_days 1..3660 | null }, limit_per_customer 1..1000 | null, active }.
+    const offer = schemaValidator(['components', 'schemas', 'TopupOfferInput']);
+    const ok = (v, body, what) => assert.ok(v(body), `${what}: ${JSON.stringify(v.errors)}`);
+    const inst = { count: 10, amount: 2000, every: 'month', interval: 1 };
+    const o = { name: 'Top up 200, get 200', min_topup: 20000, bonus: { immediate: 0, installments: inst, installment_expiry: 'end_of_period', expires_after_days: null }, limit_per_customer: 1, active: true };
+    ok(offer, o, 'the example of balances1.md');
+    ok(offer, { name: 'Plain', bonus: {} }, 'a bonus of 0, every other member defaulted');
+    ok(offer, { name: 'x'.repeat(200), min_topup: 1e12, bonus: { immediate: 1e12, installments: { count: 120, amount: 1e12, every: 'day', interval: 12 }, expires_after_days: 3660 }, limit_per_customer: 1000 }, 'the upper bounds');
+    ok(offer, { name: 'x', min_topup: 0, bonus: { installments: { count: 1, amount: 1, every: 'week' }, installment_expiry: 'none', expires_after_days: 1 }, limit_per_customer: null, active: false }, 'the lower bounds, interval defaulted');
+    ok(offer, { ...o, bonus: { ...o.bonus, installments: null } }, 'installments null');
+    assert.ok(!offer({ name: 'x' }), 'bonus is required');
+    assert.ok(!offer({ bonus: {} }), 'name is required');
+    const bad = [
+      ['name', ''], ['name', 'x'.repeat(201)], ['name', null], ['min_topup', -1], ['min_topup', 1e12 + 1], ['min_topup', 1.5], ['min_topup', null],
+      ['limit_per_customer', 0], ['limit_per_customer', 1001], ['limit_per_customer', 2.5], ['active', 'true'], ['active', null], ['bonus', null],
+      ['code', 'top-up-200'], ['version', 2], ['currency', 'CNY'], ['bonus_total', 20000], ['created_at', '2026-11-22T16:53:38Z'],
+    ];
+    for (const [k, v] of bad) assert.ok(!offer({ ...o, [k]: v }), `offer ${k}: ${JSON.stringify(v)}`);
+    const badBonus = [
+      ['immediate', -1], ['immediate', 1e12 + 1], ['immediate', null], ['installment_expiry', 'end_of_month'], ['installment_expiry', null],
+      ['expires_after_days', 0], ['expires_after_days', 3661], ['expires_after_days', 1.5], ['installments', {}], ['installments', []], ['total', 1],
+    ];
+    for (const [k, v] of badBonus) assert.ok(!offer({ ...o, bonus: { ...o.bonus, [k]: v } }), `bonus ${k}: ${JSON.stringify(v)}`);
+    for (const k of ['count', 'amount', 'every']) {
+      const { [k]: _, ...without } = inst;
+      assert.ok(!offer({ ...o, bonus: { installments: without } }), `installments.${k} is required`);
+    }
+    const badInst = [
+      ['count', 0], ['count', 121], ['amount', 0], ['amount', 1e12 + 1], ['every', 'year'], ['every', 'Month'], ['interval', 0], ['interval', 13],
+      ['interval', null], ['count', 1.5], ['start', 'now'],
+    ];
+    for (const [k, v] of badInst) assert.ok(!offer({ ...o, bonus: { installments: { ...inst, [k]: v } } }), `installments.${k}: ${JSON.stringify(v)}`);
+
+    // top-up: { topup_id 1-128 printable ASCII without spaces, amount 1..10^12, offer? }.
+    const topup = schemaValidator(['components', 'schemas', 'TopupInput']);
+    ok(topup, { topup_id: 'pay-1', amount: 1 }, 'without an offer');
+    ok(topup, { topup_id: '!'.repeat(128), amount: 1e12, offer: 'top-up-200' }, 'the upper bounds, with an offer');
+    assert.ok(!topup({ amount: 100 }), 'topup_id is required');
+    assert.ok(!topup({ topup_id: 'pay-1' }), 'amount is required');
+    for (const id of ['', 'x'.repeat(129), 'pay 1', 'pay-\u00e9', 1, null]) assert.ok(!topup({ topup_id: id, amount: 1 }), `topup_id ${JSON.stringify(id)}`);
+    for (const a of [0, -1, 1e12 + 1, 1.5, '100', null]) assert.ok(!topup({ topup_id: 'pay-1', amount: a }), `amount ${JSON.stringify(a)}`);
+    for (const c of ['', 'Top-Up', 'x'.repeat(65), 5]) assert.ok(!topup({ topup_id: 'pay-1', amount: 1, offer: c }), `offer ${JSON.stringify(c)}`);
+    assert.ok(!topup({ topup_id: 'pay-1', amount: 1, bonus: 5 }), 'unknown member');
+
+    // spend: { spend_id like topup_id, amount 1..10^12, order_id? 1-128 }.
+    const spend = schemaValidator(['components', 'schemas', 'SpendInput']);
+    ok(spend, { spend_id: 'sp-1', amount: 1 }, 'without an order');
+    ok(spend, { spend_id: 'sp-1', amount: 1e12, order_id: 'x'.repeat(128) }, 'the upper bounds, with an order');
+    assert.ok(!spend({ amount: 1 }), 'spend_id is required');
+    assert.ok(!spend({ spend_id: 'sp-1' }), 'amount is required');
+    for (const id of ['', 'x'.repeat(129), 'sp 1', null]) assert.ok(!spend({ spend_id: id, amount: 1 }), `spend_id ${JSON.stringify(id)}`);
+    for (const a of [0, 1e12 + 1, 2.5, null]) assert.ok(!spend({ spend_id: 'sp-1', amount: a }), `amount ${JSON.stringify(a)}`);
+    for (const id of ['', 'x'.repeat(129), 7]) assert.ok(!spend({ spend_id: 'sp-1', amount: 1, order_id: id }), `order_id ${JSON.stringify(id)}`);
+    assert.ok(!spend({ spend_id: 'sp-1', amount: 1, from_bonus: 1 }), 'unknown member');
+
+    // settings.balances: consumption_order optional, one of three.
+    const patchShop = schemaValidator(['components', 'schemas', 'ShopPatch']);
+    const balances = (v) => patchShop({ settings: { balances: v } });
+    for (const order of ['bonus_first', 'principal_first', 'proportional']) assert.ok(balances({ consumption_order: order }), order);
+    assert.ok(balances({}), 'no member is required');
+    assert.ok(patchShop({ settings: { segments: { lapse_days: 180 }, rfm: { method: 'quintiles' }, balances: { consumption_order: 'proportional' } } }), 'with the other settings');
+    assert.ok(!balances({ consumption_order: 'fifo' }), 'unknown order');
+    assert.ok(!balances({ consumption_order: 'Bonus_first' }), 'exact names');
+    assert.ok(!balances({ consumption_order: null }), 'not nullable');
+    assert.ok(!balances({ rounding: 'floor' }), 'unknown member');
+    assert.ok(!balances(null), 'balances is an object');
+    assert.ok(!balances('bonus_first'), 'balances is an object, not the order');
+    const createShop = schemaValidator(['components', 'schemas', 'ShopCreate']);
+    assert.ok(createShop({ name: 'x', currency: 'CNY', timezone: 'UTC', settings: { balances: { consumption_order: 'principal_first' } } }), 'balances settings on creation');
+
+    // balances2.md: spend refund { refund_id like spend_id, amount 1..10^12 }.
+    const refund = schemaValidator(['components', 'schemas', 'SpendRefundInput']);
+    ok(refund, { refund_id: 'rf-1', amount: 1 }, 'the lower bound');
+    ok(refund, { refund_id: '~'.repeat(128), amount: 1e12 }, 'the upper bounds');
+    assert.ok(!refund({ amount: 1 }), 'refund_id is required');
+    assert.ok(!refund({ refund_id: 'rf-1' }), 'amount is required');
+    for (const id of ['', 'x'.repeat(129), 'rf 1', 'rf-\u00e9', 7, null]) assert.ok(!refund({ refund_id: id, amount: 1 }), `refund_id ${JSON.stringify(id)}`);
+    for (const a of [0, -1, 1e12 + 1, 1.5, '1', null]) assert.ok(!refund({ refund_id: 'rf-1', amount: a }), `amount ${JSON.stringify(a)}`);
+    for (const k of ['spend_id', 'reason', 'to_principal']) assert.ok(!refund({ refund_id: 'rf-1', amount: 1, [k]: 1 }), `unknown member ${k}`);
+
+    // adjustment { adjustment_id like refund_id, amount ±10^12 not 0, reason 1-500 }.
+    const adjust = schemaValidator(['components', 'schemas', 'WalletAdjustmentInput']);
+    ok(adjust, { adjustment_id: 'adj-1', amount: 1, reason: 'x' }, 'a credit');
+    ok(adjust, { adjustment_id: 'adj-1', amount: -1, reason: 'x' }, 'a debit');
+    ok(adjust, { adjustment_id: '!'.repeat(128), amount: 1e12, reason: 'x'.repeat(500) }, 'the upper bounds');
+    ok(adjust, { adjustment_id: 'adj-1', amount: -1e12, reason: 'x' }, 'the lower bound');
+    for (const k of ['adjustment_id', 'amount', 'reason']) {
+      const { [k]: _, ...without } = { adjustment_id: 'adj-1', amount: 1, reason: 'x' };
+      assert.ok(!adjust(without), `${k} is required`);
+    }
+    for (const a of [0, -0, 1e12 + 1, -1e12 - 1, 2.5, '5', null]) assert.ok(!adjust({ adjustment_id: 'adj-1', amount: a, reason: 'x' }), `amount ${JSON.stringify(a)}`);
+    for (const r of ['', 'x'.repeat(501), null, 5]) assert.ok(!adjust({ adjustment_id: 'adj-1', amount: 1, reason: r }), `reason ${JSON.stringify(r)}`);
+    for (const id of ['', 'x'.repeat(129), 'adj 1', null]) assert.ok(!adjust({ adjustment_id: id, amount: 1, reason: 'x' }), `adjustment_id ${JSON.stringify(id)}`);
+    assert.ok(!adjust({ adjustment_id: 'adj-1', amount: 1, reason: 'x', customer_id: 'c' }), 'unknown member');
+
+    // The spend and top-up ids of the refund paths: like the ids of the bodies.
+    const spendId = schemaValidator(['components', 'parameters', 'WalletSpendId', 'schema']);
+    const topupId = schemaValidator(['components', 'parameters', 'WalletTopupId', 'schema']);
+    for (const v of [spendId, topupId]) {
+      assert.ok(v('pay-20261122-0001') && v('~'.repeat(128)), 'printable ASCII, up to 128');
+      assert.ok(!v('') && !v('a b') && !v('x'.repeat(129)), 'not empty, no spaces, at most 128');
+    }
+
+    // Segment filters on wallet balances: numeric fields (balances2.md).
+    const seg = schemaValidator(['components', 'schemas', 'SegmentInput']);
+    for (const field of ['wallet_principal', 'wallet_bonus_available', 'wallet_available']) {
+      for (const op of ['eq', 'ne', 'lt', 'lte', 'gt', 'gte']) ok(seg, { name: 'W', filter: { field, op, value: 2000 } }, `${field} ${op}`);
+      ok(seg, { name: 'W', filter: { field, op: 'between', value: [0, 2000] } }, `${field} between`);
+      for (const [op, value] of [['in', [1]], ['contains', 1], ['eq', 'x'], ['eq', 1.5], ['gte', 1e15 + 1]]) {
+        assert.ok(!seg({ name: 'W', filter: { field, op, value } }), `${field} ${op} ${JSON.stringify(value)}`);
+      }
+    }
+    ok(seg, { name: 'Bonus waiting', filter: { all: [{ field: 'wallet_bonus_available', op: 'gte', value: 2000 }, { field: 'days_since_last_order', op: 'gte', value: 30 }] } }, 'the example of balances2.md');
+    assert.ok(!seg({ name: 'W', filter: { field: 'wallet_bonus_scheduled', op: 'gte', value: 1 } }), 'no filter on scheduled bonus');
+    assert.ok(!seg({ name: 'W', filter: { field: 'wallet', op: 'gte', value: 1 } }), 'no field "wallet"');
+  });
+
   test('every path parameter has an example, and all examples fit their schema', () => {
     for (const { path, method, segments } of operations()) {
       const params = [
@@ -552,7 +672,7 @@ describe('openapi.yaml', () => {
 describe('requestExamples()', () => {
   test('lists each request-body example with the path filled in', () => {
     const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
-    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'cancelMembership', 'createApiKey', 'createRefund', 'createShop', 'purchaseMembership', 'putBenefit', 'putCustomer', 'putCustomerTier', 'putMembershipPlan', 'putOrder', 'putRfmMap', 'putSegment', 'putTierProgramme', 'recordBenefitUse', 'recordOrderEvent', 'recordTraffic', 'renewMembership', 'reviewTierProgramme', 'updateShop']);
+    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'cancelMembership', 'createApiKey', 'createRefund', 'createShop', 'createSpend', 'createSpendRefund', 'createTopup', 'createWalletAdjustment', 'purchaseMembership', 'putBenefit', 'putCustomer', 'putCustomerTier', 'putMembershipPlan', 'putOrder', 'putRfmMap', 'putSegment', 'putTierProgramme', 'putTopupOffer', 'recordBenefitUse', 'recordOrderEvent', 'recordTraffic', 'renewMembership', 'reviewTierProgramme', 'updateShop']);
     assert.deepEqual(byId.putCustomer, {
       operationId: 'putCustomer',
       method: 'PUT',
@@ -669,6 +789,43 @@ describe('requestExamples()', () => {
     assert.deepEqual(byId.renewMembership.body, {}, 'renew example: the empty object');
     assert.match(byId.renewMembership.pathExample, /^\/v1\/memberships\/[0-9a-f-]{36}\/renew$/);
     assert.match(byId.cancelMembership.pathExample, /^\/v1\/memberships\/[0-9a-f-]{36}\/cancel$/);
+
+    // Wallets (balances1.md): the top-up example tops up the customer of the
+    // putCustomer example with the offer the putTopupOffer example creates
+    // (active, sent before it, the amount at least its min_topup), and the
+    // spend example, sent after it, fits what that top-up paid in whatever
+    // the consumption order.
+    const offerCode = decodeURIComponent(byId.putTopupOffer.pathExample.replace(/^\/v1\/topup-offers\//, ''));
+    assert.match(offerCode, /^[a-z0-9-]{1,64}$/, 'putTopupOffer example: code syntax');
+    const offer = byId.putTopupOffer.body;
+    const topup = byId.createTopup.body;
+    const spend = byId.createSpend.body;
+    assert.equal(topup.offer, offerCode, 'top-up example: the offer of the putTopupOffer example');
+    assert.notEqual(offer.active, false, 'offer example: active');
+    assert.notEqual(offer.limit_per_customer, 0, 'offer example: at least one top-up per customer');
+    assert.ok(topup.amount >= (offer.min_topup ?? 0), 'top-up example: at least the offer\'s min_topup');
+    assert.equal(byId.createTopup.pathExample, `${byId.putCustomer.pathExample}/wallet/topups`, 'top-up example: the putCustomer example\'s customer');
+    assert.equal(byId.createSpend.pathExample, `${byId.putCustomer.pathExample}/wallet/spends`, 'spend example: the same customer');
+    assert.ok(ops.indexOf('putCustomer') < ops.indexOf('createTopup'), 'putCustomer example comes before createTopup');
+    assert.ok(ops.indexOf('putTopupOffer') < ops.indexOf('createTopup'), 'putTopupOffer example comes before createTopup');
+    assert.ok(ops.indexOf('createTopup') < ops.indexOf('createSpend'), 'createTopup example comes before createSpend');
+    assert.ok(spend.amount <= topup.amount, 'spend example: within the principal the top-up example pays in');
+
+    // balances2.md: the spend refund example refunds part of that spend
+    // (after it; whatever its split, any amount up to the spend's can be
+    // refunded), and the adjustment example credits the same customer (a
+    // positive amount never lacks funds). The top-up refund takes no body,
+    // so it has no example and nothing refunds the example top-up.
+    const refund = byId.createSpendRefund.body;
+    const adjustment = byId.createWalletAdjustment.body;
+    assert.equal(byId.createSpendRefund.pathExample, `${byId.createSpend.pathExample}/${encodeURIComponent(spend.spend_id)}/refunds`, 'refund example: the spend of the createSpend example');
+    assert.ok(ops.indexOf('createSpend') < ops.indexOf('createSpendRefund'), 'createSpend example comes before createSpendRefund');
+    assert.ok(refund.amount >= 1 && refund.amount <= spend.amount, 'refund example: within the spend');
+    assert.notEqual(refund.refund_id, spend.spend_id, 'refund example: its own id');
+    assert.ok(!ops.includes('refundTopup'), 'no top-up refund example');
+    assert.equal(byId.createWalletAdjustment.pathExample, `${byId.putCustomer.pathExample}/wallet/adjustments`, 'adjustment example: the same customer');
+    assert.ok(ops.indexOf('putCustomer') < ops.indexOf('createWalletAdjustment'), 'putCustomer example comes before createWalletAdjustment');
+    assert.ok(adjustment.amount > 0, 'adjustment example: a credit, valid with any wallet');
   });
 });
 
@@ -704,6 +861,7 @@ describe('validateResponse()', () => {
         lapsing_factor: 2, lapse_days: 365, vip_percent: 5,
       },
       rfm: { method: 'quintiles' },
+      balances: { consumption_order: 'bonus_first' },
     },
     created_at: '2026-11-22T10:37:50.123456Z',
     updated_at: '2026-11-22T10:37:50Z',
@@ -1911,5 +2069,389 @@ describe('validateResponse()', () => {
     now.bad({ ...applies, extra: [] }, /additional properties/, 'no other member');
     problemAt('GET', '/v1/customers/bad%20id/membership', 400, 'invalid_parameter', { pointer: '/path/id' });
     problemAt('GET', '/v1/customers/cust-1001/membership', 404, 'not_found');
+  });
+
+  test('wallets: offers, balances, top-ups, spends, statements, settings.balances and their problems', () => {
+    // Matches the violations only, not the body quoted after them.
+    const errorsMatch = (re) => (e) => re.test(e.message.split('\n  body: ')[0]);
+    const check = (method, path, status, extra = {}) => ({
+      ok: (body, headers = {}) => validateResponse({ method, path, status, headers: { ...json, ...extra, ...headers }, body: JSON.stringify(body) }),
+      bad: (body, re, what) => assert.throws(
+        () => validateResponse({ method, path, status, headers: { ...json, ...extra }, body: JSON.stringify(body) }), errorsMatch(re), what),
+    });
+    const problemAt = (method, path, status, code, more) =>
+      validateResponse({ method, path, status, headers: problemHeaders, body: problem(status, code, more) });
+    const T0 = '2026-01-31T02:00:00Z';
+
+    // Offers: every member always present, installments with all four or null.
+    const offer = {
+      code: 'top-up-200', version: 1, name: 'Top up 200, get 200', min_topup: 20000,
+      bonus: { immediate: 0, installments: { count: 10, amount: 2000, every: 'month', interval: 1 }, installment_expiry: 'end_of_period', expires_after_days: null },
+      bonus_total: 20000, limit_per_customer: 1, active: true, currency: 'CNY', created_at: '2026-11-22T16:53:38.123456Z',
+    };
+    const plain = { ...offer, code: 'plain', bonus: { immediate: 0, installments: null, installment_expiry: 'none', expires_after_days: null }, bonus_total: 0, limit_per_customer: null };
+    const put = check('PUT', '/v1/topup-offers/top-up-200', 201, { location: '/v1/topup-offers/top-up-200' });
+    put.ok(offer);
+    put.ok(plain);
+    check('PUT', '/v1/topup-offers/top-up-200', 200).ok({ ...offer, version: 2, active: false });
+    assert.throws(() => validateResponse({ method: 'PUT', path: '/v1/topup-offers/top-up-200', status: 201, headers: json, body: JSON.stringify(offer) }), errorsMatch(/Location/), 'version 1 has its Location');
+    for (const k of Object.keys(offer)) {
+      const { [k]: _, ...without } = offer;
+      put.bad(without, new RegExp(k), `${k} is required`);
+    }
+    for (const k of ['immediate', 'installments', 'installment_expiry', 'expires_after_days']) {
+      const { [k]: _, ...without } = offer.bonus;
+      put.bad({ ...offer, bonus: without }, new RegExp(k), `bonus.${k} is always shown`);
+    }
+    const { interval: _i, ...noInterval } = offer.bonus.installments;
+    put.bad({ ...offer, bonus: { ...offer.bonus, installments: noInterval } }, /interval|installments/, 'installments with all four members');
+    put.bad({ ...offer, version: 0 }, /version/, 'versions from 1');
+    put.bad({ ...offer, bonus_total: -1 }, /bonus_total/, 'bonus_total not negative');
+    put.bad({ ...offer, updated_at: offer.created_at }, /additional properties/, 'a version is never updated');
+    check('GET', '/v1/topup-offers', 200).ok({ items: [plain, offer] });
+    check('GET', '/v1/topup-offers', 200).ok({ items: [] });
+    check('GET', '/v1/topup-offers/top-up-200?version=1', 200).ok(offer);
+    problemAt('PUT', '/v1/topup-offers/Top', 400, 'invalid_parameter', { pointer: '/path/code' });
+    problemAt('PUT', '/v1/topup-offers/top-up-200', 422, 'validation_failed', { pointer: '/bonus/installments/count' });
+    problemAt('GET', '/v1/topup-offers/top-up-200?version=0', 400, 'invalid_parameter', { pointer: '/query/version' });
+    problemAt('GET', '/v1/topup-offers/top-up-200?version=9', 404, 'not_found');
+    assert.throws(() => problemAt('PUT', '/v1/topup-offers/top-up-200', 404, 'not_found'), errorsMatch(/status is not documented/), 'a PUT creates');
+    validateResponse({ method: 'DELETE', path: '/v1/topup-offers/top-up-200', status: 405, headers: { ...problemHeaders, allow: 'GET, PUT' }, body: problem(405, 'method_not_allowed') });
+    validateResponse({ method: 'POST', path: '/v1/topup-offers', status: 405, headers: { ...problemHeaders, allow: 'GET' }, body: problem(405, 'method_not_allowed') });
+
+    // The wallet: all zeros and opened_at null before the first top-up.
+    const wallet = {
+      customer_id: 'cust-1001', currency: 'CNY', principal: 20000, bonus_available: 2000, bonus_scheduled: 18000, available: 22000,
+      opened_at: T0, as_of: '2026-01-31T02:00:00.5Z',
+    };
+    const empty = { ...wallet, principal: 0, bonus_available: 0, bonus_scheduled: 0, available: 0, opened_at: null };
+    const w = check('GET', '/v1/customers/cust-1001/wallet', 200);
+    w.ok(wallet);
+    w.ok(empty);
+    w.bad({ ...empty, principal: 5, available: 5 }, /principal/, 'no balance without a wallet');
+    w.bad({ ...wallet, principal: -1 }, /principal/, 'never below zero');
+    w.bad({ ...wallet, as_of: null }, /as_of/, 'as_of is always an instant');
+    for (const k of Object.keys(wallet)) {
+      const { [k]: _, ...without } = wallet;
+      w.bad(without, new RegExp(k), `${k} is required`);
+    }
+    problemAt('GET', '/v1/customers/cust-1001/wallet', 404, 'not_found');
+    problemAt('GET', '/v1/customers/cust-1001/wallet', 400, 'invalid_parameter', { pointer: '/header/Rebuy-Test-Now' });
+
+    // Top-ups: 201 without Location, 200 for a repeated topup_id.
+    const topup = {
+      topup_id: 'pay-20261122-0001', customer_id: 'cust-1001', amount: 20000, offer: 'top-up-200', offer_version: 1, bonus_total: 20000, created_at: T0, refund: null,
+      installments: [
+        { k: 1, amount: 2000, due_at: T0, expires_at: '2026-02-28T02:00:00Z', status: 'released', remaining: 2000 },
+        { k: 2, amount: 2000, due_at: '2026-02-28T02:00:00Z', expires_at: '2026-03-31T02:00:00Z', status: 'pending', remaining: 0 },
+      ],
+    };
+    const bare = { ...topup, topup_id: 'pay-2', offer: null, offer_version: null, bonus_total: 0, installments: [] };
+    const tp = check('POST', '/v1/customers/cust-1001/wallet/topups', 201);
+    tp.ok({ topup, wallet });
+    tp.ok({ topup: bare, wallet: { ...wallet, bonus_available: 0, bonus_scheduled: 0, available: 20000 } });
+    tp.ok({ topup, wallet }, { 'idempotent-replayed': 'true' });
+    check('POST', '/v1/customers/cust-1001/wallet/topups', 200).ok({ topup, wallet });
+    assert.throws(() => validateResponse({ method: 'POST', path: '/v1/customers/cust-1001/wallet/topups', status: 201, headers: { ...json, location: '/v1/x' }, body: JSON.stringify({ topup, wallet }) }), errorsMatch(/Location/), 'a top-up has no URL');
+    tp.bad(topup, /topup|wallet/, 'the top-up and the wallet');
+    tp.bad({ topup: { ...topup, offer_version: null }, wallet }, /offer_version/, 'an offer has its version');
+    tp.bad({ topup: { ...bare, offer_version: 1 }, wallet }, /offer_version/, 'no version without an offer');
+    tp.bad({ topup: { ...bare, bonus_total: 100 }, wallet }, /bonus_total/, 'no bonus without an offer');
+    tp.bad({ topup: { ...bare, installments: topup.installments }, wallet }, /installments/, 'no installments without an offer');
+    tp.bad({ topup: { ...topup, amount: 0 }, wallet }, /amount/, 'a top-up pays something');
+    const inst = (i) => ({ topup: { ...topup, installments: [{ ...topup.installments[0], ...i }] }, wallet });
+    tp.ok(inst({ k: 0, expires_at: null }));
+    tp.ok(inst({ status: 'expired', remaining: 0 }));
+    tp.bad(inst({ status: 'pending', remaining: 2000 }), /remaining/, 'nothing remains of a pending installment');
+    tp.bad(inst({ status: 'expired', remaining: 1 }), /remaining/, 'nothing remains of an expired installment');
+    tp.bad(inst({ status: 'due' }), /status/, 'four statuses');
+    tp.bad(inst({ status: 'cancelled', remaining: 0 }), /status/, 'only a refunded top-up has cancelled installments');
+    tp.bad(inst({ amount: 0 }), /amount/, 'an installment is at least 1');
+    tp.bad(inst({ k: -1 }), /k/, 'k from 0');
+    tp.bad(inst({ expires_at: undefined }), /expires_at/, 'expires_at is always shown');
+    const tpost = (status, code, more) => problemAt('POST', '/v1/customers/cust-1001/wallet/topups', status, code, more);
+    tpost(422, 'offer_limit_reached');
+    tpost(422, 'validation_failed', { pointer: '/offer' });
+    tpost(422, 'validation_failed', { pointer: '/amount' });
+    tpost(422, 'idempotency_key_reused', { pointer: '/header/Idempotency-Key' });
+    tpost(409, 'conflict');
+    tpost(409, 'idempotency_in_progress');
+    tpost(404, 'not_found');
+    assert.throws(() => tpost(422, 'insufficient_funds', { principal: 0, bonus_available: 0, available: 0 }), errorsMatch(/\/code/), 'a top-up is never short of funds');
+    assert.throws(() => tpost(422, 'quota_exceeded', { quota: 1, used: 1, remaining: 0 }), errorsMatch(/\/code/));
+
+    // Spends, and insufficient_funds with its three extension members.
+    const spend = { spend_id: 'spend-20261122-0001', customer_id: 'cust-1001', amount: 5000, from_principal: 3000, from_bonus: 2000, order_id: 'ord-20261122-0007', created_at: T0 };
+    const sp = check('POST', '/v1/customers/cust-1001/wallet/spends', 201);
+    const after = { ...wallet, principal: 17000, bonus_available: 0, available: 17000 };
+    sp.ok({ spend, wallet: after });
+    sp.ok({ spend: { ...spend, order_id: null }, wallet: after });
+    check('POST', '/v1/customers/cust-1001/wallet/spends', 200).ok({ spend, wallet: after }, { 'idempotent-replayed': 'true' });
+    sp.bad({ spend: { ...spend, order_id: undefined }, wallet: after }, /order_id/, 'order_id is always shown');
+    sp.bad({ spend: { ...spend, from_bonus: -1 }, wallet: after }, /from_bonus/, 'parts not negative');
+    sp.bad({ spend, wallet: after, topup }, /additional properties/, 'the spend and the wallet only');
+    const spost = (status, code, more) => problemAt('POST', '/v1/customers/cust-1001/wallet/spends', status, code, more);
+    spost(422, 'insufficient_funds', { principal: 20000, bonus_available: 2000, available: 22000 });
+    spost(422, 'insufficient_funds', { principal: 0, bonus_available: 0, available: 0 });
+    spost(422, 'validation_failed', { pointer: '/amount' });
+    spost(409, 'conflict');
+    spost(404, 'not_found');
+    assert.throws(() => spost(422, 'insufficient_funds'), errorsMatch(/principal|bonus_available|available/), 'insufficient_funds carries its members');
+    assert.throws(() => spost(422, 'insufficient_funds', { principal: 1, bonus_available: 1 }), errorsMatch(/available/), 'all three');
+    assert.throws(() => spost(422, 'insufficient_funds', { principal: 1, bonus_available: 1, available: 2, quota: 1 }), errorsMatch(/quota/), 'not the members of quota_exceeded');
+    assert.throws(() => spost(422, 'validation_failed', { available: 0 }), errorsMatch(/available/), 'the members only on insufficient_funds');
+    assert.throws(() => spost(422, 'insufficient_funds', { principal: -1, bonus_available: 0, available: 0 }), errorsMatch(/principal/), 'not negative');
+    assert.throws(() => spost(422, 'offer_limit_reached'), errorsMatch(/\/code/), 'a spend has no offer');
+    // The benefit problem keeps its own members.
+    problemAt('POST', '/v1/customers/cust-1001/benefits/free-tasting/uses', 422, 'quota_exceeded', { quota: 3, used: 3, remaining: 0 });
+    assert.throws(() => problemAt('POST', '/v1/customers/cust-1001/benefits/free-tasting/uses', 422, 'quota_exceeded', { quota: 3, used: 3, remaining: 0, available: 0 }), errorsMatch(/available/));
+    for (const path of ['/v1/customers/cust-1001/wallet/topups', '/v1/customers/cust-1001/wallet/spends']) {
+      validateResponse({ method: 'GET', path, status: 405, headers: { ...problemHeaders, allow: 'POST' }, body: problem(405, 'method_not_allowed') });
+    }
+    validateResponse({ method: 'POST', path: '/v1/customers/cust-1001/wallet', status: 405, headers: { ...problemHeaders, allow: 'GET' }, body: problem(405, 'method_not_allowed') });
+
+    // The statement: movements with signed changes, balances after, the schedule.
+    const mv = (kind, ref, p, a, s, after) => ({ at: T0, kind, ref, principal: p, bonus_available: a, bonus_scheduled: s, balance_after: after });
+    const movements = [
+      mv('topup', topup.topup_id, 20000, 0, 20000, { principal: 20000, bonus_available: 0, bonus_scheduled: 20000 }),
+      mv('release', topup.topup_id, 0, 2000, -2000, { principal: 20000, bonus_available: 2000, bonus_scheduled: 18000 }),
+      mv('spend', spend.spend_id, -3000, -2000, 0, { principal: 17000, bonus_available: 0, bonus_scheduled: 18000 }),
+      { ...mv('expiry', topup.topup_id, 0, 0, -2000, { principal: 17000, bonus_available: 0, bonus_scheduled: 16000 }), at: '2026-02-28T02:00:00Z' },
+    ];
+    const schedule = topup.installments.map((i) => ({ topup_id: topup.topup_id, ...i }));
+    const st = check('GET', '/v1/customers/cust-1001/wallet/statement', 200);
+    st.ok({ wallet: after, movements, schedule });
+    st.ok({ wallet: empty, movements: [], schedule: [] });
+    st.ok({ wallet: after, movements: [mv('spend', 'sp-2', -5000, 0, 0, { principal: 15000, bonus_available: 0, bonus_scheduled: 0 }), mv('expiry', 'pay-1', 0, -5, 0, { principal: 15000, bonus_available: 0, bonus_scheduled: 0 })], schedule: [] });
+    const bad = (m, re, what) => st.bad({ wallet: after, movements: [{ ...movements[0], ...m }], schedule }, re, what);
+    bad({ kind: 'transfer' }, /kind/, 'seven kinds');
+    bad({ kind: 'refund_of_topup' }, /kind/, 'the names of balances2.md');
+    bad({ principal: 0 }, /principal/, 'a top-up adds principal');
+    bad({ bonus_available: 100 }, /bonus_available/, 'a top-up releases nothing by itself');
+    bad({ kind: 'release', principal: 0, bonus_available: 0, bonus_scheduled: 0 }, /bonus_available|bonus_scheduled/, 'a release moves something');
+    bad({ kind: 'release', principal: 5, bonus_available: 5, bonus_scheduled: -5 }, /principal/, 'a release leaves principal alone');
+    bad({ kind: 'spend', principal: 100, bonus_available: 0, bonus_scheduled: 0 }, /principal/, 'a spend takes');
+    bad({ kind: 'spend', principal: -100, bonus_available: 0, bonus_scheduled: -1 }, /bonus_scheduled/, 'scheduled bonus cannot be spent');
+    bad({ kind: 'expiry', principal: -1, bonus_available: 0, bonus_scheduled: -1 }, /principal/, 'principal never expires');
+    bad({ kind: 'expiry', principal: 0, bonus_available: 1, bonus_scheduled: 0 }, /bonus_available/, 'an expiry takes back');
+    bad({ principal: 1.5 }, /principal/, 'integers');
+    bad({ balance_after: { principal: -1, bonus_available: 0, bonus_scheduled: 0 } }, /balance_after/, 'balances never below zero');
+    bad({ balance_after: { principal: 1, bonus_available: 0 } }, /bonus_scheduled/, 'all three balances after');
+    bad({ ref: '' }, /ref/, 'a reference');
+    bad({ at: undefined }, /at/, 'at is required');
+    st.bad({ wallet: after, movements, schedule: [{ ...schedule[0], topup_id: undefined }] }, /topup_id/, 'the schedule names the top-up');
+    st.bad({ wallet: after, movements, schedule: [{ ...schedule[1], remaining: 5 }] }, /remaining/, 'nothing remains of a pending installment');
+    st.bad({ wallet: after, movements }, /schedule/, 'schedule is required');
+    problemAt('GET', '/v1/customers/cust-1001/wallet/statement', 404, 'not_found');
+    problemAt('GET', '/v1/customers/cust-1001/wallet/statement', 400, 'invalid_parameter', { pointer: '/query/from' });
+
+    // settings.balances: always shown, one of three orders.
+    const shopCheck = check('GET', `/v1/shops/${SHOP_ID}`, 200);
+    for (const order of ['bonus_first', 'principal_first', 'proportional']) shopCheck.ok({ ...shop, settings: { ...shop.settings, balances: { consumption_order: order } } });
+    const { balances: _b, ...noBalances } = shop.settings;
+    shopCheck.bad({ ...shop, settings: noBalances }, /balances/, 'balances is always shown');
+    shopCheck.bad({ ...shop, settings: { ...shop.settings, balances: {} } }, /consumption_order/, 'the order is always shown');
+    shopCheck.bad({ ...shop, settings: { ...shop.settings, balances: { consumption_order: 'lifo' } } }, /consumption_order/, 'three orders');
+    problemAt('PATCH', `/v1/shops/${SHOP_ID}`, 422, 'validation_failed', { pointer: '/settings/balances/consumption_order' });
+  });
+
+  test('wallets slice 2: spend refunds, top-up refunds, adjustments, new movements, liability, holders', () => {
+    const errorsMatch = (re) => (e) => re.test(e.message.split('\n  body: ')[0]);
+    const check = (method, path, status, extra = {}) => ({
+      ok: (body, headers = {}) => validateResponse({ method, path, status, headers: { ...json, ...extra, ...headers }, body: JSON.stringify(body) }),
+      bad: (body, re, what) => assert.throws(
+        () => validateResponse({ method, path, status, headers: { ...json, ...extra }, body: JSON.stringify(body) }), errorsMatch(re), what),
+    });
+    const problemAt = (method, path, status, code, more) =>
+      validateResponse({ method, path, status, headers: problemHeaders, body: problem(status, code, more) });
+    const T0 = '2026-01-31T02:00:00Z';
+    const T1 = '2026-02-10T02:00:00Z';
+    const wallet = {
+      customer_id: 'cust-1001', currency: 'CNY', principal: 17000, bonus_available: 2000, bonus_scheduled: 16000, available: 19000,
+      opened_at: T0, as_of: T1,
+    };
+
+    // Refund of a spend: 201 without Location, 200 for a repeated refund_id.
+    const RP = '/v1/customers/cust-1001/wallet/spends/spend-20261122-0001/refunds';
+    const refund = { refund_id: 'refund-20261122-0001', spend_id: 'spend-20261122-0001', amount: 4000, to_principal: 3000, to_bonus: 1000, to_breakage: 0, created_at: T1 };
+    const rf = check('POST', RP, 201);
+    rf.ok({ refund, wallet });
+    rf.ok({ refund: { ...refund, to_bonus: 0, to_breakage: 1000 }, wallet });
+    rf.ok({ refund, wallet }, { 'idempotent-replayed': 'true' });
+    check('POST', RP, 200).ok({ refund, wallet });
+    assert.throws(() => validateResponse({ method: 'POST', path: RP, status: 201, headers: { ...json, location: '/v1/x' }, body: JSON.stringify({ refund, wallet }) }), errorsMatch(/Location/), 'a refund has no URL');
+    for (const k of Object.keys(refund)) {
+      const { [k]: _, ...without } = refund;
+      rf.bad({ refund: without, wallet }, new RegExp(k), `${k} is always shown`);
+    }
+    rf.bad({ refund: { ...refund, amount: 0 }, wallet }, /amount/, 'a refund gives something back');
+    rf.bad({ refund: { ...refund, to_bonus: -1 }, wallet }, /to_bonus/, 'parts not negative');
+    rf.bad({ refund: { ...refund, customer_id: 'cust-1001' }, wallet }, /additional properties/, 'the members of balances2.md only');
+    rf.bad({ refund }, /wallet/, 'the refund and the wallet');
+    rf.bad({ refund, wallet, spend: {} }, /additional properties/, 'nothing else');
+    const rpost = (status, code, more) => problemAt('POST', RP, status, code, more);
+    rpost(404, 'not_found');
+    rpost(409, 'conflict', { pointer: '/refund_id' });
+    rpost(409, 'idempotency_in_progress');
+    rpost(422, 'validation_failed', { pointer: '/amount' });
+    rpost(422, 'idempotency_key_reused', { pointer: '/header/Idempotency-Key' });
+    rpost(400, 'invalid_parameter', { pointer: '/path/id' });
+    rpost(403, 'forbidden');
+    assert.throws(() => rpost(422, 'insufficient_funds', { principal: 0, bonus_available: 0, available: 0 }), errorsMatch(/\/code/), 'a refund never lacks funds');
+    assert.throws(() => rpost(409, 'order_conflict'), errorsMatch(/\/code/));
+    validateResponse({ method: 'GET', path: RP, status: 405, headers: { ...problemHeaders, allow: 'POST' }, body: problem(405, 'method_not_allowed') });
+
+    // Refund of a top-up: the top-up with its refund, the installments cancelled.
+    const TP = '/v1/customers/cust-1001/wallet/topups/pay-20261122-0001/refund';
+    const inst = (k, status, remaining = 0) => ({ k, amount: 2000, due_at: T0, expires_at: '2026-02-28T02:00:00Z', status, remaining });
+    const topup = {
+      topup_id: 'pay-20261122-0001', customer_id: 'cust-1001', amount: 20000, offer: 'top-up-200', offer_version: 1, bonus_total: 6000, created_at: T0,
+      refund: { refunded_at: T1, principal_returned: 17000, bonus_cancelled: 2000, bonus_clawed_back: 1500 },
+      installments: [inst(1, 'released'), inst(2, 'cancelled'), inst(3, 'cancelled')],
+    };
+    const emptied = { ...wallet, principal: 0, bonus_available: 0, bonus_scheduled: 0, available: 0 };
+    const tr = check('POST', TP, 201);
+    tr.ok({ topup, wallet: emptied });
+    tr.ok({ topup: { ...topup, installments: [inst(1, 'expired'), inst(2, 'released'), inst(3, 'cancelled')] }, wallet: emptied });
+    tr.ok({ topup: { ...topup, offer: null, offer_version: null, bonus_total: 0, installments: [], refund: { ...topup.refund, bonus_cancelled: 0, bonus_clawed_back: 0 } }, wallet: emptied });
+    check('POST', TP, 200).ok({ topup, wallet: emptied });
+    check('POST', TP, 200).ok({ topup, wallet: emptied }, { 'idempotent-replayed': 'true' });
+    assert.throws(() => validateResponse({ method: 'POST', path: TP, status: 201, headers: { ...json, location: '/v1/x' }, body: JSON.stringify({ topup, wallet: emptied }) }), errorsMatch(/Location/), 'no URL');
+    tr.bad({ topup: { ...topup, refund: null }, wallet: emptied }, /refund/, 'a refunded top-up shows its refund');
+    for (const k of Object.keys(topup.refund)) {
+      const { [k]: _, ...without } = topup.refund;
+      tr.bad({ topup: { ...topup, refund: without }, wallet: emptied }, new RegExp(k), `refund.${k} is always shown`);
+    }
+    tr.bad({ topup: { ...topup, refund: { ...topup.refund, principal_returned: -1 } }, wallet: emptied }, /principal_returned/, 'not negative');
+    tr.bad({ topup: { ...topup, refund: { ...topup.refund, refunded_at: null } }, wallet: emptied }, /refunded_at/, 'refunded_at is an instant');
+    tr.bad({ topup: { ...topup, installments: [inst(1, 'pending')] }, wallet: emptied }, /status/, 'a refund leaves nothing pending');
+    tr.bad({ topup: { ...topup, installments: [inst(2, 'cancelled', 5)] }, wallet: emptied }, /remaining/, 'nothing remains of a cancelled installment');
+    tr.bad({ topup: { ...topup, offer: null, offer_version: null, bonus_total: 0, installments: [] }, wallet: emptied }, /bonus_cancelled|bonus_clawed_back/, 'no bonus to take back without an offer');
+    const { refund: _r, ...noRefund } = topup;
+    check('POST', '/v1/customers/cust-1001/wallet/topups', 201).bad({ topup: { ...noRefund, installments: [] }, wallet }, /refund/, 'refund is always present');
+    const trpost = (status, code, more) => problemAt('POST', TP, status, code, more);
+    trpost(404, 'not_found');
+    trpost(409, 'idempotency_in_progress');
+    trpost(422, 'validation_failed', { pointer: '/x' });
+    trpost(422, 'validation_failed');
+    trpost(415, 'unsupported_media_type', { pointer: '/header/Content-Type' });
+    trpost(400, 'malformed_json');
+    assert.throws(() => trpost(409, 'conflict'), errorsMatch(/\/code/), 'refunding again is not a conflict');
+    validateResponse({ method: 'GET', path: TP, status: 405, headers: { ...problemHeaders, allow: 'POST' }, body: problem(405, 'method_not_allowed') });
+
+    // Adjustments: signed, not 0; insufficient_funds with its members.
+    const AP = '/v1/customers/cust-1001/wallet/adjustments';
+    const adjustment = { adjustment_id: 'adj-20261122-0001', amount: 1000, reason: 'Goodwill credit for a late delivery', created_at: T1 };
+    const ad = check('POST', AP, 201);
+    ad.ok({ adjustment, wallet });
+    ad.ok({ adjustment: { ...adjustment, amount: -1000 }, wallet });
+    check('POST', AP, 200).ok({ adjustment, wallet });
+    assert.throws(() => validateResponse({ method: 'POST', path: AP, status: 201, headers: { ...json, location: '/v1/x' }, body: JSON.stringify({ adjustment, wallet }) }), errorsMatch(/Location/), 'no URL');
+    ad.bad({ adjustment: { ...adjustment, amount: 0 }, wallet }, /amount/, 'never 0');
+    ad.bad({ adjustment: { ...adjustment, reason: '' }, wallet }, /reason/, 'a reason');
+    for (const k of Object.keys(adjustment)) {
+      const { [k]: _, ...without } = adjustment;
+      ad.bad({ adjustment: without, wallet }, new RegExp(k), `${k} is always shown`);
+    }
+    const apost = (status, code, more) => problemAt('POST', AP, status, code, more);
+    apost(422, 'insufficient_funds', { principal: 700, bonus_available: 500, available: 1200 });
+    apost(422, 'validation_failed', { pointer: '/amount' });
+    apost(422, 'idempotency_key_reused', { pointer: '/header/Idempotency-Key' });
+    apost(409, 'conflict', { pointer: '/adjustment_id' });
+    apost(409, 'idempotency_in_progress');
+    apost(404, 'not_found');
+    apost(403, 'forbidden');
+    assert.throws(() => apost(422, 'insufficient_funds'), errorsMatch(/principal|available/), 'insufficient_funds carries its members');
+    assert.throws(() => apost(422, 'offer_limit_reached'), errorsMatch(/\/code/));
+    const adjOp = loadSpec().paths['/v1/customers/{id}/wallet/adjustments'].post;
+    assert.deepEqual(adjOp.security, [{ bearerAuth: ['admin'] }], 'adjustments: admin only');
+    for (const op of [loadSpec().paths['/v1/customers/{id}/wallet/spends/{spend_id}/refunds'].post, loadSpec().paths['/v1/customers/{id}/wallet/topups/{topup_id}/refund'].post]) {
+      assert.deepEqual(op.security, [{ bearerAuth: ['admin', 'storefront'] }], `${op.operationId}: admin and storefront`);
+    }
+    for (const op of [adjOp, loadSpec().paths['/v1/customers/{id}/wallet/spends/{spend_id}/refunds'].post, loadSpec().paths['/v1/customers/{id}/wallet/topups/{topup_id}/refund'].post]) {
+      const names = op.parameters.map((p) => p.$ref.split('/').pop());
+      assert.deepEqual(names, ['IdempotencyKey', 'TestNow'], `${op.operationId}: Idempotency-Key and Rebuy-Test-Now`);
+    }
+    assert.equal(loadSpec().paths['/v1/customers/{id}/wallet/topups/{topup_id}/refund'].post.requestBody, undefined, 'the top-up refund takes no body');
+
+    // The statement: the three new kinds with their signs, cancelled installments.
+    const mv = (kind, ref, p, a, s, after) => ({ at: T1, kind, ref, principal: p, bonus_available: a, bonus_scheduled: s, balance_after: after });
+    const bal = { principal: 0, bonus_available: 0, bonus_scheduled: 0 };
+    const st = check('GET', '/v1/customers/cust-1001/wallet/statement', 200);
+    const one = (m) => ({ wallet: emptied, movements: [m], schedule: [] });
+    st.ok(one(mv('refund', 'refund-1', 3000, 1000, 0, bal)));
+    st.ok(one(mv('refund', 'refund-2', 0, 0, 0, bal)));
+    st.ok(one(mv('topup_refund', 'pay-1', -17000, -1500, -2000, bal)));
+    st.ok(one(mv('topup_refund', 'pay-1', 0, 0, 0, bal)));
+    st.ok(one(mv('adjustment', 'adj-1', 1000, 0, 0, bal)));
+    st.ok(one(mv('adjustment', 'adj-1', -1000, 0, 0, bal)));
+    st.ok({ wallet: emptied, movements: [], schedule: [{ topup_id: 'pay-1', ...inst(2, 'cancelled') }] });
+    st.bad({ wallet: emptied, movements: [], schedule: [{ topup_id: 'pay-1', ...inst(2, 'cancelled', 1) }] }, /remaining/, 'nothing remains of a cancelled installment');
+    st.bad(one(mv('refund', 'refund-1', -1, 0, 0, bal)), /principal/, 'a refund gives back');
+    st.bad(one(mv('refund', 'refund-1', 0, -1, 0, bal)), /bonus_available/, 'a refund gives back bonus');
+    st.bad(one(mv('refund', 'refund-1', 0, 0, 1, bal)), /bonus_scheduled/, 'a refund schedules nothing');
+    st.bad(one(mv('topup_refund', 'pay-1', 1, 0, 0, bal)), /principal/, 'a top-up refund takes out');
+    st.bad(one(mv('topup_refund', 'pay-1', 0, 1, 0, bal)), /bonus_available/, 'a top-up refund claws back');
+    st.bad(one(mv('topup_refund', 'pay-1', 0, 0, 1, bal)), /bonus_scheduled/, 'a top-up refund cancels');
+    st.bad(one(mv('adjustment', 'adj-1', 0, 0, 0, bal)), /principal/, 'an adjustment is never 0');
+    st.bad(one(mv('adjustment', 'adj-1', 5, 5, 0, bal)), /bonus_available/, 'an adjustment leaves the bonus alone');
+    st.bad(one(mv('adjustment', 'adj-1', 5, 0, -5, bal)), /bonus_scheduled/, 'and the scheduled bonus');
+
+    // Prepaid liability: the figures, by offer; the identity holds in the fixture.
+    const LP = '/v1/metrics/prepaid-liability';
+    const liability = {
+      principal_outstanding: 17700, bonus_available: 2000, bonus_scheduled: 16000, bonus_expired: 1000,
+      cash_received: 20000, bonus_granted: 21000, spent: 5000, adjustments: 700, wallets: 2,
+      by_offer: [
+        { offer: 'imm', bonus_granted: 1000, bonus_released: 1000, bonus_scheduled: 0, bonus_expired: 1000, bonus_cancelled: 0 },
+        { offer: 'top-up-200', bonus_granted: 20000, bonus_released: 4000, bonus_scheduled: 16000, bonus_expired: 0, bonus_cancelled: 0 },
+      ],
+    };
+    const L = liability;
+    assert.equal(L.cash_received + L.bonus_granted + L.adjustments, L.principal_outstanding + L.bonus_available + L.bonus_scheduled + L.spent + L.bonus_expired, 'fixture: the identity of balances2.md');
+    const definition = { timezone: 'Asia/Shanghai', as_of: '2026-10-31', currency: 'CNY' };
+    const lc = check('GET', `${LP}?as_of=2026-10-31`, 200);
+    lc.ok({ definition, liability });
+    lc.ok({ definition, liability: { ...liability, adjustments: -700, by_offer: [] } });
+    for (const k of Object.keys(liability)) {
+      const { [k]: _, ...without } = liability;
+      lc.bad({ definition, liability: without }, new RegExp(k), `${k} is always shown`);
+    }
+    for (const k of Object.keys(liability.by_offer[0])) {
+      const { [k]: _, ...without } = liability.by_offer[0];
+      lc.bad({ definition, liability: { ...liability, by_offer: [without] } }, new RegExp(k), `by_offer[].${k} is always shown`);
+    }
+    lc.bad({ definition, liability: { ...liability, principal_outstanding: -1 } }, /principal_outstanding/, 'balances not negative');
+    lc.bad({ definition, liability: { ...liability, wallets: -1 } }, /wallets/, 'a count');
+    lc.bad({ definition, liability: { ...liability, breakage: 0 } }, /additional properties/, 'the members of balances2.md');
+    lc.bad({ definition: { ...definition, from: '2026-10-01' }, liability }, /additional properties/, 'a day, not a range');
+    lc.bad({ definition: { ...definition, currency: undefined }, liability }, /currency/, 'the currency');
+    lc.bad({ liability }, /definition/, 'definition is required');
+    problemAt('GET', LP, 400, 'invalid_parameter', { pointer: '/query/as_of' });
+    problemAt('GET', LP, 400, 'invalid_parameter', { pointer: '/header/Rebuy-Test-Now' });
+    problemAt('GET', LP, 403, 'forbidden');
+    assert.throws(() => problemAt('GET', LP, 404, 'not_found'), errorsMatch(/status is not documented/));
+    validateResponse({ method: 'POST', path: LP, status: 405, headers: { ...problemHeaders, allow: 'GET' }, body: problem(405, 'method_not_allowed') });
+    assert.deepEqual(loadSpec().paths[LP].get.security, [{ bearerAuth: ['admin', 'readonly'] }], 'liability: admin and readonly');
+
+    // Wallet holders vs non-holders: the membership groups under other names.
+    const HP = '/v1/metrics/wallet-holders';
+    const group = (name) => ({ group: name, customers: 4, repeat_customers: 1, repurchase_rate: 0.25, orders: 5, orders_per_customer: 1.25, intervals: 1, days_between_orders: 30 });
+    const hdef = {
+      timezone: 'Asia/Shanghai', from: '2026-08-26', to: '2026-11-23', as_of: '2026-11-23',
+      rule: { exclude_refunded: true, min_order_amount: 0, merge_window_hours: 0 },
+      caveat: 'A comparison of groups, not a causal effect: customers who buy more are likelier to top up a wallet.',
+    };
+    const hc = check('GET', HP, 200);
+    hc.ok({ definition: hdef, holders: group('holders'), non_holders: group('non_holders') });
+    hc.ok({ definition: hdef, holders: { ...group('holders'), customers: 0, repeat_customers: 0, repurchase_rate: null, orders: 0, orders_per_customer: null, intervals: 0, days_between_orders: null }, non_holders: group('non_holders') });
+    hc.bad({ definition: hdef, holders: group('members'), non_holders: group('non_holders') }, /group/, 'the groups are named');
+    hc.bad({ definition: hdef, holders: group('holders') }, /non_holders/, 'both groups');
+    hc.bad({ definition: { ...hdef, caveat: 'A comparison of groups, not a causal effect: customers who buy more are likelier to join or earn a tier.' }, holders: group('holders'), non_holders: group('non_holders') }, /caveat/, 'its own caveat');
+    hc.bad({ definition: { ...hdef, channel: null }, holders: group('holders'), non_holders: group('non_holders') }, /additional properties/, 'no channel');
+    hc.bad({ definition: hdef, holders: group('holders'), non_holders: group('non_holders'), tiers: [] }, /additional properties/, 'no tiers');
+    problemAt('GET', HP, 400, 'invalid_parameter', { pointer: '/query/from' });
+    problemAt('GET', HP, 403, 'forbidden');
+    assert.deepEqual(loadSpec().paths[HP].get.parameters.map((p) => p.$ref.split('/').pop()), ['MetricsFrom', 'MetricsTo', 'MetricsAsOf'], 'the parameters of /v1/metrics/membership');
   });
 });
