@@ -5,80 +5,28 @@
 // ledger checks every statement read goes through. Not a test file itself
 // (the name matches none of node --test's patterns).
 import assert from 'node:assert/strict';
-import {
-  assertProblemShape, headersToObject, REQUEST_ID_RE, SANITIZER_MARKERS, assertServerTs, tsMicros,
-} from './harness.js';
-import { validateResponse } from './contract.js';
+import { api, assertServerTs, tsMicros } from './harness.js';
 import { NOW_HEADER, U } from './tiers.js';
 
 // ---------------------------------------------------------------------------
 // The client
 //
-// harness.js's api() rejects every problem member it does not know, and it
-// knows only quota/used/remaining (quota_exceeded). insufficient_funds adds
-// principal, bonus_available and available (balances1.md), so this client
-// is api() with exactly that difference: those three members are checked
-// here (integers, available = principal + bonus_available, on that code
-// only) and the rest of the problem goes through the harness's own check.
-// Everything else is the same: X-Request-Id, problem shape, and the OpenAPI
-// contract on every response unless validate:false.
+// harness.js's api() (X-Request-Id, problem shape, the OpenAPI contract,
+// which allows principal, bonus_available and available on
+// insufficient_funds only), plus the arithmetic of those three members:
+// integers, available = principal + bonus_available.
 
 export const FUNDS_MEMBERS = ['principal', 'bonus_available', 'available'];
 
 export function walletApi(svc) {
+  const c = api(svc);
   async function req(method, p, opts = {}) {
-    const headers = {};
-    if (opts.key) headers.authorization = `Bearer ${opts.key}`;
-    let body;
-    if (opts.body !== undefined) {
-      body = Buffer.from(JSON.stringify(opts.body), 'utf8');
-      headers['content-type'] = 'application/json';
-    } else if (opts.rawBody !== undefined) {
-      body = Buffer.from(opts.rawBody, 'utf8');
-      headers['content-type'] = 'application/json';
-    }
-    if (opts.idempotencyKey !== undefined) headers['idempotency-key'] = opts.idempotencyKey;
-    for (const [k, v] of Object.entries(opts.headers || {})) headers[k.toLowerCase()] = v;
-    let r;
-    try {
-      r = await fetch(svc.url + p, {
-        method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(opts.timeoutMs ?? 20000),
-      });
-    } catch (e) {
-      const ex = svc.exited?.();
-      const logs = svc.logs?.() || '';
-      const san = SANITIZER_MARKERS.map((m) => logs.indexOf(m)).filter((i) => i >= 0);
-      const detail = ex
-        ? `rebuyd has exited (${JSON.stringify(ex)}); ${san.length ? `sanitizer report:\n${logs.slice(Math.max(0, Math.min(...san) - 300), Math.min(...san) + 3000)}` : `stderr tail:\n${logs.slice(-1500)}`}`
-        : 'rebuyd is still running';
-      throw new Error(`${method} ${p}: request failed (${e.cause?.code || e.name}: ${e.cause?.message || e.message}); ${detail}`);
-    }
-    const text = Buffer.from(await r.arrayBuffer()).toString('utf8');
-    const res = { method, path: p, status: r.status, headers: headersToObject(r.headers), text, body: null };
-    if (/json/.test(res.headers['content-type'] || '') && text.length) {
-      try { res.body = JSON.parse(text); } catch { assert.fail(`${method} ${p}: response is not JSON: ${text.slice(0, 300)}`); }
-    }
-    assert.match(res.headers['x-request-id'] || '', REQUEST_ID_RE, `${method} ${p}: X-Request-Id header on every response`);
-    if (res.status >= 400) {
-      const b = res.body;
-      const ctx = `${method} ${p} -> ${res.status} ${text.slice(0, 500)}`;
-      if (b && typeof b === 'object' && b.code === 'insufficient_funds') {
-        for (const k of FUNDS_MEMBERS) assert.ok(Number.isSafeInteger(b[k]) && b[k] >= 0, `insufficient_funds member ${k}: ${ctx}`);
-        assert.equal(b.available, b.principal + b.bonus_available, `available = principal + bonus_available: ${ctx}`);
-        const rest = { ...b };
-        for (const k of FUNDS_MEMBERS) delete rest[k];
-        assertProblemShape({ ...res, body: rest }, ctx);
-      } else {
-        assertProblemShape(res, ctx);
-      }
-    }
-    if (opts.validate !== false) {
-      try {
-        validateResponse({ method, path: p, status: res.status, headers: res.headers, body: text });
-      } catch (e) {
-        e.message = `contract violation for ${method} ${p} -> ${res.status}: ${e.message}\nbody: ${text.slice(0, 1000)}`;
-        throw e;
-      }
+    const res = await c.req(method, p, opts);
+    const b = res.body;
+    if (res.status >= 400 && b && typeof b === 'object' && b.code === 'insufficient_funds') {
+      const ctx = `${method} ${p} -> ${res.status} ${res.text.slice(0, 500)}`;
+      for (const k of FUNDS_MEMBERS) assert.ok(Number.isSafeInteger(b[k]) && b[k] >= 0, `insufficient_funds member ${k}: ${ctx}`);
+      assert.equal(b.available, b.principal + b.bonus_available, `available = principal + bonus_available: ${ctx}`);
     }
     return res;
   }
