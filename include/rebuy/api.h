@@ -55,6 +55,13 @@ typedef enum db_qs (*api_fn)(struct db_conn *c, void *cls,
 void api_run(struct request *req, api_fn fn, void *cls);
 
 /*
+ * api_run for a write whose fn issues exactly one statement (a function
+ * doing all its work under its own locks): without an Idempotency-Key it
+ * runs as its own transaction, without the BEGIN and COMMIT round trips.
+ */
+void api_run_single(struct request *req, api_fn fn, void *cls);
+
+/*
  * Decode and validate the request body against spec; on failure reply
  * and return NULL.  The caller owns the result.
  */

@@ -261,13 +261,16 @@ api_test_clock_end(struct request *req, struct db_conn *c)
 		(void)test_clock_set(c, NULL, &err);
 }
 
-void
-api_run(struct request *req, api_fn fn, void *cls)
+#define SINGLE_TRIES 3
+
+/* api_run and api_run_single; single: fn issues one statement. */
+static void
+run(struct request *req, api_fn fn, void *cls, bool single)
 {
 	struct tx_ctx t = { .req = req, .fn = fn, .cls = cls };
 	struct db_conn *c;
 	struct err err;
-	enum db_qs qs;
+	enum db_qs qs = DB_SOFT_ERROR;
 
 	err_clear(&err);
 	c = db_thread_conn(&err);
@@ -280,9 +283,18 @@ api_run(struct request *req, api_fn fn, void *cls)
 		reply_problem(req, &err);
 		goto out;
 	}
-	if (strcmp(req->method, "GET") == 0) {
-		/* a single read needs no transaction: skip BEGIN/COMMIT trips */
-		qs = fn(c, cls, &t.res, &err);
+	if (strcmp(req->method, "GET") == 0 || (single && !req->idem_key)) {
+		/*
+		 * A single statement is its own transaction: skip the BEGIN and
+		 * COMMIT trips.  (An Idempotency-Key needs its claim and record
+		 * in the same transaction as the write.)  A deadlock or
+		 * serialization failure is retried, as db_run_tx does.
+		 */
+		for (int i = 0; i < SINGLE_TRIES && qs == DB_SOFT_ERROR; i++) {
+			result_reset(&t.res);
+			err_clear(&err);
+			qs = fn(c, cls, &t.res, &err);
+		}
 		if (qs < 0) {
 			db_fail(c, qs, &err);
 			reply_problem(req, &err);
@@ -316,6 +328,18 @@ out:
 	db_mark_busy(false);
 	result_reset(&t.res);
 	idem_stored_free(&t.stored);
+}
+
+void
+api_run(struct request *req, api_fn fn, void *cls)
+{
+	run(req, fn, cls, false);
+}
+
+void
+api_run_single(struct request *req, api_fn fn, void *cls)
+{
+	run(req, fn, cls, true);
 }
 
 #define PAGE_DEFAULT 50

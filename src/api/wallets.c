@@ -250,7 +250,7 @@ api_wallet_topup(struct request *req)
 	call.topup.topup_id = api_str(body, "topup_id");
 	call.topup.offer = api_str(body, "offer");
 	call.topup.amount = json_integer_value(json_object_get(body, "amount"));
-	api_run(req, topup, &call);
+	api_run_single(req, topup, &call);
 	json_decref(body);
 }
 
@@ -287,7 +287,7 @@ api_wallet_spend(struct request *req)
 	call.spend.spend_id = api_str(body, "spend_id");
 	call.spend.order_id = api_str(body, "order_id");
 	call.spend.amount = json_integer_value(json_object_get(body, "amount"));
-	api_run(req, spend, &call);
+	api_run_single(req, spend, &call);
 	json_decref(body);
 }
 
@@ -344,7 +344,7 @@ api_wallet_spend_refund(struct request *req)
 		return;
 	call.in.refund_id = api_str(body, "refund_id");
 	call.in.amount = json_integer_value(json_object_get(body, "amount"));
-	api_run(req, refund, &call);
+	api_run_single(req, refund, &call);
 	json_decref(body);
 }
 
@@ -361,7 +361,7 @@ api_wallet_topup_refund(struct request *req)
 	/* no body, or {} */
 	if (req->body_len > 0 && !(body = api_body(req, empty_spec)))
 		return;
-	api_run(req, refund, &call);
+	api_run_single(req, refund, &call);
 	json_decref(body);
 }
 
@@ -403,6 +403,6 @@ api_wallet_adjust(struct request *req)
 	if (call.adj.amount == 0)
 		reply_error(req, ERR_VALIDATION, "/amount", "/amount: an adjustment is not 0");
 	else
-		api_run(req, adjust, &call);
+		api_run_single(req, adjust, &call);
 	json_decref(body);
 }

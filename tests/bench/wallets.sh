@@ -2,8 +2,9 @@
 # Benchmark wallet spends, POST /v1/customers/{id}/wallet/spends (issue 7):
 #   1. spends spread over BENCH_WALLETS (10000) wallets: rebuyd against
 #      pgbench running the very same SQL rebuyd runs for a spend (statements
-#      taken from the binary with `rebuyd sql`):
-#        auth_lookup; BEGIN; wallets_spend; COMMIT
+#      taken from the binary with `rebuyd sql`; the spend is one statement,
+#      its own transaction):
+#        auth_lookup; wallets_spend
 #      goal: rebuyd >= 80% of pgbench;
 #   2. spends hammering one wallet from BENCH_HOT_CONNS (32) clients: rebuyd
 #      requests/s (they queue on the customer's row, one at a time).
@@ -51,9 +52,7 @@ cat >"$TMP/spend.sql" <<SQL
 \set sid random(1, 9000000000000000000)
 \set cust random(1, $WALLETS)
 $(stmt auth_lookup);
-BEGIN;
 $(stmt wallets_spend);
-COMMIT;
 SQL
 # no order id: NULL, as rebuyd sends it
 sed -i -E -e 's/:wallets_spend_2\b/:cust/g' -e 's/:wallets_spend_3\b/:sid/g' \
