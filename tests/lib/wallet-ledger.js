@@ -18,16 +18,19 @@ import { NOW_HEADER, U } from './tiers.js';
 // The client: lib/wallets.js's (harness api() plus the insufficient_funds members)
 
 export { FUNDS_MEMBERS, walletApi as ledgerApi } from './wallets.js';
+// what slice 1 already has (lib/wallets.js), shared
+export {
+  offerPath, walletPath, topupPath, spendPath, statementPath, WALLET_KEYS, INST_KEYS, SCHED_KEYS,
+  SPEND_KEYS, MOVE_KEYS, BAL_KEYS, assertInsufficient, WAL, I, SCH, MV, afters, assertMovements,
+} from './wallets.js';
+import {
+  enc, offerPath, walletPath, topupPath, spendPath, statementPath, WALLET_KEYS, INST_KEYS,
+  SCHED_KEYS, SPEND_KEYS, MOVE_KEYS, BAL_KEYS, isInt, MV,
+} from './wallets.js';
 
 // ---------------------------------------------------------------------------
 // Paths
 
-const enc = encodeURIComponent;
-export const offerPath = (code) => `/v1/topup-offers/${code}`;
-export const walletPath = (cust) => `/v1/customers/${enc(cust)}/wallet`;
-export const topupPath = (cust) => `/v1/customers/${enc(cust)}/wallet/topups`;
-export const spendPath = (cust) => `/v1/customers/${enc(cust)}/wallet/spends`;
-export const statementPath = (cust) => `/v1/customers/${enc(cust)}/wallet/statement`;
 export const spendRefundPath = (cust, spendId) => `/v1/customers/${enc(cust)}/wallet/spends/${enc(spendId)}/refunds`;
 export const topupRefundPath = (cust, topupId) => `/v1/customers/${enc(cust)}/wallet/topups/${enc(topupId)}/refund`;
 export const adjustmentPath = (cust) => `/v1/customers/${enc(cust)}/wallet/adjustments`;
@@ -42,23 +45,16 @@ export const at = (key, now, extra = {}) => ({
 // ---------------------------------------------------------------------------
 // Shapes: every member balances1.md and balances2.md name, nothing else
 
-export const WALLET_KEYS = ['as_of', 'available', 'bonus_available', 'bonus_scheduled', 'currency', 'customer_id', 'opened_at', 'principal'];
 export const TOPUP_KEYS = ['amount', 'bonus_total', 'created_at', 'customer_id', 'installments', 'offer', 'offer_version', 'refund', 'topup_id'];
 export const TOPUP_REFUND_KEYS = ['bonus_cancelled', 'bonus_clawed_back', 'principal_returned', 'refunded_at'];
-export const INST_KEYS = ['amount', 'due_at', 'expires_at', 'k', 'remaining', 'status'];
-export const SCHED_KEYS = [...INST_KEYS, 'topup_id'].sort();
-export const SPEND_KEYS = ['amount', 'created_at', 'customer_id', 'from_bonus', 'from_principal', 'order_id', 'spend_id'];
 export const REFUND_KEYS = ['amount', 'created_at', 'refund_id', 'spend_id', 'to_bonus', 'to_breakage', 'to_principal'];
 export const ADJ_KEYS = ['adjustment_id', 'amount', 'created_at', 'reason'];
-export const MOVE_KEYS = ['at', 'balance_after', 'bonus_available', 'bonus_scheduled', 'kind', 'principal', 'ref'];
-export const BAL_KEYS = ['bonus_available', 'bonus_scheduled', 'principal'];
 export const LIAB_KEYS = ['adjustments', 'bonus_available', 'bonus_expired', 'bonus_granted', 'bonus_scheduled', 'by_offer',
   'cash_received', 'principal_outstanding', 'spent', 'wallets'];
 export const BY_OFFER_KEYS = ['bonus_cancelled', 'bonus_expired', 'bonus_granted', 'bonus_released', 'bonus_scheduled', 'offer'];
 export const STATUSES = ['pending', 'released', 'expired', 'cancelled'];
 export const KINDS = ['topup', 'release', 'spend', 'expiry', 'refund', 'topup_refund', 'adjustment'];
 
-const isInt = (x) => Number.isSafeInteger(x);
 export const keys = (o) => Object.keys(o).sort();
 
 function exactMembers(o, list, what) {
@@ -211,18 +207,9 @@ export function assertLiabilityShape(b) {
 // Expected objects, written out (timestamps normalised as rebuyd prints them)
 
 /** The Wallet expected at test instant `now`. */
-export const WAL = (cust, now, { p = 0, ba = 0, bs = 0, opened = null, currency = 'CNY' } = {}) => ({
-  customer_id: cust, currency, principal: p, bonus_available: ba, bonus_scheduled: bs, available: p + ba,
-  opened_at: opened === null ? null : U(opened), as_of: U(now),
-});
 /** An installment of a Topup. */
-export const I = (k, amount, due, expires, status, remaining) => ({
-  k, amount, due_at: U(due), expires_at: expires === null ? null : U(expires), status, remaining,
-});
 /** A schedule entry of a statement. */
-export const SCH = (topupId, k, amount, due, expires, status, remaining) => ({ topup_id: topupId, ...I(k, amount, due, expires, status, remaining) });
 /** A movement without balance_after: deltas of principal, bonus_available, bonus_scheduled. */
-export const MV = (atTs, kind, ref, p, ba, bs) => ({ at: U(atTs), kind, ref, principal: p, bonus_available: ba, bonus_scheduled: bs });
 /** A spend refund as it should come back. */
 export const REF = (refundId, spendId, amount, toP, toB, toK, created) => ({
   refund_id: refundId, spend_id: spendId, amount, to_principal: toP, to_bonus: toB, to_breakage: toK, created_at: U(created),
@@ -241,41 +228,19 @@ export const OFF = (offer, granted, released, scheduled, expired, cancelled) => 
   offer, bonus_granted: granted, bonus_released: released, bonus_scheduled: scheduled, bonus_expired: expired, bonus_cancelled: cancelled,
 });
 
-const stripAfter = ({ balance_after: _ba, ...m }) => m;
-const mkey = (m) => JSON.stringify([m.kind, m.ref, m.principal, m.bonus_available, m.bonus_scheduled]);
 
 /**
  * The statement's movements equal `expected` (MV objects): in order where
  * their instants differ; movements at one instant as a multiset (the order
  * they were recorded in at one instant is the implementation's).
  */
-export function assertMovements(st, expected) {
-  const got = st.movements.map(stripAfter);
-  const group = (list) => {
-    const g = [];
-    for (const m of list) {
-      if (g.length && g[g.length - 1].at === m.at) g[g.length - 1].items.push(mkey(m));
-      else g.push({ at: m.at, items: [mkey(m)] });
-    }
-    return g.map((x) => ({ at: x.at, items: x.items.sort() }));
-  };
-  assert.deepEqual(group(got), group(expected),
-    `movements:\n${got.map((m) => JSON.stringify(m)).join('\n')}\nexpected:\n${expected.map((m) => JSON.stringify(m)).join('\n')}`);
-}
 
 /** How many movements are listed before one with an earlier `at`. */
 export const outOfOrder = (st) => st.movements.filter((m, n) => n > 0 && tsMicros(m.at) < tsMicros(st.movements[n - 1].at)).length;
 
 /** balance_after of every movement, in order, as [principal, bonus_available, bonus_scheduled]. */
-export const afters = (st) => st.movements.map((m) => [m.balance_after.principal, m.balance_after.bonus_available, m.balance_after.bonus_scheduled]);
 
 /** Asserts 422 insufficient_funds with exactly these figures. */
-export function assertInsufficient(r, principal, bonusAvailable) {
-  assert.equal(r.status, 422, `${r.method} ${r.path}: ${r.text}`);
-  assert.equal(r.body.code, 'insufficient_funds', r.text);
-  assert.deepEqual({ principal: r.body.principal, bonus_available: r.body.bonus_available, available: r.body.available },
-    { principal, bonus_available: bonusAvailable, available: principal + bonusAvailable }, r.text);
-}
 
 // ---------------------------------------------------------------------------
 // Calls, each at a test instant, asserting the status and the shapes

@@ -43,7 +43,7 @@ export function walletApi(svc) {
 // ---------------------------------------------------------------------------
 // Paths and shapes
 
-const enc = encodeURIComponent;
+export const enc = encodeURIComponent;
 export const offerPath = (code) => `/v1/topup-offers/${code}`;
 export const walletPath = (cust) => `/v1/customers/${enc(cust)}/wallet`;
 export const topupPath = (cust) => `/v1/customers/${enc(cust)}/wallet/topups`;
@@ -63,7 +63,7 @@ export const BAL_KEYS = ['bonus_available', 'bonus_scheduled', 'principal'];
 const STATUSES = ['pending', 'released', 'expired'];
 const KINDS = ['topup', 'release', 'spend', 'expiry'];
 
-const isInt = (x) => Number.isSafeInteger(x);
+export const isInt = (x) => Number.isSafeInteger(x);
 const keys = (o) => Object.keys(o).sort();
 
 // Members: slice 2 (refunds, adjustments) is being added to these objects
@@ -212,8 +212,8 @@ export const SCH = (topupId, k, amount, due, expires, status, remaining) => ({ t
 /** A movement without its balance_after: deltas of principal, bonus_available, bonus_scheduled. */
 export const MV = (atTs, kind, ref, p, ba, bs) => ({ at: U(atTs), kind, ref, principal: p, bonus_available: ba, bonus_scheduled: bs });
 
-const stripAfter = ({ balance_after: _ba, ...m }) => m;
-const mkey = (m) => JSON.stringify([m.kind, m.ref, m.principal, m.bonus_available, m.bonus_scheduled]);
+export const stripAfter = ({ balance_after: _ba, ...m }) => m;
+export const mkey = (m) => JSON.stringify([m.kind, m.ref, m.principal, m.bonus_available, m.bonus_scheduled]);
 
 /**
  * The statement's movements equal `expected` (MV objects) — exactly in order
