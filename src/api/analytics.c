@@ -144,10 +144,13 @@ api_metrics_first_order(struct request *req)
 	api_run(req, run, &call);
 }
 
-void
-api_metrics_membership(struct request *req)
+/* Group comparisons (members, wallet holders) take from, to and as_of only. */
+static void
+groups_metric(struct request *req,
+	      enum db_qs (*fn)(struct db_conn *, const char *, const struct analytics_query *,
+			       json_t **, struct err *))
 {
-	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_membership };
+	struct metrics_call call = { .shop_id = req->shop_id, .fn = fn };
 
 	if (!api_query_param(req, "from", analytics_check_date, 64, &call.q.from) ||
 	    !api_query_param(req, "to", analytics_check_date, 64, &call.q.to) ||
@@ -157,15 +160,15 @@ api_metrics_membership(struct request *req)
 }
 
 void
+api_metrics_membership(struct request *req)
+{
+	groups_metric(req, analytics_membership);
+}
+
+void
 api_metrics_wallet_holders(struct request *req)
 {
-	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_wallet_holders };
-
-	if (!api_query_param(req, "from", analytics_check_date, 64, &call.q.from) ||
-	    !api_query_param(req, "to", analytics_check_date, 64, &call.q.to) ||
-	    !api_query_param(req, "as_of", analytics_check_date, 64, &call.q.as_of))
-		return;
-	api_run(req, run, &call);
+	groups_metric(req, analytics_wallet_holders);
 }
 
 void
