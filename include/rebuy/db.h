@@ -140,6 +140,9 @@ void db_get_stats(struct db_stats *out);
 /* After a request: a connection not idle (aborted transaction) is dropped. */
 void db_release(struct db_conn *c);
 
+/* Reconnect before the next use: the session holds state it must not keep. */
+void db_discard(struct db_conn *c);
+
 /* Mark the thread's connection busy/idle (pool-use gauge). */
 void db_mark_busy(bool busy);
 

@@ -478,6 +478,12 @@ db_release(struct db_conn *c)
 }
 
 void
+db_discard(struct db_conn *c)
+{
+	c->broken = true;
+}
+
+void
 db_mark_busy(bool busy)
 {
 	if (busy)

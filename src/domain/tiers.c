@@ -34,12 +34,17 @@ const struct db_stmt tiers_stmts[] = {
 	  "     THEN p.next_review_at ELSE excluded.next_review_at END,"
 	  "   updated_at = rebuy_now()"
 	  " RETURNING (p.xmax = 0)" },
+	/* a replacement queues behind tier writes (they share-lock the programme) and they behind it */
+	{ "tiers_programme_lock", "SELECT 1 FROM tier_programmes WHERE shop_id = $1 FOR UPDATE" },
 	/* a tier customers hold that $2 (the new codes) drops, and how many hold it */
 	{ "tiers_held_dropped",
 	  "SELECT ct.tier, count(*) FROM customer_tiers ct"
 	  " WHERE ct.shop_id = $1 AND NOT ct.tier = ANY ($2::text[])"
 	  " GROUP BY ct.tier ORDER BY ct.tier LIMIT 1" },
 	{ "tiers_delete", "DELETE FROM tiers WHERE shop_id = $1" },
+	/* without reviews, no grace period can end: none is left pending */
+	{ "tiers_no_grace",
+	  "UPDATE customer_tiers SET grace_until = NULL WHERE shop_id = $1 AND grace_until IS NOT NULL" },
 	{ "tiers_insert",
 	  "INSERT INTO tiers (shop_id, code, rank, name, discount_bp, window_days, net_spend,"
 	  "   orders, combine, benefits)"
@@ -205,6 +210,8 @@ tiers_programme_put(struct db_conn *c, const char *shop_id, const json_t *body, 
 	{
 		const char *p[2] = { shop_id, codes_s };
 
+		if ((qs = db_exec_none(c, "tiers_programme_lock", 1, p)) < 0)
+			goto out;
 		qs = db_exec(c, "tiers_held_dropped", 2, p, &r);
 		if (qs < 0)
 			goto out;
@@ -234,7 +241,9 @@ tiers_programme_put(struct db_conn *c, const char *shop_id, const json_t *body, 
 
 		if ((qs = db_exec_none(c, "tiers_delete", 1, p)) < 0 ||
 		    (qs = db_exec_none(c, "tiers_insert", 2, p)) < 0 ||
-		    (qs = db_exec_none(c, "tiers_below_entry", 1, p)) < 0)
+		    (qs = db_exec_none(c, "tiers_below_entry", 1, p)) < 0 ||
+		    (strcmp(policy, "never") == 0 &&
+		     (qs = db_exec_none(c, "tiers_no_grace", 1, p)) < 0))
 			goto out;
 	}
 	qs = tiers_programme_get(c, shop_id, out);
@@ -294,10 +303,10 @@ tiers_review_all(struct db_conn *c)
 
 		err_clear(&err);
 		if (!db_run_tx(c, "tier review", review_tx, &one, &err)) {
+			/* the other shops' reviews still run */
 			log_msg(LOG_WARN, "tier review of shop %s failed: %s", one.shop_id, err.message);
 			free(one.out);
-			PQclear(r);
-			return -1;
+			continue;
 		}
 		log_msg(LOG_INFO, "tier review of shop %s: %s", one.shop_id, one.out ? one.out : "");
 		free(one.out);
