@@ -64,6 +64,13 @@ enum db_qs customers_list(struct db_conn *c, const char *shop_id,
 			  const struct customer_filter *f, char **items,
 			  long long *next);
 
+/*
+ * Lock a (non-erased) customer's row for a write that must queue with the
+ * customer's other writes (order changes, benefit uses, tier assignment):
+ * *seq is its seq as text (malloc'd).  DB_NO_RESULTS: no such customer.
+ */
+enum db_qs customers_lock(struct db_conn *c, const char *shop_id, const char *id, char **seq);
+
 extern const struct db_stmt customers_stmts[];
 
 #endif

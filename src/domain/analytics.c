@@ -16,6 +16,22 @@
 #define MAX_RANGE_DAYS 3660  /* ten years: enough for any history, bounded work */
 #define MAX_BUCKETS 600
 
+/*
+ * The group comparisons' rows: per customer with an occasion dated in
+ * [s.t0, s.t1), the occasions, their orders, and the intervals between
+ * consecutive occasions both in the range with their days (local dates,
+ * as revenue-mix).  Needs the CTE s (tz, t0, t1).
+ */
+#define PERIOD_CUSTOMERS \
+	" c AS (SELECT o.customer_seq, count(*) AS occasions, sum(o.orders) AS orders," \
+	"     count(*) FILTER (WHERE o.prev_started_at >= s.t0) AS intervals," \
+	"     coalesce(sum((o.started_at AT TIME ZONE s.tz)::date" \
+	"       - (o.prev_started_at AT TIME ZONE s.tz)::date)" \
+	"       FILTER (WHERE o.prev_started_at >= s.t0), 0) AS days" \
+	"   FROM purchase_occasions o, s" \
+	"   WHERE o.shop_id = $1 AND o.started_at >= s.t0 AND o.started_at < s.t1" \
+	"   GROUP BY o.customer_seq)"
+
 const struct db_stmt analytics_stmts[] = {
 	/* the shop's zone, rule and today's date there */
 	{ "analytics_shop",
@@ -180,14 +196,7 @@ const struct db_stmt analytics_stmts[] = {
 	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
 	  "   (($3::date + 1)::timestamp AT TIME ZONE timezone) AS t1,"
 	  "   tier_code($1, tier_entry_rank($1)) AS entry FROM shops WHERE id = $1),"
-	  " c AS (SELECT o.customer_seq, count(*) AS occasions, sum(o.orders) AS orders,"
-	  "     count(*) FILTER (WHERE o.prev_started_at >= s.t0) AS intervals,"
-	  "     coalesce(sum((o.started_at AT TIME ZONE s.tz)::date"
-	  "       - (o.prev_started_at AT TIME ZONE s.tz)::date)"
-	  "       FILTER (WHERE o.prev_started_at >= s.t0), 0) AS days"
-	  "   FROM purchase_occasions o, s"
-	  "   WHERE o.shop_id = $1 AND o.started_at >= s.t0 AND o.started_at < s.t1"
-	  "   GROUP BY o.customer_seq),"
+	  PERIOD_CUSTOMERS ","
 	  " g AS (SELECT c.*, EXISTS (SELECT FROM memberships m WHERE m.customer_seq = c.customer_seq"
 	  "       AND m.starts_at < s.t1 AND m.ends_at > s.t0) AS member,"
 	  "     coalesce((SELECT h.to_tier FROM tier_history h WHERE h.customer_seq = c.customer_seq"
@@ -203,14 +212,7 @@ const struct db_stmt analytics_stmts[] = {
 	{ "analytics_wallet_holders",
 	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
 	  "   (($3::date + 1)::timestamp AT TIME ZONE timezone) AS t1 FROM shops WHERE id = $1),"
-	  " c AS (SELECT o.customer_seq, count(*) AS occasions, sum(o.orders) AS orders,"
-	  "     count(*) FILTER (WHERE o.prev_started_at >= s.t0) AS intervals,"
-	  "     coalesce(sum((o.started_at AT TIME ZONE s.tz)::date"
-	  "       - (o.prev_started_at AT TIME ZONE s.tz)::date)"
-	  "       FILTER (WHERE o.prev_started_at >= s.t0), 0) AS days"
-	  "   FROM purchase_occasions o, s"
-	  "   WHERE o.shop_id = $1 AND o.started_at >= s.t0 AND o.started_at < s.t1"
-	  "   GROUP BY o.customer_seq)"
+	  PERIOD_CUSTOMERS
 	  " SELECT 0, CASE WHEN EXISTS (SELECT FROM wallets w WHERE w.customer_seq = c.customer_seq"
 	  "     AND w.opened_at < s.t1) THEN 'holders' ELSE 'non_holders' END AS grp,"
 	  "   count(*), count(*) FILTER (WHERE c.occasions >= 2), sum(c.orders), sum(c.intervals),"

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rebuy/benefits.h"
+#include "rebuy/customers.h"
 
 const struct db_stmt benefits_stmts[] = {
 	/* xmax is 0 on a freshly inserted row version: tells created from replaced */
@@ -31,10 +32,6 @@ const struct db_stmt benefits_stmts[] = {
 	  "SELECT k FROM jsonb_object_keys($2::jsonb) k"
 	  " WHERE NOT EXISTS (SELECT 1 FROM benefits b WHERE b.shop_id = $1 AND b.code = k)"
 	  " ORDER BY k LIMIT 1" },
-	/* uses of one customer queue here (as order changes do): the quota holds */
-	{ "benefits_customer_lock",
-	  "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2 AND erased_at IS NULL"
-	  " FOR NO KEY UPDATE" },
 	/* a use_id already recorded: is it this use ($3 customer, $4 benefit, $5 quantity)? */
 	{ "benefits_use_find",
 	  "SELECT u.customer_seq = $3 AND u.benefit = $4 AND u.quantity = $5"
@@ -171,15 +168,12 @@ benefits_use(struct db_conn *c, const char *shop_id, const struct benefit_use *i
 	*out = NULL;
 	*created = false;
 	snprintf(qty, sizeof qty, "%lld", in->quantity);
-	{
-		const char *p[2] = { shop_id, in->customer_id };
-
-		*what = "customer";
-		qs = db_exec_text(c, "benefits_customer_lock", 2, p, &s);
-		if (qs <= 0)
-			goto out;
-		snprintf(seq, sizeof seq, "%s", s);
-	}
+	/* uses of one customer queue on its row, so concurrent uses keep to the quota */
+	*what = "customer";
+	qs = customers_lock(c, shop_id, in->customer_id, &s);
+	if (qs <= 0)
+		goto out;
+	snprintf(seq, sizeof seq, "%s", s);
 	{
 		const char *p[5] = { shop_id, in->use_id, seq, in->benefit, qty };
 

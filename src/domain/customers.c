@@ -20,6 +20,10 @@ const char *const customer_channel_names[CHANNEL__COUNT] = { "email", "sms", "we
 	" THEN now() ELSE c.consent_" ch "_at END,"
 
 const struct db_stmt customers_stmts[] = {
+	/* the lock order changes take (customer_facts_refresh) */
+	{ "customers_lock",
+	  "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2 AND erased_at IS NULL"
+	  " FOR NO KEY UPDATE" },
 	{ "customers_put",
 	  "INSERT INTO customers AS c (shop_id, id, name, email, phone, tags, attributes,"
 	  "  consent_email, consent_email_at, consent_sms, consent_sms_at,"
@@ -185,4 +189,12 @@ customers_list(struct db_conn *c, const char *shop_id,
 	PQclear(r);
 	*items = out;
 	return qs;
+}
+
+enum db_qs
+customers_lock(struct db_conn *c, const char *shop_id, const char *id, char **seq)
+{
+	const char *p[2] = { shop_id, id };
+
+	return db_exec_text(c, "customers_lock", 2, p, seq);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "rebuy/benefits.h"
+#include "rebuy/customers.h"
 #include "rebuy/log.h"
 #include "rebuy/tiers.h"
 
@@ -67,10 +68,6 @@ const struct db_stmt tiers_stmts[] = {
 	  "SELECT p.shop_id FROM tier_programmes p WHERE p.downgrade = 'review'"
 	  " AND (p.next_review_at <= rebuy_now() OR EXISTS (SELECT 1 FROM customer_tiers ct"
 	  "   WHERE ct.shop_id = p.shop_id AND ct.grace_until <= rebuy_now()))" },
-	/* assignment: queues with the customer's order changes */
-	{ "tiers_customer_lock",
-	  "SELECT seq FROM customers WHERE shop_id = $1 AND id = $2 AND erased_at IS NULL"
-	  " FOR NO KEY UPDATE" },
 	/* programme?, the tier's rank (0: none), floor_until in the future?, the entry rank */
 	{ "tiers_assign_check",
 	  "SELECT EXISTS (SELECT 1 FROM tier_programmes WHERE shop_id = $1), tier_rank($1, $2),"
@@ -325,13 +322,10 @@ tiers_assign(struct db_conn *c, const char *shop_id, const struct tier_assignmen
 	enum db_qs qs;
 
 	*out = NULL;
-	{
-		const char *p[2] = { shop_id, in->customer_id };
-
-		qs = db_exec_text(c, "tiers_customer_lock", 2, p, &seq);
-		if (qs <= 0)
-			goto out;
-	}
+	/* queues with the customer's order changes, which re-evaluate the tier */
+	qs = customers_lock(c, shop_id, in->customer_id, &seq);
+	if (qs <= 0)
+		goto out;
 	{
 		const char *p[3] = { shop_id, in->tier, in->floor_until };
 
