@@ -20,6 +20,7 @@
 #include "rebuy/migrate.h"
 #include "rebuy/tiers.h"
 #include "rebuy/wallets.h"
+#include "rebuy/packages.h"
 #include "rebuy/orders.h"
 #include "rebuy/server.h"
 #include "rebuy/shops.h"
@@ -242,6 +243,7 @@ janitor(void *arg)
 			if (!cfg->test_clock) {
 				(void)tiers_review_all(c);
 				(void)wallets_sweep(c);
+				(void)packages_sweep(c);
 			}
 			db_close(c);
 		}

@@ -78,4 +78,23 @@ enum db_qs analytics_prepaid_liability(struct db_conn *c, const char *shop_id,
 				       const struct analytics_query *q, json_t **out,
 				       struct err *err);
 
+/*
+ * Prepaid packages at the end of as_of, per plan and in total: uses sold,
+ * redeemed, expired, refunded and outstanding, usage and breakage rates,
+ * and the money (cash, recognised, breakage, refunded, deferred).
+ */
+enum db_qs analytics_package_breakage(struct db_conn *c, const char *shop_id,
+				      const struct analytics_query *q, json_t **out,
+				      struct err *err);
+
+/* Coupons at the end of as_of per pack: issued, redeemed, expired, by number and by month. */
+enum db_qs analytics_coupon_redemption(struct db_conn *c, const char *shop_id,
+				       const struct analytics_query *q, json_t **out,
+				       struct err *err);
+
+/* Visits per customer and days between visits of package holders vs the others. */
+enum db_qs analytics_package_holders(struct db_conn *c, const char *shop_id,
+				     const struct analytics_query *q, json_t **out,
+				     struct err *err);
+
 #endif

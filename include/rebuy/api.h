@@ -102,6 +102,11 @@ bool api_uuid_valid(const char *s);
 /* The {id} of a /v1/customers/{id}/… path; a malformed id gets a 400. */
 bool api_customer_path(struct request *req, const char **id);
 
+/* jv checks: ids the storefront chooses (printable ASCII without spaces, as
+ * Idempotency-Key), and a version number from 1. */
+const char *api_check_id(const char *s);
+const char *api_check_version(const char *s);
+
 /* Reply 404 unless the caller may see shop_id. */
 bool api_shop_visible(struct request *req, const char *shop_id);
 
@@ -138,6 +143,25 @@ void api_wallet_spend(struct request *req);
 void api_wallet_spend_refund(struct request *req);
 void api_wallet_topup_refund(struct request *req);
 void api_wallet_adjust(struct request *req);
+void api_package_plans_put(struct request *req);
+void api_package_plans_get(struct request *req);
+void api_package_plans_list(struct request *req);
+void api_customer_packages_post(struct request *req);
+void api_customer_packages_list(struct request *req);
+void api_customer_package_get(struct request *req);
+void api_package_redeem(struct request *req);
+void api_package_reversal(struct request *req);
+void api_package_refund(struct request *req);
+void api_coupon_packs_put(struct request *req);
+void api_coupon_packs_get(struct request *req);
+void api_coupon_packs_list(struct request *req);
+void api_coupon_grants_post(struct request *req);
+void api_coupon_grant_get(struct request *req);
+void api_customer_coupons_list(struct request *req);
+void api_coupon_redeem(struct request *req);
+void api_metrics_package_breakage(struct request *req);
+void api_metrics_coupon_redemption(struct request *req);
+void api_metrics_package_holders(struct request *req);
 void api_health_get(struct request *req);
 void api_ready_get(struct request *req);
 void api_metrics_get(struct request *req);

@@ -83,6 +83,19 @@ enum db_qs db_exec_none(struct db_conn *c, const char *stmt, int nparams,
 enum db_qs db_exec_text(struct db_conn *c, const char *stmt, int nparams,
 			const char *const *params, char **out);
 
+/*
+ * The money and package functions answer one row (status, body).
+ * "created", "replayed" and "ok" succeed with body as malloc'd *out
+ * (*created for "created"); "no_customer" is DB_NO_RESULTS; any other
+ * status goes to fail(status, body or NULL, cls, err), which fills err and
+ * returns DB_ABORT.
+ */
+typedef enum db_qs (*db_status_fail)(const char *status, const char *body, const void *cls,
+				     struct err *err);
+enum db_qs db_exec_status(struct db_conn *c, const char *stmt, int nparams,
+			  const char *const *params, bool *created, char **out,
+			  db_status_fail fail, const void *cls, struct err *err);
+
 /* Like db_exec for a statement with no parameters that returns no rows. */
 enum db_qs db_exec_simple(struct db_conn *c, const char *sql);
 

@@ -33,6 +33,12 @@ enum err_code {
 	ERR_BENEFIT_NOT_VALID,     /* 422 */
 	ERR_INSUFFICIENT_FUNDS,    /* 422: with principal, bonus_available, available */
 	ERR_OFFER_LIMIT_REACHED,   /* 422 */
+	ERR_INSUFFICIENT_USES,     /* 422: with uses_left */
+	ERR_PACKAGE_NOT_USABLE,    /* 422: expired, refunded or used up */
+	ERR_COUPON_NOT_YET_VALID,  /* 422 */
+	ERR_COUPON_EXPIRED,        /* 422 */
+	ERR_COUPON_USED,           /* 422: redeemed for another order, or cancelled */
+	ERR_BELOW_MINIMUM_SPEND,   /* 422: with min_spend */
 	ERR_IDEMPOTENCY_KEY_REUSED, /* 422 */
 	ERR_INTERNAL,              /* 500 */
 	ERR_DB_UNAVAILABLE,        /* 503 */

@@ -66,6 +66,12 @@ bool jv_is_timestamp(const char *s);
  */
 bool jv_timestamp_utc(const char *s, char out[28]);
 
+/*
+ * Integer member name of obj as decimal text in buf, or def (may be NULL)
+ * when it is absent or null: a statement parameter.
+ */
+const char *jv_int_text(const json_t *obj, const char *name, const char *def, char buf[24]);
+
 /* Number of UTF-8 code points in s (s is valid UTF-8: jansson checked). */
 size_t jv_utf8_len(const char *s);
 

@@ -24,7 +24,7 @@ enum scope {
 	SCOPE_READONLY = 1 << 3,
 };
 
-#define ROUTE_MAX_PARAMS 2
+#define ROUTE_MAX_PARAMS 3
 
 struct request {
 	char id[17];                  /* 16 hex chars */

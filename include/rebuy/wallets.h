@@ -25,8 +25,8 @@ bool wallets_offer_code_valid(const char *code);
 
 /*
  * Store a new version of offer code from a checked body (name, min_topup,
- * bonus, limit_per_customer, active); *created: it is version 1.
- * *out: the Offer.
+ * bonus, limit_per_customer, active, coupon_pack); *created: it is version 1.
+ * *out: the Offer.  DB_NO_RESULTS: coupon_pack names no pack.
  */
 enum db_qs wallets_offer_put(struct db_conn *c, const char *shop_id, const char *code,
 			     const json_t *body, bool *created, char **out);

@@ -172,11 +172,38 @@ api_metrics_wallet_holders(struct request *req)
 }
 
 void
-api_metrics_prepaid_liability(struct request *req)
+api_metrics_package_holders(struct request *req)
 {
-	struct metrics_call call = { .shop_id = req->shop_id, .fn = analytics_prepaid_liability };
+	groups_metric(req, analytics_package_holders);
+}
+
+/* The money reports as of a date: liability, package breakage, coupon redemption. */
+static void
+as_of_metric(struct request *req, enum db_qs (*fn)(struct db_conn *, const char *,
+						   const struct analytics_query *, json_t **,
+						   struct err *))
+{
+	struct metrics_call call = { .shop_id = req->shop_id, .fn = fn };
 
 	if (!api_query_param(req, "as_of", analytics_check_date, 64, &call.q.as_of))
 		return;
 	api_run(req, run, &call);
+}
+
+void
+api_metrics_package_breakage(struct request *req)
+{
+	as_of_metric(req, analytics_package_breakage);
+}
+
+void
+api_metrics_coupon_redemption(struct request *req)
+{
+	as_of_metric(req, analytics_coupon_redemption);
+}
+
+void
+api_metrics_prepaid_liability(struct request *req)
+{
+	as_of_metric(req, analytics_prepaid_liability);
 }

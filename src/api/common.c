@@ -528,3 +528,21 @@ api_uuid_valid(const char *s)
 	}
 	return true;
 }
+
+const char *
+api_check_id(const char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			return "must be printable ASCII without spaces";
+	return NULL;
+}
+
+const char *
+api_check_version(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 6 && strspn(s, "0123456789") == n && s[0] != '0'
+		? NULL : "must be a version number from 1";
+}

@@ -37,6 +37,13 @@ check_expiry(const char *s)
 
 #define MONEY_MAX 1000000000000LL
 
+/* offer and coupon pack codes */
+static const char *
+check_code(const char *s)
+{
+	return wallets_offer_code_valid(s) ? NULL : "must be a code: 1-64 of a-z, 0-9 and -";
+}
+
 static const struct jv_field installments_spec[] = {
 	{ .name = "count", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = 120 },
 	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = MONEY_MAX },
@@ -63,6 +70,8 @@ static const struct jv_field offer_spec[] = {
 	{ .name = "bonus", .kind = JV_OBJECT, .flags = JV_REQUIRED, .fields = bonus_spec },
 	{ .name = "limit_per_customer", .kind = JV_INTEGER, .flags = JV_NULLABLE, .min = 1,
 	  .max = 1000 },
+	{ .name = "coupon_pack", .kind = JV_STRING, .flags = JV_NULLABLE, .min = 1, .max = 64,
+	  .check = check_code },
 	{ .name = "active", .kind = JV_BOOLEAN },
 	{ .name = NULL },
 };
@@ -75,7 +84,11 @@ offer_put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	enum db_qs qs = wallets_offer_put(c, call->shop_id, call->code, call->body, &created,
 					  &out->raw);
 
-	(void)err;
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_VALIDATION, "/coupon_pack", "/coupon_pack: no coupon pack %s",
+			json_string_value(json_object_get(call->body, "coupon_pack")));
+		return DB_ABORT;
+	}
 	if (qs >= 0) {
 		out->status = created ? 201 : 200;
 		if (created)
@@ -129,22 +142,13 @@ offer_get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 	return qs;
 }
 
-static const char *
-check_version(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n >= 1 && n <= 6 && strspn(s, "0123456789") == n && s[0] != '0'
-		? NULL : "must be a version number from 1";
-}
-
 void
 api_topup_offers_get(struct request *req)
 {
 	struct wallet_call call = { .shop_id = req->shop_id };
 
 	if (!offer_path(req, &call.code, false) ||
-	    !api_query_param(req, "version", check_version, 16, &call.version))
+	    !api_query_param(req, "version", api_check_version, 16, &call.version))
 		return;
 	api_run(req, offer_get, &call);
 }
@@ -200,16 +204,6 @@ api_wallet_statement(struct request *req)
 		api_run(req, show, &call);
 }
 
-/* payment and spend ids: printable ASCII without spaces, as Idempotency-Key */
-static const char *
-check_id(const char *s)
-{
-	for (; *s; s++)
-		if (*s < 0x21 || *s > 0x7e)
-			return "must be printable ASCII without spaces";
-	return NULL;
-}
-
 static const char *
 check_offer(const char *s)
 {
@@ -218,7 +212,7 @@ check_offer(const char *s)
 
 static const struct jv_field topup_spec[] = {
 	{ .name = "topup_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
-	  .check = check_id },
+	  .check = api_check_id },
 	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = MONEY_MAX },
 	{ .name = "offer", .kind = JV_STRING, .flags = JV_NULLABLE, .min = 1, .max = 64,
 	  .check = check_offer },
@@ -256,7 +250,7 @@ api_wallet_topup(struct request *req)
 
 static const struct jv_field spend_spec[] = {
 	{ .name = "spend_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
-	  .check = check_id },
+	  .check = api_check_id },
 	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = MONEY_MAX },
 	{ .name = "order_id", .kind = JV_STRING, .flags = JV_NULLABLE, .min = 1, .max = 128 },
 	{ .name = NULL },
@@ -295,7 +289,7 @@ api_wallet_spend(struct request *req)
 
 static const struct jv_field spend_refund_spec[] = {
 	{ .name = "refund_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
-	  .check = check_id },
+	  .check = api_check_id },
 	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = MONEY_MAX },
 	{ .name = NULL },
 };
@@ -328,7 +322,7 @@ refund_path(struct request *req, struct wallet_refund *in, const char *what)
 	if (!api_customer_path(req, &in->customer_id))
 		return false;
 	in->ref = req->params[1];
-	if (strlen(in->ref) <= 128 && !check_id(in->ref))
+	if (strlen(in->ref) <= 128 && !api_check_id(in->ref))
 		return true;
 	reply_error(req, ERR_NOT_FOUND, NULL, "no %s %.64s", what, in->ref);
 	return false;
@@ -367,7 +361,7 @@ api_wallet_topup_refund(struct request *req)
 
 static const struct jv_field adjustment_spec[] = {
 	{ .name = "adjustment_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
-	  .check = check_id },
+	  .check = api_check_id },
 	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = -MONEY_MAX,
 	  .max = MONEY_MAX },
 	{ .name = "reason", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 500 },

@@ -371,6 +371,35 @@ db_exec_text(struct db_conn *c, const char *stmt, int nparams, const char *const
 }
 
 enum db_qs
+db_exec_status(struct db_conn *c, const char *stmt, int nparams, const char *const *params,
+	       bool *created, char **out, db_status_fail fail, const void *cls, struct err *err)
+{
+	PGresult *r;
+	enum db_qs qs = db_exec(c, stmt, nparams, params, &r);
+	const char *status;
+
+	*out = NULL;
+	*created = false;
+	if (qs <= 0) {
+		PQclear(r);
+		return qs < 0 ? qs : DB_HARD_ERROR;
+	}
+	status = PQgetvalue(r, 0, 0);
+	if (strcmp(status, "created") == 0 || strcmp(status, "replayed") == 0 ||
+	    strcmp(status, "ok") == 0) {
+		*created = status[0] == 'c';
+		*out = strdup(PQgetvalue(r, 0, 1));
+		qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
+	} else if (strcmp(status, "no_customer") == 0) {
+		qs = DB_NO_RESULTS;
+	} else {
+		qs = fail(status, PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1), cls, err);
+	}
+	PQclear(r);
+	return qs;
+}
+
+enum db_qs
 db_exec_simple(struct db_conn *c, const char *sql)
 {
 	PGresult *r;

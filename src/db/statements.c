@@ -19,6 +19,8 @@
 #include "rebuy/shops.h"
 #include "rebuy/tiers.h"
 #include "rebuy/wallets.h"
+#include "rebuy/packages.h"
+#include "rebuy/coupons.h"
 #include "rebuy/traffic.h"
 
 extern const struct db_stmt migrate_stmts[];
@@ -27,5 +29,5 @@ const struct db_stmt *const db_all_stmts[] = {
 	migrate_stmts, auth_stmts, idem_stmts, shops_stmts, apikeys_stmts,
 	customers_stmts, orders_stmts, analytics_stmts, traffic_stmts,
 	segments_stmts, rfm_stmts, memberships_stmts, tiers_stmts, benefits_stmts,
-	wallets_stmts, NULL,
+	wallets_stmts, packages_stmts, coupons_stmts, NULL,
 };

@@ -219,7 +219,8 @@ const struct db_stmt analytics_stmts[] = {
 	  "   sum(c.days)"
 	  " FROM c, s GROUP BY grp" },
 	/* releases and expiries due are posted first, so the journal is complete up to now */
-	{ "analytics_wallet_sweep", "SELECT wallet_sweep($1, rebuy_now())" },
+	{ "analytics_wallet_sweep",
+	  "SELECT wallet_sweep($1, rebuy_now()), package_sweep($1, rebuy_now())" },
 	/*
 	 * $2: the date; the liability at the end of that day in the shop's
 	 * zone, or now (its movements included) if sooner.
@@ -227,6 +228,34 @@ const struct db_stmt analytics_stmts[] = {
 	{ "analytics_liability",
 	  "SELECT prepaid_liability($1, least((($2::date + 1)::timestamp AT TIME ZONE s.timezone),"
 	  "   rebuy_now() + interval '1 microsecond'))::text FROM shops s WHERE s.id = $1" },
+	{ "analytics_package_breakage",
+	  "SELECT package_breakage($1, least((($2::date + 1)::timestamp AT TIME ZONE s.timezone),"
+	  "   rebuy_now() + interval '1 microsecond'))::text FROM shops s WHERE s.id = $1" },
+	{ "analytics_coupon_redemption",
+	  "SELECT coupon_redemption($1, least((($2::date + 1)::timestamp AT TIME ZONE s.timezone),"
+	  "   rebuy_now() + interval '1 microsecond'))::text FROM shops s WHERE s.id = $1" },
+	/*
+	 * Package holders (a package bought before the end of the range) and
+	 * the others, over the customers with a visit in the range: a local day
+	 * with a purchase occasion or a redemption not reversed.  Per group:
+	 * customers, visits, those with two or more, the intervals between
+	 * visits and their days.
+	 */
+	{ "analytics_package_holders",
+	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
+	  "   (($3::date + 1)::timestamp AT TIME ZONE timezone) AS t1 FROM shops WHERE id = $1),"
+	  " v AS (SELECT o.customer_seq, (o.started_at AT TIME ZONE s.tz)::date AS d"
+	  "     FROM purchase_occasions o, s"
+	  "     WHERE o.shop_id = $1 AND o.started_at >= s.t0 AND o.started_at < s.t1"
+	  "   UNION SELECT k.customer_seq, (r.at AT TIME ZONE s.tz)::date"
+	  "     FROM package_redemptions r JOIN packages k ON k.seq = r.package_seq, s"
+	  "     WHERE k.shop_id = $1 AND r.at >= s.t0 AND r.at < s.t1 AND r.reversed_at IS NULL),"
+	  " c AS (SELECT customer_seq, count(*) AS visits, max(d) - min(d) AS days FROM v GROUP BY 1)"
+	  " SELECT 0, CASE WHEN EXISTS (SELECT FROM packages k WHERE k.customer_seq = c.customer_seq"
+	  "     AND k.purchased_at < s.t1) THEN 'holders' ELSE 'non_holders' END AS grp,"
+	  "   count(*), sum(c.visits), count(*) FILTER (WHERE c.visits >= 2), sum(c.visits - 1),"
+	  "   sum(c.days)"
+	  " FROM c, s GROUP BY grp" },
 	/* money runs on the test clock: today, the zone and the currency */
 	{ "analytics_money_today",
 	  "SELECT (rebuy_now() AT TIME ZONE timezone)::date::text, timezone, currency FROM shops"
@@ -1240,9 +1269,15 @@ out:
 	return qs;
 }
 
-enum db_qs
-analytics_prepaid_liability(struct db_conn *c, const char *shop_id,
-			    const struct analytics_query *q, json_t **out, struct err *err)
+/*
+ * A money report at the end of as_of (or now, if sooner; never after today
+ * by the request's clock): releases and expiries due are posted first,
+ * then stmt gives the figures, under key, or merged into the reply when
+ * key is NULL.
+ */
+static enum db_qs
+money_report(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+	     const char *stmt, const char *key, json_t **out, struct err *err)
 {
 	const char *p[2] = { shop_id, NULL };
 	char as_of[11];
@@ -1271,18 +1306,101 @@ analytics_prepaid_liability(struct db_conn *c, const char *shop_id,
 	format_date(day, as_of);
 	p[1] = as_of;
 	if ((qs = db_exec_none(c, "analytics_wallet_sweep", 1, p)) < 0 ||
-	    (qs = db_exec_text(c, "analytics_liability", 2, p, &text)) < 0)
+	    (qs = db_exec_text(c, stmt, 2, p, &text)) < 0)
 		goto out;
 	figures = text ? json_loads(text, 0, NULL) : NULL;
 	if (!figures) {
 		qs = DB_HARD_ERROR;
 		goto out;
 	}
-	*out = json_pack("{s:{s:s, s:s, s:s}, s:o}", "definition", "timezone", PQgetvalue(r, 0, 1),
-			 "as_of", as_of, "currency", PQgetvalue(r, 0, 2), "liability", figures);
+	*out = json_pack("{s:{s:s, s:s, s:s}}", "definition", "timezone", PQgetvalue(r, 0, 1),
+			 "as_of", as_of, "currency", PQgetvalue(r, 0, 2));
+	if (*out && key)
+		json_object_set_new(*out, key, figures);
+	else if (*out)
+		json_object_update(*out, figures);
+	if (!*out || !key)
+		json_decref(figures);
 	qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
 out:
 	PQclear(r);
 	free(text);
+	return qs;
+}
+
+enum db_qs
+analytics_prepaid_liability(struct db_conn *c, const char *shop_id,
+			    const struct analytics_query *q, json_t **out, struct err *err)
+{
+	return money_report(c, shop_id, q, "analytics_liability", "liability", out, err);
+}
+
+enum db_qs
+analytics_package_breakage(struct db_conn *c, const char *shop_id,
+			   const struct analytics_query *q, json_t **out, struct err *err)
+{
+	return money_report(c, shop_id, q, "analytics_package_breakage", NULL, out, err);
+}
+
+enum db_qs
+analytics_coupon_redemption(struct db_conn *c, const char *shop_id,
+			    const struct analytics_query *q, json_t **out, struct err *err)
+{
+	return money_report(c, shop_id, q, "analytics_coupon_redemption", NULL, out, err);
+}
+
+/* ---- prepaid packages: visits of holders and the others -------------------- */
+
+static const char *const caveat_packages =
+	"A comparison of groups, not a causal effect: customers who visit more are likelier to "
+	"buy a package.";
+
+static json_t *
+visit_group(const char *name, PGresult *res, int row)
+{
+	long long customers = row < 0 ? 0 : col(res, row, 2), visits = row < 0 ? 0 : col(res, row, 3),
+		  repeat = row < 0 ? 0 : col(res, row, 4), intervals = row < 0 ? 0 : col(res, row, 5),
+		  days = row < 0 ? 0 : col(res, row, 6);
+
+	return json_pack("{s:s, s:I, s:I, s:o, s:I, s:I, s:o}", "group", name,
+			 "customers", (json_int_t)customers, "visits", (json_int_t)visits,
+			 "visits_per_customer", ratio(visits, customers),
+			 "repeat_visitors", (json_int_t)repeat, "intervals", (json_int_t)intervals,
+			 "days_between_visits", ratio(days, intervals));
+}
+
+enum db_qs
+analytics_package_holders(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+			  json_t **out, struct err *err)
+{
+	struct range r;
+	PGresult *res = NULL;
+	json_t *def;
+	enum db_qs qs = resolve(c, shop_id, q, &r, err);
+
+	if (qs < 0)
+		return qs;
+	{
+		const char *p[3] = { shop_id, r.from_s, r.to_s };
+
+		qs = db_exec(c, "analytics_package_holders", 3, p, &res);
+	}
+	if (qs < 0)
+		goto out;
+	def = definition(&r, q);
+	if (!def) {
+		qs = DB_HARD_ERROR;
+		goto out;
+	}
+	json_object_del(def, "channel");
+	json_object_set_new(def, "caveat", json_string(caveat_packages));
+	*out = json_pack("{s:o, s:o, s:o}", "definition", def,
+			 "holders", visit_group("holders", res, group_row(res, (int)qs, 0, "holders")),
+			 "non_holders", visit_group("non_holders", res,
+						    group_row(res, (int)qs, 0, "non_holders")));
+	qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
+out:
+	PQclear(res);
+	json_decref(r.rule);
 	return qs;
 }

@@ -65,6 +65,24 @@ static const struct field {
 	{ "wallet_available", NUMBER,
 	  "(SELECT b.principal + b.bonus_available FROM wallet_balances_at(f.customer_seq, now()) b)",
 	  0 },
+	/*
+	 * Prepaid packages and coupons now: uses left over the packages still
+	 * usable (none: NULL), days since the latest local day with a
+	 * qualifying order or an unreversed redemption, coupons valid now.
+	 */
+	{ "package_uses_left", NUMBER,
+	  "(SELECT sum(k.uses - k.redeemed) FROM packages k WHERE k.customer_seq = f.customer_seq"
+	  " AND k.status = 'active' AND k.valid_until > now())", 0 },
+	{ "days_since_last_visit", NUMBER,
+	  "(p.today - greatest((f.last_order_at AT TIME ZONE p.tz)::date,"
+	  " (SELECT (max(r.at) AT TIME ZONE p.tz)::date FROM packages k"
+	  "   JOIN package_redemptions r ON r.package_seq = k.seq"
+	  "   WHERE k.customer_seq = f.customer_seq AND r.reversed_at IS NULL)))", 0 },
+	{ "coupons_valid", NUMBER,
+	  "(SELECT count(*) FROM coupon_grants g JOIN coupons cp ON cp.grant_seq = g.seq"
+	  " WHERE g.customer_seq = f.customer_seq AND cp.redeemed_at IS NULL"
+	  " AND cp.cancelled_at IS NULL AND cp.valid_from <= now()"
+	  " AND (cp.valid_until IS NULL OR cp.valid_until > now()))", 0 },
 	/* r: the scores, joined by the caller when out->rfm (see segfilter.h) */
 	{ "rfm_recency", NUMBER, "r.r", 0 },
 	{ "rfm_frequency", NUMBER, "r.f", 0 },

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rebuy/jv.h"
 #include "rebuy/wallets.h"
 
 const struct db_stmt wallets_stmts[] = {
@@ -14,10 +15,13 @@ const struct db_stmt wallets_stmts[] = {
 	{ "wallets_offer_put",
 	  "INSERT INTO topup_offers AS o (shop_id, code, version, name, min_topup, bonus_immediate,"
 	  "   inst_count, inst_amount, inst_every, inst_interval, inst_expiry, expires_after_days,"
-	  "   limit_per_customer, active)"
+	  "   limit_per_customer, active, coupon_pack)"
 	  " SELECT $1, $2, coalesce(max(x.version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-	  "   $12, $13"
+	  "   $12, $13, $14"
 	  " FROM topup_offers x WHERE x.shop_id = $1 AND x.code = $2"
+	  /* no row: $14 names no coupon pack */
+	  " HAVING $14::text IS NULL"
+	  "   OR EXISTS (SELECT FROM coupon_packs p WHERE p.shop_id = $1 AND p.code = $14)"
 	  " RETURNING o.version = 1, topup_offer_json(o)::text" },
 	/* $3: a version, or NULL for the latest */
 	{ "wallets_offer_get",
@@ -31,15 +35,19 @@ const struct db_stmt wallets_stmts[] = {
 	  "   ORDER BY code, version DESC) o" },
 	{ "wallets_read", "SELECT wallet_read($1, $2, rebuy_now())::text" },
 	{ "wallets_statement", "SELECT wallet_statement($1, $2, rebuy_now())::text" },
+	/* an offer's coupon pack is issued in the same statement (migration 0017) */
 	{ "wallets_topup",
-	  "SELECT status, body::text FROM wallet_topup($1, $2, $3, $4, $5, rebuy_now())" },
+	  "SELECT t.status, topup_coupons($1, $2, $3, t.status, t.body, rebuy_now())::text"
+	  " FROM wallet_topup($1, $2, $3, $4, $5, rebuy_now()) t" },
 	{ "wallets_spend",
 	  "SELECT status, body::text FROM wallet_spend($1, $2, $3, $4, $5, rebuy_now())" },
 	{ "wallets_sweep", "SELECT wallet_sweep(NULL, now())" },
 	{ "wallets_spend_refund",
 	  "SELECT status, body::text FROM wallet_spend_refund($1, $2, $3, $4, $5, rebuy_now())" },
+	/* and its unredeemed coupons cancelled with the refund */
 	{ "wallets_topup_refund",
-	  "SELECT status, body::text FROM wallet_topup_refund($1, $2, $3, rebuy_now())" },
+	  "SELECT t.status, t.body::text, topup_refund_coupons($1, $3, t.status, rebuy_now())"
+	  " FROM wallet_topup_refund($1, $2, $3, rebuy_now()) t" },
 	{ "wallets_adjust",
 	  "SELECT status, body::text FROM wallet_adjust($1, $2, $3, $4, $5, rebuy_now())" },
 	{ "wallets_verify", "SELECT shop_id, what, detail FROM ledger_verify($1) ORDER BY 1, 2, 3" },
@@ -54,18 +62,6 @@ wallets_offer_code_valid(const char *code)
 	return n >= 1 && n <= 64 && strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }
 
-/* An integer member as text, or NULL when absent or null (def: its default, may be NULL). */
-static const char *
-int_text(const json_t *obj, const char *name, const char *def, char buf[24])
-{
-	const json_t *v = json_object_get(obj, name);
-
-	if (!v || json_is_null(v))
-		return def;
-	snprintf(buf, 24, "%lld", (long long)json_integer_value(v));
-	return buf;
-}
-
 enum db_qs
 wallets_offer_put(struct db_conn *c, const char *shop_id, const char *code, const json_t *body,
 		  bool *created, char **out)
@@ -74,16 +70,18 @@ wallets_offer_put(struct db_conn *c, const char *shop_id, const char *code, cons
 		     *inst = json_object_get(bonus, "installments");
 	const char *expiry = json_string_value(json_object_get(bonus, "installment_expiry"));
 	char b1[24], b2[24], b3[24], b4[24], b5[24], b6[24], b7[24];
+	const json_t *pack = json_object_get(body, "coupon_pack");
 	const char *every = inst ? json_string_value(json_object_get(inst, "every")) : NULL;
-	const char *p[13] = {
+	const char *p[14] = {
 		shop_id, code, json_string_value(json_object_get(body, "name")),
-		int_text(body, "min_topup", "0", b1), int_text(bonus, "immediate", "0", b2),
-		inst ? int_text(inst, "count", NULL, b3) : NULL,
-		inst ? int_text(inst, "amount", NULL, b4) : NULL, every,
-		inst ? int_text(inst, "interval", "1", b5) : NULL, expiry ? expiry : "none",
-		int_text(bonus, "expires_after_days", NULL, b6),
-		int_text(body, "limit_per_customer", NULL, b7),
+		jv_int_text(body, "min_topup", "0", b1), jv_int_text(bonus, "immediate", "0", b2),
+		inst ? jv_int_text(inst, "count", NULL, b3) : NULL,
+		inst ? jv_int_text(inst, "amount", NULL, b4) : NULL, every,
+		inst ? jv_int_text(inst, "interval", "1", b5) : NULL, expiry ? expiry : "none",
+		jv_int_text(bonus, "expires_after_days", NULL, b6),
+		jv_int_text(body, "limit_per_customer", NULL, b7),
 		json_is_false(json_object_get(body, "active")) ? "f" : "t",
+		json_string_value(pack),
 	};
 	PGresult *r;
 	enum db_qs qs = db_exec_none(c, "wallets_offer_lock", 2, p);
@@ -91,9 +89,11 @@ wallets_offer_put(struct db_conn *c, const char *shop_id, const char *code, cons
 	*out = NULL;
 	if (qs < 0)
 		return qs;
-	qs = db_exec(c, "wallets_offer_put", 13, p, &r);
-	if (qs <= 0)
-		return qs < 0 ? qs : DB_HARD_ERROR;
+	qs = db_exec(c, "wallets_offer_put", 14, p, &r);
+	if (qs <= 0) {
+		PQclear(r);
+		return qs;
+	}
 	*created = PQgetvalue(r, 0, 0)[0] == 't';
 	*out = strdup(PQgetvalue(r, 0, 1));
 	PQclear(r);
@@ -137,46 +137,8 @@ wallets_read(struct db_conn *c, const char *shop_id, const char *customer_id, bo
 	return nullable_text(c, statement ? "wallets_statement" : "wallets_read", 2, p, out);
 }
 
-/*
- * Run a wallet_topup / wallet_spend call: its status and body.  *created
- * for "created"; DB_NO_RESULTS for "no_customer"; the other statuses are
- * left to fail() with the body, which fills err and returns DB_ABORT.
- */
 static enum db_qs
-call(struct db_conn *c, const char *stmt, int n, const char *const *p, bool *created, char **out,
-     enum db_qs (*fail)(const char *status, const json_t *body, const void *in, struct err *err),
-     const void *in, struct err *err)
-{
-	PGresult *r;
-	enum db_qs qs = db_exec(c, stmt, n, p, &r);
-	const char *status;
-
-	*out = NULL;
-	*created = false;
-	if (qs <= 0) {
-		PQclear(r);
-		return qs < 0 ? qs : DB_HARD_ERROR;
-	}
-	status = PQgetvalue(r, 0, 0);
-	if (strcmp(status, "created") == 0 || strcmp(status, "replayed") == 0) {
-		*created = status[0] == 'c';
-		*out = strdup(PQgetvalue(r, 0, 1));
-		qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
-	} else if (strcmp(status, "no_customer") == 0) {
-		qs = DB_NO_RESULTS;
-	} else {
-		json_t *body = PQgetisnull(r, 0, 1) ? NULL : json_loads(PQgetvalue(r, 0, 1),
-									  JSON_DECODE_ANY, NULL);
-
-		qs = fail(status, body, in, err);
-		json_decref(body);
-	}
-	PQclear(r);
-	return qs;
-}
-
-static enum db_qs
-topup_fail(const char *status, const json_t *body, const void *cls, struct err *err)
+topup_fail(const char *status, const char *body, const void *cls, struct err *err)
 {
 	const struct wallet_topup *in = cls;
 
@@ -190,11 +152,11 @@ topup_fail(const char *status, const json_t *body, const void *cls, struct err *
 		err_set(err, ERR_VALIDATION, "/offer", "/offer: the offer is not active");
 	else if (strcmp(status, "below_min") == 0)
 		err_set(err, ERR_VALIDATION, "/amount", "/amount: the offer needs a top-up of at least %lld",
-			(long long)json_integer_value(body));
+			(body ? atoll(body) : 0));
 	else if (strcmp(status, "limit") == 0)
 		err_set(err, ERR_OFFER_LIMIT_REACHED, "/offer",
 			"the customer already made %lld top-ups with offer %s, its limit",
-			(long long)json_integer_value(body), in->offer);
+			(body ? atoll(body) : 0), in->offer);
 	else
 		err_set(err, ERR_INTERNAL, NULL, "top-up: unexpected status %s", status);
 	return DB_ABORT;
@@ -208,13 +170,14 @@ wallets_topup(struct db_conn *c, const char *shop_id, const struct wallet_topup 
 	const char *p[5] = { shop_id, in->customer_id, in->topup_id, amount, in->offer };
 
 	snprintf(amount, sizeof amount, "%lld", in->amount);
-	return call(c, "wallets_topup", 5, p, created, out, topup_fail, in, err);
+	return db_exec_status(c, "wallets_topup", 5, p, created, out, topup_fail, in, err);
 }
 
 /* ERR_INSUFFICIENT_FUNDS with the available amounts as problem members. */
 static void
-insufficient(const json_t *body, const char *what, long long amount, struct err *err)
+insufficient(const char *text, const char *what, long long amount, struct err *err)
 {
+	json_t *body = text ? json_loads(text, 0, NULL) : NULL;
 	long long avail = json_integer_value(json_object_get(body, "available"));
 
 	err_set(err, ERR_INSUFFICIENT_FUNDS, "/amount", "%s %lld needs more than the %lld available",
@@ -222,10 +185,11 @@ insufficient(const json_t *body, const char *what, long long amount, struct err 
 	err_ext(err, "principal", json_integer_value(json_object_get(body, "principal")));
 	err_ext(err, "bonus_available", json_integer_value(json_object_get(body, "bonus_available")));
 	err_ext(err, "available", avail);
+	json_decref(body);
 }
 
 static enum db_qs
-spend_fail(const char *status, const json_t *body, const void *cls, struct err *err)
+spend_fail(const char *status, const char *body, const void *cls, struct err *err)
 {
 	const struct wallet_spend *in = cls;
 
@@ -249,11 +213,11 @@ wallets_spend(struct db_conn *c, const char *shop_id, const struct wallet_spend 
 	const char *p[5] = { shop_id, in->customer_id, in->spend_id, amount, in->order_id };
 
 	snprintf(amount, sizeof amount, "%lld", in->amount);
-	return call(c, "wallets_spend", 5, p, created, out, spend_fail, in, err);
+	return db_exec_status(c, "wallets_spend", 5, p, created, out, spend_fail, in, err);
 }
 
 static enum db_qs
-refund_fail(const char *status, const json_t *body, const void *cls, struct err *err)
+refund_fail(const char *status, const char *body, const void *cls, struct err *err)
 {
 	const struct wallet_refund *in = cls;
 
@@ -269,7 +233,7 @@ refund_fail(const char *status, const json_t *body, const void *cls, struct err 
 	else if (strcmp(status, "too_much") == 0)
 		err_set(err, ERR_VALIDATION, "/amount",
 			"/amount: exceeds what is left to refund of spend %s (%lld)", in->ref,
-			(long long)json_integer_value(body));
+			(body ? atoll(body) : 0));
 	else
 		err_set(err, ERR_INTERNAL, NULL, "refund: unexpected status %s", status);
 	return DB_ABORT;
@@ -283,7 +247,7 @@ wallets_spend_refund(struct db_conn *c, const char *shop_id, const struct wallet
 	const char *p[5] = { shop_id, in->customer_id, in->ref, in->refund_id, amount };
 
 	snprintf(amount, sizeof amount, "%lld", in->amount);
-	return call(c, "wallets_spend_refund", 5, p, created, out, refund_fail, in, err);
+	return db_exec_status(c, "wallets_spend_refund", 5, p, created, out, refund_fail, in, err);
 }
 
 enum db_qs
@@ -292,11 +256,11 @@ wallets_topup_refund(struct db_conn *c, const char *shop_id, const struct wallet
 {
 	const char *p[3] = { shop_id, in->customer_id, in->ref };
 
-	return call(c, "wallets_topup_refund", 3, p, created, out, refund_fail, in, err);
+	return db_exec_status(c, "wallets_topup_refund", 3, p, created, out, refund_fail, in, err);
 }
 
 static enum db_qs
-adjust_fail(const char *status, const json_t *body, const void *cls, struct err *err)
+adjust_fail(const char *status, const char *body, const void *cls, struct err *err)
 {
 	const struct wallet_adjustment *in = cls;
 
@@ -319,7 +283,7 @@ wallets_adjust(struct db_conn *c, const char *shop_id, const struct wallet_adjus
 	const char *p[5] = { shop_id, in->customer_id, in->adjustment_id, amount, in->reason };
 
 	snprintf(amount, sizeof amount, "%lld", in->amount);
-	return call(c, "wallets_adjust", 5, p, created, out, adjust_fail, in, err);
+	return db_exec_status(c, "wallets_adjust", 5, p, created, out, adjust_fail, in, err);
 }
 
 enum db_qs

@@ -318,3 +318,14 @@ jv_validate(const json_t *obj, const struct jv_field *spec, const char *prefix,
 	}
 	return true;
 }
+
+const char *
+jv_int_text(const json_t *obj, const char *name, const char *def, char buf[24])
+{
+	const json_t *v = json_object_get(obj, name);
+
+	if (!v || json_is_null(v))
+		return def;
+	snprintf(buf, 24, "%lld", (long long)json_integer_value(v));
+	return buf;
+}

@@ -31,7 +31,7 @@ export const REQUEST_ID_RE = /^[0-9a-f]{16}$/;
 // extension members: quota, used, remaining (quota_exceeded); principal, bonus_available,
 // available (insufficient_funds) — the contract allows each on its own code only
 const PROBLEM_MEMBERS = new Set(['type', 'title', 'status', 'detail', 'code', 'pointer', 'request_id',
-  'quota', 'used', 'remaining', 'principal', 'bonus_available', 'available']);
+  'quota', 'used', 'remaining', 'principal', 'bonus_available', 'available', 'uses_left', 'min_spend']);
 
 // Processes we started; killed hard if this test process exits abruptly.
 const children = new Set();

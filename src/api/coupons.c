@@ -1,0 +1,261 @@
+/*
+ * coupons.c — coupon packs: /v1/coupon-packs/{code}, a customer's grants
+ * (/v1/customers/{id}/coupon-grants), coupons and their redemption.
+ * Parse, one domain call, reply.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rebuy/api.h"
+#include "rebuy/coupons.h"
+#include "rebuy/reply.h"
+#include "rebuy/wallets.h"
+
+/* ---- packs --------------------------------------------------------------- */
+
+struct pack_call {
+	const char *shop_id, *code, *version;
+	const json_t *body;
+};
+
+static const char *
+check_validity(const char *s)
+{
+	return strcmp(s, "in_order") == 0 || strcmp(s, "own_month") == 0
+		? NULL : "must be in_order or own_month";
+}
+
+static const struct jv_field pack_spec[] = {
+	{ .name = "name", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 200 },
+	{ .name = "count", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = 120 },
+	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1,
+	  .max = 1000000000000LL },
+	{ .name = "min_spend", .kind = JV_INTEGER, .min = 0, .max = 1000000000000LL },
+	{ .name = "validity", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 8, .max = 9,
+	  .check = check_validity },
+	{ .name = "expires_after_months", .kind = JV_INTEGER, .flags = JV_NULLABLE, .min = 1,
+	  .max = 120 },
+	{ .name = "active", .kind = JV_BOOLEAN },
+	{ .name = NULL },
+};
+
+static enum db_qs
+pack_put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct pack_call *call = cls;
+	bool created = false;
+	enum db_qs qs = coupons_pack_put(c, call->shop_id, call->code, call->body, &created,
+					 &out->raw);
+
+	(void)err;
+	if (qs >= 0) {
+		out->status = created ? 201 : 200;
+		if (created)
+			snprintf(out->location, sizeof out->location, "/v1/coupon-packs/%s",
+				 call->code);
+	}
+	return qs;
+}
+
+/* {code} of /v1/coupon-packs/{code}: a PUT of a bad code is a 400, a GET names nothing. */
+static bool
+pack_path(struct request *req, const char **code, bool put)
+{
+	*code = req->params[0];
+	if (wallets_offer_code_valid(*code)) /* pack codes follow the offers' rule */
+		return true;
+	if (put)
+		reply_error(req, ERR_INVALID_PARAMETER, "/path/code",
+			    "pack code must be 1-64 of a-z, 0-9 and -");
+	else
+		reply_error(req, ERR_NOT_FOUND, NULL, "no coupon pack %.64s", *code);
+	return false;
+}
+
+void
+api_coupon_packs_put(struct request *req)
+{
+	struct pack_call call = { .shop_id = req->shop_id };
+	json_t *body;
+
+	if (!pack_path(req, &call.code, true) || !(body = api_body(req, pack_spec)))
+		return;
+	call.body = body;
+	api_run(req, pack_put, &call);
+	json_decref(body);
+}
+
+static enum db_qs
+pack_get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct pack_call *call = cls;
+	enum db_qs qs = coupons_pack_get(c, call->shop_id, call->code, call->version, &out->raw);
+
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_NOT_FOUND, NULL, "no coupon pack %s%s%s", call->code,
+			call->version ? " version " : "", call->version ? call->version : "");
+		return DB_ABORT;
+	}
+	if (qs >= 0)
+		out->status = 200;
+	return qs;
+}
+
+void
+api_coupon_packs_get(struct request *req)
+{
+	struct pack_call call = { .shop_id = req->shop_id };
+
+	if (!pack_path(req, &call.code, false) ||
+	    !api_query_param(req, "version", api_check_version, 16, &call.version))
+		return;
+	api_run(req, pack_get, &call);
+}
+
+void
+api_coupon_packs_list(struct request *req)
+{
+	struct pack_call call = { .shop_id = req->shop_id };
+
+	api_run(req, pack_get, &call);
+}
+
+/* ---- a customer's grants and coupons ------------------------------------------ */
+
+struct coupon_run {
+	const char *shop_id;
+	struct coupon_call in;
+	enum db_qs (*write)(struct db_conn *, const char *, const struct coupon_call *, bool *,
+			    char **, struct err *);
+};
+
+static enum db_qs
+no_customer(enum db_qs qs, struct err *err, const char *id)
+{
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_NOT_FOUND, NULL, "no customer %s", id);
+		return DB_ABORT;
+	}
+	return qs;
+}
+
+static enum db_qs
+write(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct coupon_run *run = cls;
+	bool created;
+	enum db_qs qs = no_customer(run->write(c, run->shop_id, &run->in, &created, &out->raw, err),
+				    err, run->in.customer_id);
+
+	if (qs >= 0)
+		out->status = created ? 201 : 200;
+	return qs;
+}
+
+static enum db_qs
+read(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct coupon_run *run = cls;
+	enum db_qs qs = no_customer(coupons_get(c, run->shop_id, &run->in, &out->raw, err), err,
+				    run->in.customer_id);
+
+	if (qs >= 0)
+		out->status = 200;
+	return qs;
+}
+
+/* {id}, then the grant id and coupon number of the path when there are; bad ones name nothing. */
+static bool
+coupon_path(struct request *req, struct coupon_call *in, int n)
+{
+	if (!api_customer_path(req, &in->customer_id))
+		return false;
+	if (n > 1) {
+		in->grant_id = req->params[1];
+		if (strlen(in->grant_id) > 140 || api_check_id(in->grant_id)) {
+			reply_error(req, ERR_NOT_FOUND, NULL, "no coupon grant %.64s", in->grant_id);
+			return false;
+		}
+	}
+	if (n > 2) {
+		if (api_check_version(req->params[2])) {
+			reply_error(req, ERR_NOT_FOUND, NULL, "no coupon %.16s", req->params[2]);
+			return false;
+		}
+		in->number = atoll(req->params[2]);
+	}
+	return true;
+}
+
+static const struct jv_field grant_spec[] = {
+	{ .name = "grant_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
+	  .check = api_check_id },
+	{ .name = "pack", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64 },
+	{ .name = NULL },
+};
+
+void
+api_coupon_grants_post(struct request *req)
+{
+	struct coupon_run run = { .shop_id = req->shop_id, .write = coupons_grant };
+	json_t *body;
+
+	if (!coupon_path(req, &run.in, 1) || !(body = api_body(req, grant_spec)))
+		return;
+	run.in.grant_id = api_str(body, "grant_id");
+	run.in.pack = api_str(body, "pack");
+	api_run_single(req, write, &run);
+	json_decref(body);
+}
+
+void
+api_coupon_grant_get(struct request *req)
+{
+	struct coupon_run run = { .shop_id = req->shop_id };
+
+	if (coupon_path(req, &run.in, 2))
+		api_run(req, read, &run);
+}
+
+static const char *
+check_status(const char *s)
+{
+	static const char *const ok[] = { "upcoming", "valid", "redeemed", "expired", "cancelled" };
+
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (strcmp(s, ok[i]) == 0)
+			return NULL;
+	return "must be upcoming, valid, redeemed, expired or cancelled";
+}
+
+void
+api_customer_coupons_list(struct request *req)
+{
+	struct coupon_run run = { .shop_id = req->shop_id };
+
+	if (coupon_path(req, &run.in, 1) &&
+	    api_query_param(req, "status", check_status, 16, &run.in.status))
+		api_run(req, read, &run);
+}
+
+static const struct jv_field redeem_spec[] = {
+	{ .name = "order_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128 },
+	{ .name = "order_amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 0,
+	  .max = 1000000000000LL },
+	{ .name = NULL },
+};
+
+void
+api_coupon_redeem(struct request *req)
+{
+	struct coupon_run run = { .shop_id = req->shop_id, .write = coupons_redeem };
+	json_t *body;
+
+	if (!coupon_path(req, &run.in, 3) || !(body = api_body(req, redeem_spec)))
+		return;
+	run.in.order_id = api_str(body, "order_id");
+	run.in.order_amount = json_integer_value(json_object_get(body, "order_amount"));
+	api_run_single(req, write, &run);
+	json_decref(body);
+}
