@@ -58,7 +58,8 @@ static const char usage[] =
 	"  --connection-timeout SEC REBUY_CONNECTION_TIMEOUT default 30 (idle connections)\n"
 	"  --migrate              serve: apply pending migrations before serving\n"
 	"  --test-clock           REBUY_TEST_CLOCK=1  serve: honour the Rebuy-Test-Now header\n"
-	"                         (tests only: it moves memberships, tiers, benefits and wallets in time)\n";
+	"                         (tests only: it moves memberships, tiers, benefits, wallets,\n"
+	"                         packages and coupons in time)\n";
 
 /* Open a CLI connection, retrying briefly while PostgreSQL starts. */
 static struct db_conn *
