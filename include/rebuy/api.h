@@ -107,6 +107,34 @@ bool api_customer_path(struct request *req, const char **id);
 const char *api_check_id(const char *s);
 const char *api_check_version(const char *s);
 
+/*
+ * A versioned catalogue: top-up offers, package plans, coupon packs.
+ * PUT {path}/{code} stores a new version (201 with Location for version
+ * 1, 200 after); GET {path}/{code} gives the latest or ?version=; GET
+ * {path} lists the latest of each.  Codes are 1-64 of a-z, 0-9 and -.
+ */
+struct api_catalogue {
+	const char *what; /* "package plan", for messages */
+	const char *path; /* "/v1/package-plans" */
+	const struct jv_field *spec;
+	/* rules across members the spec cannot say (reply and false); may be NULL */
+	bool (*consistent)(struct request *req, const json_t *body);
+	/* store a checked body as a new version; *out the entry */
+	enum db_qs (*put)(struct db_conn *c, const char *shop_id, const char *code,
+			  const json_t *body, bool *created, char **out, struct err *err);
+	/* the entry (version NULL: the latest), or {"items"} when code is NULL */
+	enum db_qs (*get)(struct db_conn *c, const char *shop_id, const char *code,
+			  const char *version, char **out);
+};
+
+bool api_code_valid(const char *code);
+void api_catalogue_put(struct request *req, const struct api_catalogue *cat);
+void api_catalogue_get(struct request *req, const struct api_catalogue *cat);
+void api_catalogue_list(struct request *req, const struct api_catalogue *cat);
+
+/* qs, or for DB_NO_RESULTS a 404 naming the customer (DB_ABORT). */
+enum db_qs api_no_customer(enum db_qs qs, struct err *err, const char *customer_id);
+
 /* Reply 404 unless the caller may see shop_id. */
 bool api_shop_visible(struct request *req, const char *shop_id);
 

@@ -24,7 +24,7 @@ extern const struct db_stmt coupons_stmts[];
  * is version 1.  *out: the CouponPack.
  */
 enum db_qs coupons_pack_put(struct db_conn *c, const char *shop_id, const char *code,
-			    const json_t *body, bool *created, char **out);
+			    const json_t *body, bool *created, char **out, struct err *err);
 
 /* A CouponPack (latest, or version), or {"items": [...]} when code is NULL. */
 enum db_qs coupons_pack_get(struct db_conn *c, const char *shop_id, const char *code,

@@ -26,7 +26,7 @@ extern const struct db_stmt packages_stmts[];
  * active); *created: it is version 1.  *out: the PackagePlan.
  */
 enum db_qs packages_plan_put(struct db_conn *c, const char *shop_id, const char *code,
-			     const json_t *body, bool *created, char **out);
+			     const json_t *body, bool *created, char **out, struct err *err);
 
 /* A PackagePlan (latest, or version), or {"items": [...]} when code is NULL. */
 enum db_qs packages_plan_get(struct db_conn *c, const char *shop_id, const char *code,

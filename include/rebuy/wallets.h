@@ -20,16 +20,13 @@
 
 extern const struct db_stmt wallets_stmts[];
 
-/* True if code is an offer code: 1-64 of [a-z0-9-]. */
-bool wallets_offer_code_valid(const char *code);
-
 /*
  * Store a new version of offer code from a checked body (name, min_topup,
  * bonus, limit_per_customer, active, coupon_pack); *created: it is version 1.
- * *out: the Offer.  DB_NO_RESULTS: coupon_pack names no pack.
+ * *out: the Offer.  ERR_VALIDATION with DB_ABORT: coupon_pack names no pack.
  */
 enum db_qs wallets_offer_put(struct db_conn *c, const char *shop_id, const char *code,
-			     const json_t *body, bool *created, char **out);
+			     const json_t *body, bool *created, char **out, struct err *err);
 
 /*
  * An Offer (its latest version, or version when not NULL), or

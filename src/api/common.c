@@ -546,3 +546,113 @@ api_check_version(const char *s)
 	return n >= 1 && n <= 6 && strspn(s, "0123456789") == n && s[0] != '0'
 		? NULL : "must be a version number from 1";
 }
+
+bool
+api_code_valid(const char *code)
+{
+	size_t n = strlen(code);
+
+	return n >= 1 && n <= 64 && strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+enum db_qs
+api_no_customer(enum db_qs qs, struct err *err, const char *customer_id)
+{
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_NOT_FOUND, NULL, "no customer %s", customer_id);
+		return DB_ABORT;
+	}
+	return qs;
+}
+
+/* ---- versioned catalogues ---------------------------------------------------- */
+
+struct catalogue_call {
+	const struct api_catalogue *cat;
+	const char *shop_id, *code, *version;
+	const json_t *body;
+};
+
+/* {code}: a PUT of a bad code is a 400, a GET of one names nothing. */
+static bool
+catalogue_code(struct request *req, const struct api_catalogue *cat, bool put)
+{
+	const char *code = req->params[0];
+
+	if (api_code_valid(code))
+		return true;
+	if (put)
+		reply_error(req, ERR_INVALID_PARAMETER, "/path/code",
+			    "%s code must be 1-64 of a-z, 0-9 and -", cat->what);
+	else
+		reply_error(req, ERR_NOT_FOUND, NULL, "no %s %.64s", cat->what, code);
+	return false;
+}
+
+static enum db_qs
+catalogue_put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct catalogue_call *call = cls;
+	bool created = false;
+	enum db_qs qs = call->cat->put(c, call->shop_id, call->code, call->body, &created,
+				       &out->raw, err);
+
+	if (qs >= 0) {
+		out->status = created ? 201 : 200;
+		if (created)
+			snprintf(out->location, sizeof out->location, "%s/%s", call->cat->path,
+				 call->code);
+	}
+	return qs;
+}
+
+void
+api_catalogue_put(struct request *req, const struct api_catalogue *cat)
+{
+	struct catalogue_call call = { .cat = cat, .shop_id = req->shop_id,
+				       .code = req->params[0] };
+	json_t *body;
+
+	if (!catalogue_code(req, cat, true) || !(body = api_body(req, cat->spec)))
+		return;
+	call.body = body;
+	if (!cat->consistent || cat->consistent(req, body))
+		api_run(req, catalogue_put, &call);
+	json_decref(body);
+}
+
+static enum db_qs
+catalogue_get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+{
+	struct catalogue_call *call = cls;
+	enum db_qs qs = call->cat->get(c, call->shop_id, call->code, call->version, &out->raw);
+
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_NOT_FOUND, NULL, "no %s %s%s%s", call->cat->what, call->code,
+			call->version ? " version " : "", call->version ? call->version : "");
+		return DB_ABORT;
+	}
+	if (qs >= 0)
+		out->status = 200;
+	return qs;
+}
+
+void
+api_catalogue_get(struct request *req, const struct api_catalogue *cat)
+{
+	struct catalogue_call call = { .cat = cat, .shop_id = req->shop_id,
+				       .code = req->params[0] };
+
+	if (!catalogue_code(req, cat, false) ||
+	    !api_query_param(req, "version", api_check_version, 16, &call.version))
+		return;
+	api_run(req, catalogue_get, &call);
+}
+
+void
+api_catalogue_list(struct request *req, const struct api_catalogue *cat)
+{
+	struct catalogue_call call = { .cat = cat, .shop_id = req->shop_id };
+
+	api_run(req, catalogue_get, &call);
+}

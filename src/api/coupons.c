@@ -10,14 +10,8 @@
 #include "rebuy/api.h"
 #include "rebuy/coupons.h"
 #include "rebuy/reply.h"
-#include "rebuy/wallets.h"
 
 /* ---- packs --------------------------------------------------------------- */
-
-struct pack_call {
-	const char *shop_id, *code, *version;
-	const json_t *body;
-};
 
 static const char *
 check_validity(const char *s)
@@ -40,85 +34,27 @@ static const struct jv_field pack_spec[] = {
 	{ .name = NULL },
 };
 
-static enum db_qs
-pack_put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
-{
-	struct pack_call *call = cls;
-	bool created = false;
-	enum db_qs qs = coupons_pack_put(c, call->shop_id, call->code, call->body, &created,
-					 &out->raw);
-
-	(void)err;
-	if (qs >= 0) {
-		out->status = created ? 201 : 200;
-		if (created)
-			snprintf(out->location, sizeof out->location, "/v1/coupon-packs/%s",
-				 call->code);
-	}
-	return qs;
-}
-
-/* {code} of /v1/coupon-packs/{code}: a PUT of a bad code is a 400, a GET names nothing. */
-static bool
-pack_path(struct request *req, const char **code, bool put)
-{
-	*code = req->params[0];
-	if (wallets_offer_code_valid(*code)) /* pack codes follow the offers' rule */
-		return true;
-	if (put)
-		reply_error(req, ERR_INVALID_PARAMETER, "/path/code",
-			    "pack code must be 1-64 of a-z, 0-9 and -");
-	else
-		reply_error(req, ERR_NOT_FOUND, NULL, "no coupon pack %.64s", *code);
-	return false;
-}
+static const struct api_catalogue packs = {
+	.what = "coupon pack", .path = "/v1/coupon-packs", .spec = pack_spec,
+	.put = coupons_pack_put, .get = coupons_pack_get,
+};
 
 void
 api_coupon_packs_put(struct request *req)
 {
-	struct pack_call call = { .shop_id = req->shop_id };
-	json_t *body;
-
-	if (!pack_path(req, &call.code, true) || !(body = api_body(req, pack_spec)))
-		return;
-	call.body = body;
-	api_run(req, pack_put, &call);
-	json_decref(body);
-}
-
-static enum db_qs
-pack_get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
-{
-	struct pack_call *call = cls;
-	enum db_qs qs = coupons_pack_get(c, call->shop_id, call->code, call->version, &out->raw);
-
-	if (qs == DB_NO_RESULTS) {
-		err_set(err, ERR_NOT_FOUND, NULL, "no coupon pack %s%s%s", call->code,
-			call->version ? " version " : "", call->version ? call->version : "");
-		return DB_ABORT;
-	}
-	if (qs >= 0)
-		out->status = 200;
-	return qs;
+	api_catalogue_put(req, &packs);
 }
 
 void
 api_coupon_packs_get(struct request *req)
 {
-	struct pack_call call = { .shop_id = req->shop_id };
-
-	if (!pack_path(req, &call.code, false) ||
-	    !api_query_param(req, "version", api_check_version, 16, &call.version))
-		return;
-	api_run(req, pack_get, &call);
+	api_catalogue_get(req, &packs);
 }
 
 void
 api_coupon_packs_list(struct request *req)
 {
-	struct pack_call call = { .shop_id = req->shop_id };
-
-	api_run(req, pack_get, &call);
+	api_catalogue_list(req, &packs);
 }
 
 /* ---- a customer's grants and coupons ------------------------------------------ */
@@ -131,21 +67,11 @@ struct coupon_run {
 };
 
 static enum db_qs
-no_customer(enum db_qs qs, struct err *err, const char *id)
-{
-	if (qs == DB_NO_RESULTS) {
-		err_set(err, ERR_NOT_FOUND, NULL, "no customer %s", id);
-		return DB_ABORT;
-	}
-	return qs;
-}
-
-static enum db_qs
 write(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct coupon_run *run = cls;
 	bool created;
-	enum db_qs qs = no_customer(run->write(c, run->shop_id, &run->in, &created, &out->raw, err),
+	enum db_qs qs = api_no_customer(run->write(c, run->shop_id, &run->in, &created, &out->raw, err),
 				    err, run->in.customer_id);
 
 	if (qs >= 0)
@@ -157,7 +83,7 @@ static enum db_qs
 read(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct coupon_run *run = cls;
-	enum db_qs qs = no_customer(coupons_get(c, run->shop_id, &run->in, &out->raw, err), err,
+	enum db_qs qs = api_no_customer(coupons_get(c, run->shop_id, &run->in, &out->raw, err), err,
 				    run->in.customer_id);
 
 	if (qs >= 0)

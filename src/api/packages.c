@@ -10,15 +10,9 @@
 #include "rebuy/api.h"
 #include "rebuy/packages.h"
 #include "rebuy/reply.h"
-#include "rebuy/wallets.h"
 
 #define MONEY_MAX 1000000000000LL
 #define USES_MAX 100000
-
-struct plan_call {
-	const char *shop_id, *code, *version;
-	const json_t *body;
-};
 
 /* ---- plans ------------------------------------------------------------- */
 
@@ -108,86 +102,27 @@ plan_consistent(struct request *req, const json_t *body)
 	return true;
 }
 
-static enum db_qs
-plan_put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
-{
-	struct plan_call *call = cls;
-	bool created = false;
-	enum db_qs qs = packages_plan_put(c, call->shop_id, call->code, call->body, &created,
-					  &out->raw);
-
-	(void)err;
-	if (qs >= 0) {
-		out->status = created ? 201 : 200;
-		if (created)
-			snprintf(out->location, sizeof out->location, "/v1/package-plans/%s",
-				 call->code);
-	}
-	return qs;
-}
-
-/* {code} of /v1/package-plans/{code}: a PUT of a bad code is a 400, a GET names nothing. */
-static bool
-plan_path(struct request *req, const char **code, bool put)
-{
-	*code = req->params[0];
-	if (wallets_offer_code_valid(*code)) /* plan codes follow the offers' rule */
-		return true;
-	if (put)
-		reply_error(req, ERR_INVALID_PARAMETER, "/path/code",
-			    "plan code must be 1-64 of a-z, 0-9 and -");
-	else
-		reply_error(req, ERR_NOT_FOUND, NULL, "no package plan %.64s", *code);
-	return false;
-}
+static const struct api_catalogue plans = {
+	.what = "package plan", .path = "/v1/package-plans", .spec = plan_spec,
+	.consistent = plan_consistent, .put = packages_plan_put, .get = packages_plan_get,
+};
 
 void
 api_package_plans_put(struct request *req)
 {
-	struct plan_call call = { .shop_id = req->shop_id };
-	json_t *body;
-
-	if (!plan_path(req, &call.code, true) || !(body = api_body(req, plan_spec)))
-		return;
-	call.body = body;
-	if (plan_consistent(req, body))
-		api_run(req, plan_put, &call);
-	json_decref(body);
-}
-
-static enum db_qs
-plan_get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
-{
-	struct plan_call *call = cls;
-	enum db_qs qs = packages_plan_get(c, call->shop_id, call->code, call->version, &out->raw);
-
-	if (qs == DB_NO_RESULTS) {
-		err_set(err, ERR_NOT_FOUND, NULL, "no package plan %s%s%s", call->code,
-			call->version ? " version " : "", call->version ? call->version : "");
-		return DB_ABORT;
-	}
-	if (qs >= 0)
-		out->status = 200;
-	return qs;
+	api_catalogue_put(req, &plans);
 }
 
 void
 api_package_plans_get(struct request *req)
 {
-	struct plan_call call = { .shop_id = req->shop_id };
-
-	if (!plan_path(req, &call.code, false) ||
-	    !api_query_param(req, "version", api_check_version, 16, &call.version))
-		return;
-	api_run(req, plan_get, &call);
+	api_catalogue_get(req, &plans);
 }
 
 void
 api_package_plans_list(struct request *req)
 {
-	struct plan_call call = { .shop_id = req->shop_id };
-
-	api_run(req, plan_get, &call);
+	api_catalogue_list(req, &plans);
 }
 
 /* ---- a customer's packages ------------------------------------------------ */
@@ -200,21 +135,11 @@ struct package_run {
 };
 
 static enum db_qs
-no_customer(enum db_qs qs, struct err *err, const char *id)
-{
-	if (qs == DB_NO_RESULTS) {
-		err_set(err, ERR_NOT_FOUND, NULL, "no customer %s", id);
-		return DB_ABORT;
-	}
-	return qs;
-}
-
-static enum db_qs
 write(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct package_run *run = cls;
 	bool created;
-	enum db_qs qs = no_customer(run->write(c, run->shop_id, &run->in, &created, &out->raw, err),
+	enum db_qs qs = api_no_customer(run->write(c, run->shop_id, &run->in, &created, &out->raw, err),
 				    err, run->in.customer_id);
 
 	if (qs >= 0)
@@ -226,7 +151,7 @@ static enum db_qs
 read(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct package_run *run = cls;
-	enum db_qs qs = no_customer(packages_get(c, run->shop_id, &run->in, &out->raw, err), err,
+	enum db_qs qs = api_no_customer(packages_get(c, run->shop_id, &run->in, &out->raw, err), err,
 				    run->in.customer_id);
 
 	if (qs >= 0)

@@ -12,8 +12,7 @@
 #include "rebuy/wallets.h"
 
 struct wallet_call {
-	const char *shop_id, *code, *version, *customer_id;
-	const json_t *body;
+	const char *shop_id, *customer_id;
 	struct wallet_topup topup;
 	struct wallet_spend spend;
 	bool statement;
@@ -41,7 +40,7 @@ check_expiry(const char *s)
 static const char *
 check_code(const char *s)
 {
-	return wallets_offer_code_valid(s) ? NULL : "must be a code: 1-64 of a-z, 0-9 and -";
+	return api_code_valid(s) ? NULL : "must be a code: 1-64 of a-z, 0-9 and -";
 }
 
 static const struct jv_field installments_spec[] = {
@@ -76,108 +75,36 @@ static const struct jv_field offer_spec[] = {
 	{ .name = NULL },
 };
 
-static enum db_qs
-offer_put(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
-{
-	struct wallet_call *call = cls;
-	bool created = false;
-	enum db_qs qs = wallets_offer_put(c, call->shop_id, call->code, call->body, &created,
-					  &out->raw);
-
-	if (qs == DB_NO_RESULTS) {
-		err_set(err, ERR_VALIDATION, "/coupon_pack", "/coupon_pack: no coupon pack %s",
-			json_string_value(json_object_get(call->body, "coupon_pack")));
-		return DB_ABORT;
-	}
-	if (qs >= 0) {
-		out->status = created ? 201 : 200;
-		if (created)
-			snprintf(out->location, sizeof out->location, "/v1/topup-offers/%s",
-				 call->code);
-	}
-	return qs;
-}
-
-/* {code} of /v1/topup-offers/{code}: a PUT of a bad code is a 400, a GET names nothing. */
-static bool
-offer_path(struct request *req, const char **code, bool put)
-{
-	*code = req->params[0];
-	if (wallets_offer_code_valid(*code))
-		return true;
-	if (put)
-		reply_error(req, ERR_INVALID_PARAMETER, "/path/code",
-			    "offer code must be 1-64 of a-z, 0-9 and -");
-	else
-		reply_error(req, ERR_NOT_FOUND, NULL, "no offer %.64s", *code);
-	return false;
-}
+static const struct api_catalogue offers = {
+	.what = "offer", .path = "/v1/topup-offers", .spec = offer_spec,
+	.put = wallets_offer_put, .get = wallets_offer_get,
+};
 
 void
 api_topup_offers_put(struct request *req)
 {
-	struct wallet_call call = { .shop_id = req->shop_id };
-	json_t *body;
-
-	if (!offer_path(req, &call.code, true) || !(body = api_body(req, offer_spec)))
-		return;
-	call.body = body;
-	api_run(req, offer_put, &call);
-	json_decref(body);
-}
-
-static enum db_qs
-offer_get(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
-{
-	struct wallet_call *call = cls;
-	enum db_qs qs = wallets_offer_get(c, call->shop_id, call->code, call->version, &out->raw);
-
-	if (qs == DB_NO_RESULTS) {
-		err_set(err, ERR_NOT_FOUND, NULL, "no offer %s%s%s", call->code,
-			call->version ? " version " : "", call->version ? call->version : "");
-		return DB_ABORT;
-	}
-	if (qs >= 0)
-		out->status = 200;
-	return qs;
+	api_catalogue_put(req, &offers);
 }
 
 void
 api_topup_offers_get(struct request *req)
 {
-	struct wallet_call call = { .shop_id = req->shop_id };
-
-	if (!offer_path(req, &call.code, false) ||
-	    !api_query_param(req, "version", api_check_version, 16, &call.version))
-		return;
-	api_run(req, offer_get, &call);
+	api_catalogue_get(req, &offers);
 }
 
 void
 api_topup_offers_list(struct request *req)
 {
-	struct wallet_call call = { .shop_id = req->shop_id };
-
-	api_run(req, offer_get, &call);
+	api_catalogue_list(req, &offers);
 }
 
 /* ---- the wallet --------------------------------------------------------- */
 
 static enum db_qs
-no_customer(enum db_qs qs, struct err *err, const char *id)
-{
-	if (qs == DB_NO_RESULTS) {
-		err_set(err, ERR_NOT_FOUND, NULL, "no customer %s", id);
-		return DB_ABORT;
-	}
-	return qs;
-}
-
-static enum db_qs
 show(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct wallet_call *call = cls;
-	enum db_qs qs = no_customer(wallets_read(c, call->shop_id, call->customer_id,
+	enum db_qs qs = api_no_customer(wallets_read(c, call->shop_id, call->customer_id,
 						 call->statement, &out->raw),
 				    err, call->customer_id);
 
@@ -204,18 +131,12 @@ api_wallet_statement(struct request *req)
 		api_run(req, show, &call);
 }
 
-static const char *
-check_offer(const char *s)
-{
-	return wallets_offer_code_valid(s) ? NULL : "must be an offer code: 1-64 of a-z, 0-9 and -";
-}
-
 static const struct jv_field topup_spec[] = {
 	{ .name = "topup_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
 	  .check = api_check_id },
 	{ .name = "amount", .kind = JV_INTEGER, .flags = JV_REQUIRED, .min = 1, .max = MONEY_MAX },
 	{ .name = "offer", .kind = JV_STRING, .flags = JV_NULLABLE, .min = 1, .max = 64,
-	  .check = check_offer },
+	  .check = check_code },
 	{ .name = NULL },
 };
 
@@ -224,7 +145,7 @@ topup(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct wallet_call *call = cls;
 	bool created;
-	enum db_qs qs = no_customer(wallets_topup(c, call->shop_id, &call->topup, &created,
+	enum db_qs qs = api_no_customer(wallets_topup(c, call->shop_id, &call->topup, &created,
 						  &out->raw, err),
 				    err, call->topup.customer_id);
 
@@ -261,7 +182,7 @@ spend(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct wallet_call *call = cls;
 	bool created;
-	enum db_qs qs = no_customer(wallets_spend(c, call->shop_id, &call->spend, &created,
+	enum db_qs qs = api_no_customer(wallets_spend(c, call->shop_id, &call->spend, &created,
 						  &out->raw, err),
 				    err, call->spend.customer_id);
 
@@ -307,7 +228,7 @@ refund(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct refund_call *call = cls;
 	bool created;
-	enum db_qs qs = no_customer(call->fn(c, call->shop_id, &call->in, &created, &out->raw, err),
+	enum db_qs qs = api_no_customer(call->fn(c, call->shop_id, &call->in, &created, &out->raw, err),
 				    err, call->in.customer_id);
 
 	if (qs >= 0)
@@ -373,7 +294,7 @@ adjust(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct refund_call *call = cls;
 	bool created;
-	enum db_qs qs = no_customer(wallets_adjust(c, call->shop_id, &call->adj, &created, &out->raw,
+	enum db_qs qs = api_no_customer(wallets_adjust(c, call->shop_id, &call->adj, &created, &out->raw,
 						   err),
 				    err, call->adj.customer_id);
 

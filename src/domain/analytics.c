@@ -1233,9 +1233,11 @@ static const char *const caveat_wallets =
 	"A comparison of groups, not a causal effect: customers who buy more are likelier to "
 	"top up a wallet.";
 
-enum db_qs
-analytics_wallet_holders(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
-			 json_t **out, struct err *err)
+/* Holders vs non-holders of a product over the range: stmt's two groups, each built by group. */
+static enum db_qs
+holders(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+	const char *stmt, const char *caveat, json_t *(*group)(const char *, PGresult *, int),
+	json_t **out, struct err *err)
 {
 	struct range r;
 	PGresult *res = NULL;
@@ -1247,7 +1249,7 @@ analytics_wallet_holders(struct db_conn *c, const char *shop_id, const struct an
 	{
 		const char *p[3] = { shop_id, r.from_s, r.to_s };
 
-		qs = db_exec(c, "analytics_wallet_holders", 3, p, &res);
+		qs = db_exec(c, stmt, 3, p, &res);
 	}
 	if (qs < 0)
 		goto out;
@@ -1257,16 +1259,24 @@ analytics_wallet_holders(struct db_conn *c, const char *shop_id, const struct an
 		goto out;
 	}
 	json_object_del(def, "channel");
-	json_object_set_new(def, "caveat", json_string(caveat_wallets));
+	json_object_set_new(def, "caveat", json_string(caveat));
 	*out = json_pack("{s:o, s:o, s:o}", "definition", def,
-			 "holders", member_group("holders", res, group_row(res, (int)qs, 0, "holders")),
-			 "non_holders", member_group("non_holders", res,
-						     group_row(res, (int)qs, 0, "non_holders")));
+			 "holders", group("holders", res, group_row(res, (int)qs, 0, "holders")),
+			 "non_holders", group("non_holders", res,
+					      group_row(res, (int)qs, 0, "non_holders")));
 	qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
 out:
 	PQclear(res);
 	json_decref(r.rule);
 	return qs;
+}
+
+enum db_qs
+analytics_wallet_holders(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
+			 json_t **out, struct err *err)
+{
+	return holders(c, shop_id, q, "analytics_wallet_holders", caveat_wallets, member_group, out,
+		       err);
 }
 
 /*
@@ -1373,34 +1383,6 @@ enum db_qs
 analytics_package_holders(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
 			  json_t **out, struct err *err)
 {
-	struct range r;
-	PGresult *res = NULL;
-	json_t *def;
-	enum db_qs qs = resolve(c, shop_id, q, &r, err);
-
-	if (qs < 0)
-		return qs;
-	{
-		const char *p[3] = { shop_id, r.from_s, r.to_s };
-
-		qs = db_exec(c, "analytics_package_holders", 3, p, &res);
-	}
-	if (qs < 0)
-		goto out;
-	def = definition(&r, q);
-	if (!def) {
-		qs = DB_HARD_ERROR;
-		goto out;
-	}
-	json_object_del(def, "channel");
-	json_object_set_new(def, "caveat", json_string(caveat_packages));
-	*out = json_pack("{s:o, s:o, s:o}", "definition", def,
-			 "holders", visit_group("holders", res, group_row(res, (int)qs, 0, "holders")),
-			 "non_holders", visit_group("non_holders", res,
-						    group_row(res, (int)qs, 0, "non_holders")));
-	qs = *out ? DB_ONE_RESULT : DB_HARD_ERROR;
-out:
-	PQclear(res);
-	json_decref(r.rule);
-	return qs;
+	return holders(c, shop_id, q, "analytics_package_holders", caveat_packages, visit_group,
+		       out, err);
 }

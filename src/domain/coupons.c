@@ -39,7 +39,7 @@ const struct db_stmt coupons_stmts[] = {
 
 enum db_qs
 coupons_pack_put(struct db_conn *c, const char *shop_id, const char *code, const json_t *body,
-		 bool *created, char **out)
+		 bool *created, char **out, struct err *err)
 {
 	char b1[24], b2[24], b3[24], b4[24];
 	const char *p[9] = {
@@ -53,6 +53,7 @@ coupons_pack_put(struct db_conn *c, const char *shop_id, const char *code, const
 	PGresult *r;
 	enum db_qs qs = db_exec_none(c, "coupons_pack_lock", 2, p);
 
+	(void)err;
 	*out = NULL;
 	if (qs < 0)
 		return qs;

@@ -55,7 +55,7 @@ member(const json_t *obj, const char *outer, const char *name)
 
 enum db_qs
 packages_plan_put(struct db_conn *c, const char *shop_id, const char *code, const json_t *body,
-		  bool *created, char **out)
+		  bool *created, char **out, struct err *err)
 {
 	const json_t *validity = json_object_get(body, "validity"),
 		     *period = json_object_get(body, "max_uses_per_period"),
@@ -74,6 +74,7 @@ packages_plan_put(struct db_conn *c, const char *shop_id, const char *code, cons
 	PGresult *r;
 	enum db_qs qs = db_exec_none(c, "packages_plan_lock", 2, p);
 
+	(void)err;
 	*out = NULL;
 	if (qs < 0)
 		return qs;

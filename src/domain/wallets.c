@@ -54,17 +54,9 @@ const struct db_stmt wallets_stmts[] = {
 	{ NULL, NULL },
 };
 
-bool
-wallets_offer_code_valid(const char *code)
-{
-	size_t n = strlen(code);
-
-	return n >= 1 && n <= 64 && strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
-}
-
 enum db_qs
 wallets_offer_put(struct db_conn *c, const char *shop_id, const char *code, const json_t *body,
-		  bool *created, char **out)
+		  bool *created, char **out, struct err *err)
 {
 	const json_t *bonus = json_object_get(body, "bonus"),
 		     *inst = json_object_get(bonus, "installments");
@@ -90,7 +82,12 @@ wallets_offer_put(struct db_conn *c, const char *shop_id, const char *code, cons
 	if (qs < 0)
 		return qs;
 	qs = db_exec(c, "wallets_offer_put", 14, p, &r);
-	if (qs <= 0) {
+	if (qs == 0) {
+		err_set(err, ERR_VALIDATION, "/coupon_pack", "/coupon_pack: no coupon pack %s",
+			p[13]);
+		qs = DB_ABORT;
+	}
+	if (qs < 0) {
 		PQclear(r);
 		return qs;
 	}
