@@ -527,7 +527,7 @@ BEGIN
     END IF;
     body := json_build_object('package', package_json(k, p_customer_id),
         'refund', json_build_object('amount', k.refunded, 'uses', k.uses_refunded,
-                                    'at', rfc3339(k.closed_at), 'reason', k.refund_reason));
+                                    'at', rfc3339(k.closed_at)));
 END $$;
 
 -- Reads.  status ok, no_customer, no_package; body: the package with its
@@ -766,7 +766,7 @@ BEGIN
         status := 'no_grant';
         RETURN;
     END IF;
-    body := json_build_object('grant', coupon_grant_json(g, p_customer_id, p_now));
+    body := coupon_grant_json(g, p_customer_id, p_now);
 END $$;
 
 -- ---- top-ups with a coupon pack --------------------------------------------

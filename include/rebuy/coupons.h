@@ -54,7 +54,7 @@ enum db_qs coupons_grant(struct db_conn *c, const char *shop_id, const struct co
  */
 enum db_qs coupons_redeem(struct db_conn *c, const char *shop_id, const struct coupon_call *in,
 			  bool *created, char **out, struct err *err);
-/* A grant ({grant}), or {"items"} of the customer's coupons when grant_id is NULL. */
+/* A Grant, or {"items"} of the customer's coupons when grant_id is NULL. */
 enum db_qs coupons_get(struct db_conn *c, const char *shop_id, const struct coupon_call *in,
 		       char **out, struct err *err);
 

@@ -71,7 +71,7 @@ describe('openapi.yaml', () => {
       assert.ok(op.summary, `${where}: summary`);
       assert.ok(op.description, `${where}: description`);
     }
-    assert.equal(seen.size, 68, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2, rfm.md 3, memberships1.md 9, tiers.md 11, balances1.md 7, balances2.md 5');
+    assert.equal(seen.size, 87, 'api.md defines 13 operations, orders.md 4 more in slice 1, 3 in slice 2 and 1 in slice 3, metrics.md 2, metrics2.md 5, segments1.md 3, segments2.md 2, rfm.md 3, memberships1.md 9, tiers.md 11, balances1.md 7, balances2.md 5, packages.md 19');
   });
 
   test('every request body has an example that validates against its own schema', () => {
@@ -89,7 +89,7 @@ describe('openapi.yaml', () => {
       assert.ok(validate(media.example), `${op.operationId} example: ${JSON.stringify(validate.errors)}`);
       checked++;
     }
-    assert.equal(checked, 25, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}, PUT /v1/rfm/map, PUT /v1/membership-plans/{code}, POST /v1/customers/{id}/memberships, POST /v1/memberships/{id}/renew, POST /v1/memberships/{id}/cancel, PUT /v1/benefits/{code}, PUT /v1/tier-programme, POST /v1/tier-programme/review, PUT /v1/customers/{id}/tier, POST /v1/customers/{id}/benefits/{code}/uses, PUT /v1/topup-offers/{code}, POST /v1/customers/{id}/wallet/topups, POST /v1/customers/{id}/wallet/spends, POST /v1/customers/{id}/wallet/spends/{spend_id}/refunds, POST /v1/customers/{id}/wallet/adjustments (the top-up refund takes no body)');
+    assert.equal(checked, 33, 'POST /v1/shops, PATCH /v1/shops/{id}, POST /v1/api-keys, PUT /v1/customers/{id}, PUT /v1/orders/{id}, POST /v1/orders/bulk, POST /v1/orders/{id}/refunds, POST /v1/orders/{id}/events, POST /v1/traffic, PUT /v1/segments/{code}, PUT /v1/rfm/map, PUT /v1/membership-plans/{code}, POST /v1/customers/{id}/memberships, POST /v1/memberships/{id}/renew, POST /v1/memberships/{id}/cancel, PUT /v1/benefits/{code}, PUT /v1/tier-programme, POST /v1/tier-programme/review, PUT /v1/customers/{id}/tier, POST /v1/customers/{id}/benefits/{code}/uses, PUT /v1/topup-offers/{code}, POST /v1/customers/{id}/wallet/topups, POST /v1/customers/{id}/wallet/spends, POST /v1/customers/{id}/wallet/spends/{spend_id}/refunds, POST /v1/customers/{id}/wallet/adjustments (the top-up refund takes no body); packages.md 8: PUT /v1/package-plans/{code}, POST /v1/customers/{id}/packages, POST /v1/customers/{id}/packages/{package_id}/redemptions, POST /v1/customers/{id}/packages/{package_id}/redemptions/{redemption_id}/reversal, POST /v1/customers/{id}/packages/{package_id}/refund (its body may be left out), PUT /v1/coupon-packs/{code}, POST /v1/customers/{id}/coupon-grants, POST /v1/customers/{id}/coupon-grants/{grant_id}/coupons/{number}/redeem');
   });
 
   test('the request schemas reject what the service rejects', () => {
@@ -672,7 +672,7 @@ describe('openapi.yaml', () => {
 describe('requestExamples()', () => {
   test('lists each request-body example with the path filled in', () => {
     const byId = Object.fromEntries(requestExamples().map((e) => [e.operationId, e]));
-    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'cancelMembership', 'createApiKey', 'createRefund', 'createShop', 'createSpend', 'createSpendRefund', 'createTopup', 'createWalletAdjustment', 'purchaseMembership', 'putBenefit', 'putCustomer', 'putCustomerTier', 'putMembershipPlan', 'putOrder', 'putRfmMap', 'putSegment', 'putTierProgramme', 'putTopupOffer', 'recordBenefitUse', 'recordOrderEvent', 'recordTraffic', 'renewMembership', 'reviewTierProgramme', 'updateShop']);
+    assert.deepEqual(Object.keys(byId).sort(), ['bulkPutOrders', 'cancelMembership', 'createApiKey', 'createCouponGrant', 'createRefund', 'createShop', 'createSpend', 'createSpendRefund', 'createTopup', 'createWalletAdjustment', 'purchaseMembership', 'purchasePackage', 'putBenefit', 'putCouponPack', 'putCustomer', 'putCustomerTier', 'putMembershipPlan', 'putOrder', 'putPackagePlan', 'putRfmMap', 'putSegment', 'putTierProgramme', 'putTopupOffer', 'recordBenefitUse', 'recordOrderEvent', 'recordTraffic', 'redeemCoupon', 'redeemPackage', 'refundPackage', 'renewMembership', 'reverseRedemption', 'reviewTierProgramme', 'updateShop']);
     assert.deepEqual(byId.putCustomer, {
       operationId: 'putCustomer',
       method: 'PUT',

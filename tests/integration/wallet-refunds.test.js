@@ -757,8 +757,12 @@ describe('GET /v1/metrics/prepaid-liability across simulated months', () => {
     // 43200 + 9500 + 300 = 53000 = 39500 + 2000 + 2000 + 5500 + 4000
     R6: LIAB({ p: 39500, ba: 2000, bs: 2000, expired: 4000, cash: 43200, granted: 9500, spent: 5500, adj: 300, wallets: 4 }),
   };
+  // the wallet figures; a shop without packages or coupons has them all at 0
+  const NO_PACKAGES = { packages_sold: 0, cash_received: 0, recognised: 0, breakage: 0, refunded: 0, deferred: 0 };
   const figures = (b) => {
-    const { by_offer: _b, ...rest } = b.liability;
+    const { by_offer: _b, packages, coupons, ...rest } = b.liability;
+    assert.deepEqual(packages, NO_PACKAGES);
+    assert.deepEqual(coupons, { redeemed: 0, promotion_cost: 0 });
     return rest;
   };
   const byOffer = (b) => Object.fromEntries(b.liability.by_offer.map((o) => [o.offer, o]));
