@@ -1040,3 +1040,45 @@ LANGUAGE sql STABLE AS $$
             ORDER BY pp.pack COLLATE "C"), '[]'))
       FROM per_pack pp
 $$;
+
+-- ---- the minute sweep in batches -------------------------------------------
+
+-- At most p_limit customers a call, each call its own transaction, so the
+-- minute sweep never holds many customers' locks at once; rebuyd calls
+-- again while a batch comes back full.  (The two-argument forms do a whole
+-- shop at once, before a report.)
+CREATE FUNCTION wallet_sweep(p_shop uuid, p_now timestamptz, p_limit integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    w record;
+    n integer := 0;
+BEGIN
+    FOR w IN SELECT DISTINCT i.wallet_seq, wa.customer_seq FROM bonus_installments i
+               JOIN wallets wa ON wa.seq = i.wallet_seq
+              WHERE (p_shop IS NULL OR wa.shop_id = p_shop)
+                AND ((i.status = 'pending' AND least(i.due_at, i.expires_at) <= p_now)
+                     OR (i.status = 'released' AND i.remaining > 0 AND i.expires_at <= p_now))
+              ORDER BY wa.customer_seq LIMIT p_limit LOOP
+        PERFORM 1 FROM customers WHERE seq = w.customer_seq FOR NO KEY UPDATE;
+        PERFORM wallet_catch_up(w.wallet_seq, p_now);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+CREATE FUNCTION package_sweep(p_shop uuid, p_now timestamptz, p_limit integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    c bigint;
+    n integer := 0;
+BEGIN
+    FOR c IN SELECT DISTINCT k.customer_seq FROM packages k
+              WHERE k.status = 'active' AND k.valid_until <= p_now
+                AND (p_shop IS NULL OR k.shop_id = p_shop)
+              ORDER BY 1 LIMIT p_limit LOOP
+        PERFORM 1 FROM customers WHERE seq = c FOR NO KEY UPDATE;
+        PERFORM package_catch_up(c, p_now);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -648,4 +649,25 @@ db_stream_close(struct db_stream *s)
 		PQfinish(s->conn.pg);
 	free(s);
 	atomic_fetch_sub(&streams_open, 1);
+}
+
+int
+db_sweep(struct db_conn *c, const char *stmt)
+{
+	char limit[16];
+	const char *p[1] = { limit };
+	int total = 0, n;
+
+	snprintf(limit, sizeof limit, "%d", DB_SWEEP_BATCH);
+	do {
+		char *text = NULL;
+		enum db_qs qs = db_exec_text(c, stmt, 1, p, &text);
+
+		n = qs > 0 && text ? atoi(text) : -1;
+		free(text);
+		if (n < 0)
+			return -1;
+		total += n;
+	} while (n == DB_SWEEP_BATCH);
+	return total;
 }

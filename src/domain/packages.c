@@ -40,7 +40,8 @@ const struct db_stmt packages_stmts[] = {
 	  "SELECT status, body::text FROM package_refund($1, $2, $3, $4, rebuy_now())" },
 	{ "packages_get",
 	  "SELECT status, body::text FROM package_get($1, $2, $3, $4, rebuy_now())" },
-	{ "packages_sweep", "SELECT package_sweep(NULL, now())" },
+	/* one batch of the minute sweep (SWEEP_BATCH customers) */
+	{ "packages_sweep", "SELECT package_sweep(NULL, now(), $1)" },
 	{ NULL, NULL },
 };
 
@@ -221,10 +222,5 @@ packages_get(struct db_conn *c, const char *shop_id, const struct package_call *
 int
 packages_sweep(struct db_conn *c)
 {
-	char *n = NULL;
-	enum db_qs qs = db_exec_text(c, "packages_sweep", 0, NULL, &n);
-	int done = qs > 0 && n ? atoi(n) : -1;
-
-	free(n);
-	return qs < 0 ? -1 : done;
+	return db_sweep(c, "packages_sweep");
 }

@@ -41,7 +41,8 @@ const struct db_stmt wallets_stmts[] = {
 	  " FROM wallet_topup($1, $2, $3, $4, $5, rebuy_now()) t" },
 	{ "wallets_spend",
 	  "SELECT status, body::text FROM wallet_spend($1, $2, $3, $4, $5, rebuy_now())" },
-	{ "wallets_sweep", "SELECT wallet_sweep(NULL, now())" },
+	/* one batch of the minute sweep (SWEEP_BATCH customers) */
+	{ "wallets_sweep", "SELECT wallet_sweep(NULL, now(), $1)" },
 	{ "wallets_spend_refund",
 	  "SELECT status, body::text FROM wallet_spend_refund($1, $2, $3, $4, $5, rebuy_now())" },
 	/* and its unredeemed coupons cancelled with the refund */
@@ -302,10 +303,5 @@ wallets_verify(struct db_conn *c, const char *shop_id,
 int
 wallets_sweep(struct db_conn *c)
 {
-	char *n = NULL;
-	enum db_qs qs = db_exec_text(c, "wallets_sweep", 0, NULL, &n);
-	int done = qs > 0 && n ? atoi(n) : -1;
-
-	free(n);
-	return qs < 0 ? -1 : done;
+	return db_sweep(c, "wallets_sweep");
 }

@@ -267,7 +267,9 @@ export function walletCalls(c) {
     async topup(key, cust, body, now, status = 201) {
       const r = await w.topupRaw(key, cust, body, now);
       assert.equal(r.status, status, `top-up ${JSON.stringify(body)} for ${cust} at ${now}: ${r.text}`);
-      assert.deepEqual(keys(r.body), ['topup', 'wallet'], r.text);
+      // coupons: the grant of the offer's coupon pack (coupons.test.js), else null
+      assert.deepEqual(keys(r.body), ['coupons', 'topup', 'wallet'], r.text);
+      if (!body.offer) assert.equal(r.body.coupons, null, 'a plain top-up issues no coupons');
       assertTopupShape(r.body.topup);
       assertWalletShape(r.body.wallet);
       assert.equal(r.body.wallet.as_of, U(now), 'the reply\'s wallet is as of the test instant');
