@@ -261,25 +261,6 @@ BEGIN
     END LOOP;
 END $$;
 
--- Every customer with a package due to expire by p_now (the minute sweep,
--- and before a report), each under its own row lock.  Returns how many.
-CREATE FUNCTION package_sweep(p_shop uuid, p_now timestamptz) RETURNS integer
-LANGUAGE plpgsql AS $$
-DECLARE
-    c bigint;
-    n integer := 0;
-BEGIN
-    FOR c IN SELECT DISTINCT k.customer_seq FROM packages k
-              WHERE k.status = 'active' AND k.valid_until <= p_now
-                AND (p_shop IS NULL OR k.shop_id = p_shop)
-              ORDER BY 1 LOOP
-        PERFORM 1 FROM customers WHERE seq = c FOR NO KEY UPDATE;
-        PERFORM package_catch_up(c, p_now);
-        n := n + 1;
-    END LOOP;
-    RETURN n;
-END $$;
-
 -- The customer's locked row and packages brought up to p_now; NULL: no customer.
 CREATE FUNCTION package_customer(p_shop uuid, p_customer_id text, p_write boolean, p_now timestamptz)
 RETURNS bigint LANGUAGE plpgsql AS $$
@@ -730,7 +711,10 @@ BEGIN
       FROM coupon_packs p
      WHERE n.grant_seq = g.seq AND n.number = p_number + 1 AND n.valid_from IS NULL
        AND p.shop_id = g.shop_id AND p.code = g.pack_code AND p.version = g.pack_version
-       AND p.validity = 'in_order';
+       AND p.validity = 'in_order'
+       -- a month that starts after the grant ended is never valid
+       AND (n.valid_until IS NULL OR n.valid_until > (date_trunc('month', p_now AT TIME ZONE tz)
+                                                     + interval '1 month') AT TIME ZONE tz);
     PERFORM journal_post(p_shop, NULL, c.seq, 'coupon_redemption', g.grant_id || '#' || p_number,
                          p_now, jsonb_build_object('promotion', -c.amount, 'revenue', c.amount));
     status := 'created';
@@ -787,8 +771,8 @@ CREATE OR REPLACE FUNCTION topup_offer_json(o topup_offers) RETURNS json LANGUAG
 $$;
 
 -- After wallet_topup in the same statement: a new top-up whose offer
--- gives a coupon pack issues it (grant "topup:" + the top-up id); the
--- reply gains "coupons", the grant or null.
+-- gives a coupon pack issues it, if the pack is active (grant "topup:" +
+-- the top-up id); the reply gains "coupons", the grant or null.
 CREATE FUNCTION topup_coupons(p_shop uuid, p_customer_id text, p_topup_id text, p_status text,
                               p_body json, p_now timestamptz) RETURNS json
 LANGUAGE plpgsql AS $$
@@ -803,8 +787,13 @@ BEGIN
     SELECT * INTO t FROM topups WHERE shop_id = p_shop AND topup_id = p_topup_id;
     SELECT * INTO g FROM coupon_grants WHERE topup_seq = t.seq;
     IF NOT FOUND AND p_status = 'created' THEN
+        -- as coupon_grant does; stand-alone grants cannot take "topup:" ids
+        PERFORM wallet_id_lock(p_shop, 'grant', 'topup:' || p_topup_id);
+        -- an inactive pack is not issued, as coupon_grant refuses it
         SELECT o.coupon_pack INTO pack FROM topup_offers o
-         WHERE o.shop_id = p_shop AND o.code = t.offer_code AND o.version = t.offer_version;
+         WHERE o.shop_id = p_shop AND o.code = t.offer_code AND o.version = t.offer_version
+           AND (SELECT p.active FROM coupon_packs p WHERE p.shop_id = p_shop AND p.code = o.coupon_pack
+                 ORDER BY p.version DESC LIMIT 1);
         IF pack IS NOT NULL THEN
             g := coupon_issue(p_shop, (SELECT w.customer_seq FROM wallets w WHERE w.seq = t.wallet_seq),
                               'topup:' || p_topup_id, pack, t.seq, p_now);
@@ -857,8 +846,9 @@ LANGUAGE sql STABLE AS $$
     HAVING w.bonus_available <> coalesce(sum(i.remaining) FILTER (WHERE i.status = 'released'), 0)
         OR w.bonus_scheduled <> coalesce(sum(i.amount) FILTER (WHERE i.status = 'pending'), 0)
     UNION ALL
-    -- packages: the cached deferred amount is the journal's; uses and the
-    -- recognition rule hold; the redemptions add up
+    -- packages: the cached figures are the journal's (deferred, revenue,
+    -- breakage, refund, the price paid); the recognition rule holds; the
+    -- redemptions add up (uses and revenue); the uses and status agree
     SELECT k.shop_id, 'package differs from its journal or its rule',
            'package ' || k.package_id || ': deferred ' || k.deferred || ', journal ' || x.d
            || ', recognised ' || k.recognised || ' (rule ' || package_recognised(k.price, k.redeemed, k.uses)
@@ -868,17 +858,35 @@ LANGUAGE sql STABLE AS $$
            LATERAL (SELECT coalesce(sum(e.amount) FILTER (WHERE e.account = 'package_deferred'), 0) d,
                            coalesce(sum(e.amount) FILTER (WHERE e.account = 'breakage'), 0) b,
                            coalesce(sum(e.amount) FILTER (WHERE e.account = 'cash'
-                                                           AND j.kind = 'package_refund'), 0) r
+                                                           AND j.kind = 'package_refund'), 0) r,
+                           coalesce(sum(e.amount) FILTER (WHERE e.account = 'revenue'), 0) rev,
+                           coalesce(-sum(e.amount) FILTER (WHERE e.account = 'cash'
+                                                            AND j.kind = 'package_purchase'), 0) cash
                       FROM journal j JOIN journal_entries e ON e.journal_seq = j.seq
                      WHERE j.package_seq = k.seq) x,
-           LATERAL (SELECT coalesce(sum(r.uses) FILTER (WHERE r.reversed_at IS NULL), 0) n
+           LATERAL (SELECT coalesce(sum(r.uses) FILTER (WHERE r.reversed_at IS NULL), 0) n,
+                           coalesce(sum(r.recognised - coalesce(r.reversal_amount, 0)), 0) rec
                       FROM package_redemptions r WHERE r.package_seq = k.seq) y
      WHERE (p_shop IS NULL OR k.shop_id = p_shop)
        AND (k.deferred <> x.d OR k.breakage <> x.b OR k.refunded <> x.r OR k.redeemed <> y.n
             OR k.recognised <> package_recognised(k.price, k.redeemed, k.uses)
-            OR k.redeemed + k.uses_expired + k.uses_refunded
-               + CASE WHEN k.status IN ('active', 'used_up') THEN k.uses - k.redeemed ELSE 0 END
-               <> k.uses)
+            OR k.recognised <> x.rev OR x.cash <> k.price OR k.recognised <> y.rec
+            OR (k.status = 'used_up') <> (k.redeemed = k.uses AND k.status IN ('active', 'used_up'))
+            OR k.redeemed + k.uses_expired + k.uses_refunded > k.uses
+            OR (k.status = 'expired' AND k.redeemed + k.uses_expired <> k.uses)
+            OR (k.status = 'refunded' AND k.redeemed + k.uses_refunded <> k.uses))
+    UNION ALL
+    -- coupons: a redeemed one has its one redemption row for its amount, the others none
+    SELECT g.shop_id, 'coupon differs from its journal',
+           'coupon ' || g.grant_id || '#' || c.number || ': ' || coalesce(c.redeemed_at::text, 'not redeemed')
+           || ', journal rows ' || x.n || ' for ' || x.cost
+      FROM coupon_grants g JOIN coupons c ON c.grant_seq = g.seq,
+           LATERAL (SELECT count(DISTINCT j.seq) n,
+                           coalesce(-sum(e.amount) FILTER (WHERE e.account = 'promotion'), 0) cost
+                      FROM journal j JOIN journal_entries e ON e.journal_seq = j.seq
+                     WHERE j.coupon_seq = c.seq) x
+     WHERE (p_shop IS NULL OR g.shop_id = p_shop)
+       AND CASE WHEN c.redeemed_at IS NULL THEN x.n <> 0 ELSE x.n <> 1 OR x.cost <> c.amount END
 $$;
 
 -- Prepaid liability at p_at: the wallets' figures (their rows only), the
@@ -1041,42 +1049,37 @@ LANGUAGE sql STABLE AS $$
       FROM per_pack pp
 $$;
 
--- ---- the minute sweep in batches -------------------------------------------
+-- ---- the sweeps in batches ---------------------------------------------------
 
--- At most p_limit customers a call, each call its own transaction, so the
--- minute sweep never holds many customers' locks at once; rebuyd calls
--- again while a batch comes back full.  (The two-argument forms do a whole
--- shop at once, before a report.)
-CREATE FUNCTION wallet_sweep(p_shop uuid, p_now timestamptz, p_limit integer) RETURNS integer
-LANGUAGE plpgsql AS $$
-DECLARE
-    w record;
-    n integer := 0;
-BEGIN
-    FOR w IN SELECT DISTINCT i.wallet_seq, wa.customer_seq FROM bonus_installments i
-               JOIN wallets wa ON wa.seq = i.wallet_seq
-              WHERE (p_shop IS NULL OR wa.shop_id = p_shop)
-                AND ((i.status = 'pending' AND least(i.due_at, i.expires_at) <= p_now)
-                     OR (i.status = 'released' AND i.remaining > 0 AND i.expires_at <= p_now))
-              ORDER BY wa.customer_seq LIMIT p_limit LOOP
-        PERFORM 1 FROM customers WHERE seq = w.customer_seq FOR NO KEY UPDATE;
-        PERFORM wallet_catch_up(w.wallet_seq, p_now);
-        n := n + 1;
-    END LOOP;
-    RETURN n;
-END $$;
-
-CREATE FUNCTION package_sweep(p_shop uuid, p_now timestamptz, p_limit integer) RETURNS integer
+-- Everything due in the prepaid products of up to p_limit customers (of
+-- p_shop, or all): the wallets' releases and expiries and the packages'
+-- expiries, customer by customer in customer order (the order every other
+-- locker keeps, so sweeps and bulk writes never deadlock), each under the
+-- customer's row lock.  rebuyd calls it again while a batch comes back
+-- full, each call its own transaction, so a sweep never holds many
+-- customers' locks at once.  Returns the customers done.
+CREATE FUNCTION prepaid_sweep(p_shop uuid, p_now timestamptz, p_limit integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     c bigint;
+    w bigint;
     n integer := 0;
 BEGIN
-    FOR c IN SELECT DISTINCT k.customer_seq FROM packages k
-              WHERE k.status = 'active' AND k.valid_until <= p_now
-                AND (p_shop IS NULL OR k.shop_id = p_shop)
+    FOR c IN SELECT d.customer_seq FROM (
+                 SELECT wa.customer_seq FROM bonus_installments i JOIN wallets wa ON wa.seq = i.wallet_seq
+                  WHERE (p_shop IS NULL OR wa.shop_id = p_shop)
+                    AND ((i.status = 'pending' AND least(i.due_at, i.expires_at) <= p_now)
+                         OR (i.status = 'released' AND i.remaining > 0 AND i.expires_at <= p_now))
+                 UNION
+                 SELECT k.customer_seq FROM packages k
+                  WHERE k.status = 'active' AND k.valid_until <= p_now
+                    AND (p_shop IS NULL OR k.shop_id = p_shop)) d
               ORDER BY 1 LIMIT p_limit LOOP
         PERFORM 1 FROM customers WHERE seq = c FOR NO KEY UPDATE;
+        SELECT wa.seq INTO w FROM wallets wa WHERE wa.customer_seq = c;
+        IF FOUND THEN
+            PERFORM wallet_catch_up(w, p_now);
+        END IF;
         PERFORM package_catch_up(c, p_now);
         n := n + 1;
     END LOOP;

@@ -20,7 +20,6 @@
 #include "rebuy/migrate.h"
 #include "rebuy/tiers.h"
 #include "rebuy/wallets.h"
-#include "rebuy/packages.h"
 #include "rebuy/orders.h"
 #include "rebuy/server.h"
 #include "rebuy/shops.h"
@@ -244,7 +243,6 @@ janitor(void *arg)
 			if (!cfg->test_clock) {
 				(void)tiers_review_all(c);
 				(void)wallets_sweep(c);
-				(void)packages_sweep(c);
 			}
 			db_close(c);
 		}

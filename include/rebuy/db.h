@@ -97,13 +97,13 @@ enum db_qs db_exec_status(struct db_conn *c, const char *stmt, int nparams,
 			  db_status_fail fail, const void *cls, struct err *err);
 
 /*
- * Run a sweep statement ($1: the batch size, DB_SWEEP_BATCH; it answers
- * how many it did) until a batch comes back short, each batch its own
- * transaction, so no sweep holds many rows' locks for long.  Returns the
- * total, -1 on a database error.
+ * Run a sweep statement ($1: the batch size, DB_SWEEP_BATCH; $2: shop_id
+ * unless NULL; it answers how many it did) until a batch comes back
+ * short, each batch its own transaction (outside one), so no sweep holds
+ * many rows' locks for long.  Returns the total, -1 on a database error.
  */
 #define DB_SWEEP_BATCH 100
-int db_sweep(struct db_conn *c, const char *stmt);
+int db_sweep(struct db_conn *c, const char *stmt, const char *shop_id);
 
 /* Like db_exec for a statement with no parameters that returns no rows. */
 enum db_qs db_exec_simple(struct db_conn *c, const char *sql);

@@ -65,7 +65,4 @@ enum db_qs packages_refund(struct db_conn *c, const char *shop_id, const struct 
 enum db_qs packages_get(struct db_conn *c, const char *shop_id, const struct package_call *in,
 			char **out, struct err *err);
 
-/* Expire every package due (rebuyd's minute sweep); customers touched, -1 on error. */
-int packages_sweep(struct db_conn *c);
-
 #endif

@@ -102,9 +102,10 @@ enum db_qs wallets_adjust(struct db_conn *c, const char *shop_id,
 			  struct err *err);
 
 /*
- * Post the releases and expiries due in every wallet (rebuyd's minute
- * sweep; reads and writes do it for their own wallet anyway).  Returns the
- * wallets brought up to date, -1 on a database error.
+ * Post what is due in every wallet and package: releases and expiries
+ * (rebuyd's minute sweep, in batches of customers; reads and writes do it
+ * for their own customer anyway).  Returns the customers brought up to
+ * date, -1 on a database error.
  */
 int wallets_sweep(struct db_conn *c);
 

@@ -114,9 +114,17 @@ coupon_path(struct request *req, struct coupon_call *in, int n)
 	return true;
 }
 
+/* grant ids the storefront chooses; "topup:" ones are the top-ups' own */
+static const char *
+check_grant_id(const char *s)
+{
+	return strncmp(s, "topup:", 6) == 0 ? "must not start with topup: (the top-ups' grants)"
+					    : api_check_id(s);
+}
+
 static const struct jv_field grant_spec[] = {
 	{ .name = "grant_id", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 128,
-	  .check = api_check_id },
+	  .check = check_grant_id },
 	{ .name = "pack", .kind = JV_STRING, .flags = JV_REQUIRED, .min = 1, .max = 64 },
 	{ .name = NULL },
 };

@@ -652,16 +652,16 @@ db_stream_close(struct db_stream *s)
 }
 
 int
-db_sweep(struct db_conn *c, const char *stmt)
+db_sweep(struct db_conn *c, const char *stmt, const char *shop_id)
 {
 	char limit[16];
-	const char *p[1] = { limit };
+	const char *p[2] = { limit, shop_id };
 	int total = 0, n;
 
 	snprintf(limit, sizeof limit, "%d", DB_SWEEP_BATCH);
 	do {
 		char *text = NULL;
-		enum db_qs qs = db_exec_text(c, stmt, 1, p, &text);
+		enum db_qs qs = db_exec_text(c, stmt, shop_id ? 2 : 1, p, &text);
 
 		n = qs > 0 && text ? atoi(text) : -1;
 		free(text);

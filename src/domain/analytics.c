@@ -219,8 +219,7 @@ const struct db_stmt analytics_stmts[] = {
 	  "   sum(c.days)"
 	  " FROM c, s GROUP BY grp" },
 	/* releases and expiries due are posted first, so the journal is complete up to now */
-	{ "analytics_wallet_sweep",
-	  "SELECT wallet_sweep($1, rebuy_now()), package_sweep($1, rebuy_now())" },
+	{ "analytics_prepaid_sweep", "SELECT prepaid_sweep($2, rebuy_now(), $1)" },
 	/*
 	 * $2: the date; the liability at the end of that day in the shop's
 	 * zone, or now (its movements included) if sooner.
@@ -1315,8 +1314,11 @@ money_report(struct db_conn *c, const char *shop_id, const struct analytics_quer
 	}
 	format_date(day, as_of);
 	p[1] = as_of;
-	if ((qs = db_exec_none(c, "analytics_wallet_sweep", 1, p)) < 0 ||
-	    (qs = db_exec_text(c, stmt, 2, p, &text)) < 0)
+	if (db_sweep(c, "analytics_prepaid_sweep", shop_id) < 0) {
+		qs = DB_HARD_ERROR;
+		goto out;
+	}
+	if ((qs = db_exec_text(c, stmt, 2, p, &text)) < 0)
 		goto out;
 	figures = text ? json_loads(text, 0, NULL) : NULL;
 	if (!figures) {

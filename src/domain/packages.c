@@ -40,8 +40,6 @@ const struct db_stmt packages_stmts[] = {
 	  "SELECT status, body::text FROM package_refund($1, $2, $3, $4, rebuy_now())" },
 	{ "packages_get",
 	  "SELECT status, body::text FROM package_get($1, $2, $3, $4, rebuy_now())" },
-	/* one batch of the minute sweep (SWEEP_BATCH customers) */
-	{ "packages_sweep", "SELECT package_sweep(NULL, now(), $1)" },
 	{ NULL, NULL },
 };
 
@@ -217,10 +215,4 @@ packages_get(struct db_conn *c, const char *shop_id, const struct package_call *
 	bool created;
 
 	return db_exec_status(c, "packages_get", 4, p, &created, out, fail, in, err);
-}
-
-int
-packages_sweep(struct db_conn *c)
-{
-	return db_sweep(c, "packages_sweep");
 }

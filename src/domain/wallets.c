@@ -41,8 +41,8 @@ const struct db_stmt wallets_stmts[] = {
 	  " FROM wallet_topup($1, $2, $3, $4, $5, rebuy_now()) t" },
 	{ "wallets_spend",
 	  "SELECT status, body::text FROM wallet_spend($1, $2, $3, $4, $5, rebuy_now())" },
-	/* one batch of the minute sweep (SWEEP_BATCH customers) */
-	{ "wallets_sweep", "SELECT wallet_sweep(NULL, now(), $1)" },
+	/* one batch of the minute sweep, wallets and packages (migration 0017) */
+	{ "wallets_sweep", "SELECT prepaid_sweep(NULL, now(), $1)" },
 	{ "wallets_spend_refund",
 	  "SELECT status, body::text FROM wallet_spend_refund($1, $2, $3, $4, $5, rebuy_now())" },
 	/* and its unredeemed coupons cancelled with the refund */
@@ -303,5 +303,5 @@ wallets_verify(struct db_conn *c, const char *shop_id,
 int
 wallets_sweep(struct db_conn *c)
 {
-	return db_sweep(c, "wallets_sweep");
+	return db_sweep(c, "wallets_sweep", NULL);
 }

@@ -355,9 +355,10 @@ describe('grants: validity windows and statuses over simulated months', () => {
     await K.grant(A, 'q4', { grant_id: 'g-1m', pack: 'seq-1m' }, T);
     await K.redeem(A, 'q4', 'g-1m', 1, { order_id: 'o-q4', order_amount: 100 }, '2031-11-20T02:00:00Z');
     let x = await K.getGrant(A, 'q4', 'g-1m', '2031-11-25T02:00:00Z');
-    // M + 1 = December: valid_until 1 Dec 00:00 local for both; coupon 2 valid from the start of December
+    // M + 1 = December: valid_until 1 Dec 00:00 local for both; coupon 2 would start when the
+    // grant ends, so it never becomes valid (valid_from stays null, and no month counts it)
     assert.deepEqual(x.coupons.map((y) => [y.valid_from, y.valid_until, y.status]),
-      [[U(T), U(SH('2031-12-01')), 'redeemed'], [U(SH('2031-12-01')), U(SH('2031-12-01')), 'upcoming']]);
+      [[U(T), U(SH('2031-12-01')), 'redeemed'], [null, U(SH('2031-12-01')), 'upcoming']]);
     x = await K.getGrant(A, 'q4', 'g-1m', SH('2031-12-01'));
     assert.deepEqual(statuses(x.coupons), [[1, 'redeemed'], [2, 'expired']]);
   });
@@ -853,6 +854,64 @@ describe('custom segment filter: coupons_valid ("a coupon valid this month not y
     await bad(C('gte', 'lots'), '/filter/value');
     await bad(C('between', [2]), '/filter/value');
     assertProblem(await c.get('/v1/segments/bad-cv', { key: A }), 404, 'not_found');
+  });
+});
+
+// ---------------------------------------------------------------------------
+
+describe('grant ids, inactive packs and what verify catches', () => {
+  let S;
+  let A;
+  const T = '2031-11-15T02:00:00Z';
+  before(async () => {
+    S = await mkShop();
+    A = S.keys.admin;
+    await K.pack(A, 'p-on', { name: 'On', count: 2, amount: 100, validity: 'own_month' }, P0, 201);
+    await K.pack(A, 'p-off', { name: 'Soon off', count: 2, amount: 100, validity: 'own_month' }, P0, 201);
+    const r = await c.put(offerPath('with-off'), { name: 'Offer', bonus: {}, coupon_pack: 'p-off' }, at(A, P0));
+    assert.equal(r.status, 201, r.text);
+    await K.pack(A, 'p-off', { name: 'Soon off', count: 2, amount: 100, validity: 'own_month', active: false }, P0, 200);
+    for (const id of ['r1', 'r2']) await K.customer(A, id);
+  });
+
+  test('a stand-alone grant cannot take a "topup:" id (the top-ups\' own): 422 /grant_id, nothing granted', async () => {
+    assertProblem(await K.grantRaw(A, 'r1', { grant_id: 'topup:pay-9', pack: 'p-on' }, T), 422, 'validation_failed', '/grant_id');
+    assert.deepEqual(await K.coupons(A, 'r1', T), []);
+    // so the top-up with that id still grants its pack (an active one)
+    await K.pack(A, 'p-off', { name: 'On again', count: 2, amount: 100, validity: 'own_month' }, P0, 200);
+    const r = await c.post(topupPath('r1'), { topup_id: 'pay-9', amount: 500, offer: 'with-off' }, at(A, T));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.coupons.grant_id, 'topup:pay-9');
+    await K.pack(A, 'p-off', { name: 'Off', count: 2, amount: 100, validity: 'own_month', active: false }, P0, 200);
+  });
+
+  test('a top-up whose offer names an inactive pack issues no coupons (as a grant of it is refused)', async () => {
+    const r = await c.post(topupPath('r2'), { topup_id: 'pay-off', amount: 500, offer: 'with-off' }, at(A, T));
+    assert.equal(r.status, 201, r.text);
+    assert.equal(r.body.coupons, null);
+    assert.deepEqual(await K.coupons(A, 'r2', T), []);
+    assertProblem(await K.grantRaw(A, 'r2', { grant_id: 'g-off', pack: 'p-off' }, T), 422, 'validation_failed', '/pack');
+  });
+
+  test('rebuyd verify catches a redeemed coupon without its journal row, and one with a row but not redeemed', async () => {
+    await K.grant(A, 'r2', { grant_id: 'g-v', pack: 'p-on' }, T);
+    await K.redeem(A, 'r2', 'g-v', 1, { order_id: 'o-v', order_amount: 100 }, plusHours(T, 1));
+    const seqOf = async (n) => (await svc.db.query(`SELECT c.seq FROM coupons c JOIN coupon_grants g ON g.seq = c.grant_seq
+      WHERE g.shop_id = $1 AND g.grant_id = 'g-v' AND c.number = $2`, [S.shopId, n])).rows[0].seq;
+    const c1 = await seqOf(1);
+    const c2 = await seqOf(2);
+    const verify = async () => svc.cli(['verify', '--shop', S.shopId], { timeoutMs: 60_000 });
+    assert.equal((await verify()).code, 0);
+    // coupon 1 looks unredeemed (its journal row stays), coupon 2 looks redeemed (without a row)
+    await svc.db.query('UPDATE coupons SET redeemed_at = NULL, order_id = NULL, order_amount = NULL WHERE seq = $1', [c1]);
+    await svc.db.query(`UPDATE coupons SET redeemed_at = now(), order_id = 'o-x', order_amount = 100 WHERE seq = $1`, [c2]);
+    const v = await verify();
+    assert.equal(v.code, 1, v.stdout);
+    assert.equal((v.stdout.match(/coupon differs from its journal/g) || []).length, 2, v.stdout);
+    assert.match(v.stdout, /(^|\n)2 differences\n?$/, v.stdout);
+    await svc.db.query(`UPDATE coupons SET redeemed_at = $2, order_id = 'o-v', order_amount = 100 WHERE seq = $1`, [c1, plusHours(T, 1)]);
+    await svc.db.query('UPDATE coupons SET redeemed_at = NULL, order_id = NULL, order_amount = NULL WHERE seq = $1', [c2]);
+    assert.equal((await verify()).code, 0, 'restored');
   });
 });
 
