@@ -149,7 +149,11 @@ echo "machine: $(nproc) CPUs ($(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo 
 # pgb_run CLIENTS: pgbench on the private cluster with $TMP/$PGB_SCRIPT and
 # PGB_VARS; prints "tps p50ms p99ms failed" and adds the count to
 # $TMP/pgb.total.
+# A checkpoint before each measured run: neither side pays for the writes
+# of the run before it (a checkpoint landing inside one run halved it).
+settle() { "${PSQL[@]}" -c CHECKPOINT >/dev/null 2>&1 || true; }
 wrk_run() { # conns tag -> "rps p50ms p99ms non2xx"
+    settle
     wrk -t2 -c"$1" -d"${SECS}s" --latency -s "$TMP/$WRK_SCRIPT" "http://127.0.0.1:$HTTP" -- "$2" \
         >"$TMP/wrk.out" 2>&1
     python3 - "$TMP/wrk.out" "$TMP/wrk.total" <<'PY'
@@ -174,6 +178,7 @@ print(f"{rps:.0f} {p50:.2f} {p99:.2f} {bad.group(1) if bad else 0}")
 PY
 }
 pgb_run() { # clients -> "tps p50ms p99ms failed"
+    settle
     rm -f "$TMP"/pgblog*
     pgbench "host=$TMP/pg port=$PGPORT user=postgres dbname=rebuy" -n -M prepared -T "$SECS" \
         -c "$1" -j 2 -f "$TMP/$PGB_SCRIPT" "${PGB_VARS[@]}" -l --log-prefix="$TMP/pgblog" \

@@ -13,7 +13,8 @@
 # sized to the data, tables prewarmed; every wallet topped up with plenty of
 # principal and a bonus of 1000 a month; every request is a new spend of 1
 # (the run tag, thread and counter make the id); rounds interleave rebuyd
-# and pgbench, median of BENCH_ROUNDS (5) rounds of BENCH_SECONDS (8) each;
+# and pgbench (ABBA: who goes first alternates; a CHECKPOINT before each
+# run), median of BENCH_ROUNDS (5) rounds of BENCH_SECONDS (8) each;
 # the ratio is the median of the rounds' ratios.  Prints one table and the
 # ratio; exits 0 (it measures, never asserts) unless a first spend fails.
 set -euo pipefail
@@ -110,8 +111,14 @@ PY
 
 declare -A R
 for round in $(seq "$ROUNDS"); do
-    R[rebuyd]+="$(wrk_run "$CONNS" "s${round}");"
-    R[pgb]+="$(pgb_run "$CONNS");"
+    # ABBA: who goes first alternates, so a drift over the run favours neither
+    if (( round % 2 )); then
+        R[rebuyd]+="$(wrk_run "$CONNS" "s${round}");"
+        R[pgb]+="$(pgb_run "$CONNS");"
+    else
+        R[pgb]+="$(pgb_run "$CONNS");"
+        R[rebuyd]+="$(wrk_run "$CONNS" "s${round}");"
+    fi
     R[hot]+="$(wrk_hot "$HOT_CONNS" "h${round}");"
     echo "round $round done"
 done
@@ -135,5 +142,7 @@ print(f"{'  rebuyd, one wallet (wrk -c' + hot_conns + ')':46}{med(h,0):10.0f}{''
 per = [x[0] / y[0] for x, y in zip(r, p)]
 print(f"ratio: rebuyd / pgbench = {st.median(per):.2f} (median of the rounds' ratios; "
       + ", ".join(f"{x:.2f}" for x in per) + ")")
+print("rounds, req/s: rebuyd " + " ".join(f"{x[0]:.0f}" for x in r)
+      + "; pgbench " + " ".join(f"{x[0]:.0f}" for x in p))
 print(f"rebuyd peak RSS: {rss / 1024:.1f} MB")
 PY
