@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark wallet spends, POST /v1/customers/{id}/wallet/spends (issue 7):
-#   1. spends spread over BENCH_WALLETS (10000) wallets: rebuyd against
+#   1. spends spread over BENCH_WALLETS (10000) wallets: rebuyd (with as many
+#      database connections as pgbench has clients) against
 #      pgbench running the very same SQL rebuyd runs for a spend (statements
 #      taken from the binary with `rebuyd sql`; the spend is one statement,
 #      its own transaction):
@@ -27,7 +28,9 @@ ROUNDS=${BENCH_ROUNDS:-5}
 SECS=${BENCH_SECONDS:-8}
 CONNS=${BENCH_CONNS:-16}
 HOT_CONNS=${BENCH_HOT_CONNS:-32}
-WORKERS=${BENCH_WORKERS:-8}
+# rebuyd gets as many database connections as pgbench has clients: the same SQL
+# at the same concurrency (with 8 for 16 clients, half the requests wait for one)
+WORKERS=${BENCH_WORKERS:-$CONNS}
 bench_shop_cluster
 
 echo "opening $WALLETS wallets"
