@@ -90,6 +90,15 @@ enum db_qs db_exec_text(struct db_conn *c, const char *stmt, int nparams,
  * status goes to fail(status, body or NULL, cls, err), which fills err and
  * returns DB_ABORT.
  */
+/*
+ * Store a new version of a catalogue entry (offers, plans, packs): lock
+ * (params $1, $2: the shop and the code) queues concurrent PUTs of one
+ * code, then stmt inserts and answers (is version 1, the entry as text).
+ * DB_NO_RESULTS when stmt inserted nothing.
+ */
+enum db_qs db_exec_version(struct db_conn *c, const char *lock, const char *stmt, int nparams,
+			   const char *const *params, bool *created, char **out);
+
 typedef enum db_qs (*db_status_fail)(const char *status, const char *body, const void *cls,
 				     struct err *err);
 enum db_qs db_exec_status(struct db_conn *c, const char *stmt, int nparams,

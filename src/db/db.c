@@ -372,6 +372,26 @@ db_exec_text(struct db_conn *c, const char *stmt, int nparams, const char *const
 }
 
 enum db_qs
+db_exec_version(struct db_conn *c, const char *lock, const char *stmt, int nparams,
+		const char *const *params, bool *created, char **out)
+{
+	PGresult *r;
+	enum db_qs qs = db_exec_none(c, lock, 2, params);
+
+	*out = NULL;
+	if (qs < 0)
+		return qs;
+	qs = db_exec(c, stmt, nparams, params, &r);
+	if (qs > 0) {
+		*created = PQgetvalue(r, 0, 0)[0] == 't';
+		if (!(*out = strdup(PQgetvalue(r, 0, 1))))
+			qs = DB_HARD_ERROR;
+	}
+	PQclear(r);
+	return qs;
+}
+
+enum db_qs
 db_exec_status(struct db_conn *c, const char *stmt, int nparams, const char *const *params,
 	       bool *created, char **out, db_status_fail fail, const void *cls, struct err *err)
 {

@@ -70,20 +70,11 @@ packages_plan_put(struct db_conn *c, const char *shop_id, const char *code, cons
 		jv_int_text(presale, "price", NULL, b6), member(body, "presale", "until"),
 		json_is_false(json_object_get(body, "active")) ? "f" : "t",
 	};
-	PGresult *r;
-	enum db_qs qs = db_exec_none(c, "packages_plan_lock", 2, p);
+	enum db_qs qs = db_exec_version(c, "packages_plan_lock", "packages_plan_put", 15, p, created,
+				       out);
 
 	(void)err;
-	*out = NULL;
-	if (qs < 0)
-		return qs;
-	qs = db_exec(c, "packages_plan_put", 15, p, &r);
-	if (qs <= 0)
-		return qs < 0 ? qs : DB_HARD_ERROR;
-	*created = PQgetvalue(r, 0, 0)[0] == 't';
-	*out = strdup(PQgetvalue(r, 0, 1));
-	PQclear(r);
-	return *out ? DB_ONE_RESULT : DB_HARD_ERROR;
+	return qs == DB_NO_RESULTS ? DB_HARD_ERROR : qs;
 }
 
 enum db_qs

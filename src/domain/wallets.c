@@ -76,26 +76,15 @@ wallets_offer_put(struct db_conn *c, const char *shop_id, const char *code, cons
 		json_is_false(json_object_get(body, "active")) ? "f" : "t",
 		json_string_value(pack),
 	};
-	PGresult *r;
-	enum db_qs qs = db_exec_none(c, "wallets_offer_lock", 2, p);
+	enum db_qs qs = db_exec_version(c, "wallets_offer_lock", "wallets_offer_put", 14, p, created,
+				       out);
 
-	*out = NULL;
-	if (qs < 0)
-		return qs;
-	qs = db_exec(c, "wallets_offer_put", 14, p, &r);
-	if (qs == 0) {
-		err_set(err, ERR_VALIDATION, "/coupon_pack", "/coupon_pack: no coupon pack %s",
-			p[13]);
+	/* no row: the coupon pack named does not exist (the insert's HAVING) */
+	if (qs == DB_NO_RESULTS) {
+		err_set(err, ERR_VALIDATION, "/coupon_pack", "/coupon_pack: no coupon pack %s", p[13]);
 		qs = DB_ABORT;
 	}
-	if (qs < 0) {
-		PQclear(r);
-		return qs;
-	}
-	*created = PQgetvalue(r, 0, 0)[0] == 't';
-	*out = strdup(PQgetvalue(r, 0, 1));
-	PQclear(r);
-	return *out ? DB_ONE_RESULT : DB_HARD_ERROR;
+	return qs;
 }
 
 enum db_qs
