@@ -67,25 +67,25 @@ struct coupon_run {
 };
 
 static enum db_qs
-write(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+coupon_write(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct coupon_run *run = cls;
 	bool created;
-	enum db_qs qs = api_no_customer(run->write(c, run->shop_id, &run->in, &created, &out->raw, err),
-				    err, run->in.customer_id);
+	enum db_qs qs = run->write(c, run->shop_id, &run->in, &created, &out->raw, err);
 
+	qs = api_no_customer(qs, err, run->in.customer_id);
 	if (qs >= 0)
 		out->status = created ? 201 : 200;
 	return qs;
 }
 
 static enum db_qs
-read(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+coupon_read(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct coupon_run *run = cls;
-	enum db_qs qs = api_no_customer(coupons_get(c, run->shop_id, &run->in, &out->raw, err), err,
-				    run->in.customer_id);
+	enum db_qs qs = coupons_get(c, run->shop_id, &run->in, &out->raw, err);
 
+	qs = api_no_customer(qs, err, run->in.customer_id);
 	if (qs >= 0)
 		out->status = 200;
 	return qs;
@@ -139,7 +139,7 @@ api_coupon_grants_post(struct request *req)
 		return;
 	run.in.grant_id = api_str(body, "grant_id");
 	run.in.pack = api_str(body, "pack");
-	api_run_single(req, write, &run);
+	api_run_single(req, coupon_write, &run);
 	json_decref(body);
 }
 
@@ -149,7 +149,7 @@ api_coupon_grant_get(struct request *req)
 	struct coupon_run run = { .shop_id = req->shop_id };
 
 	if (coupon_path(req, &run.in, 2))
-		api_run(req, read, &run);
+		api_run(req, coupon_read, &run);
 }
 
 static const char *
@@ -170,7 +170,7 @@ api_customer_coupons_list(struct request *req)
 
 	if (coupon_path(req, &run.in, 1) &&
 	    api_query_param(req, "status", check_status, 16, &run.in.status))
-		api_run(req, read, &run);
+		api_run(req, coupon_read, &run);
 }
 
 static const struct jv_field redeem_spec[] = {
@@ -190,6 +190,6 @@ api_coupon_redeem(struct request *req)
 		return;
 	run.in.order_id = api_str(body, "order_id");
 	run.in.order_amount = json_integer_value(json_object_get(body, "order_amount"));
-	api_run_single(req, write, &run);
+	api_run_single(req, coupon_write, &run);
 	json_decref(body);
 }

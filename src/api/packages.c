@@ -135,25 +135,25 @@ struct package_run {
 };
 
 static enum db_qs
-write(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+package_write(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct package_run *run = cls;
 	bool created;
-	enum db_qs qs = api_no_customer(run->write(c, run->shop_id, &run->in, &created, &out->raw, err),
-				    err, run->in.customer_id);
+	enum db_qs qs = run->write(c, run->shop_id, &run->in, &created, &out->raw, err);
 
+	qs = api_no_customer(qs, err, run->in.customer_id);
 	if (qs >= 0)
 		out->status = created ? 201 : 200;
 	return qs;
 }
 
 static enum db_qs
-read(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
+package_read(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct package_run *run = cls;
-	enum db_qs qs = api_no_customer(packages_get(c, run->shop_id, &run->in, &out->raw, err), err,
-				    run->in.customer_id);
+	enum db_qs qs = packages_get(c, run->shop_id, &run->in, &out->raw, err);
 
+	qs = api_no_customer(qs, err, run->in.customer_id);
 	if (qs >= 0)
 		out->status = 200;
 	return qs;
@@ -201,7 +201,7 @@ api_customer_packages_post(struct request *req)
 	run.in.package_id = api_str(body, "package_id");
 	run.in.plan = api_str(body, "plan");
 	run.in.order_id = api_str(body, "order_id");
-	api_run_single(req, write, &run);
+	api_run_single(req, package_write, &run);
 	json_decref(body);
 }
 
@@ -223,7 +223,7 @@ api_customer_packages_list(struct request *req)
 
 	if (package_path(req, &run.in, 1) &&
 	    api_query_param(req, "status", check_status, 16, &run.in.status))
-		api_run(req, read, &run);
+		api_run(req, package_read, &run);
 }
 
 void
@@ -232,7 +232,7 @@ api_customer_package_get(struct request *req)
 	struct package_run run = { .shop_id = req->shop_id };
 
 	if (package_path(req, &run.in, 2))
-		api_run(req, read, &run);
+		api_run(req, package_read, &run);
 }
 
 static const struct jv_field redeem_spec[] = {
@@ -256,7 +256,7 @@ api_package_redeem(struct request *req)
 	run.in.order_id = api_str(body, "order_id");
 	uses = json_object_get(body, "uses");
 	run.in.uses = uses ? json_integer_value(uses) : 1;
-	api_run_single(req, write, &run);
+	api_run_single(req, package_write, &run);
 	json_decref(body);
 }
 
@@ -274,7 +274,7 @@ api_package_reversal(struct request *req)
 	if (!package_path(req, &run.in, 3) || !(body = api_body(req, reversal_spec)))
 		return;
 	run.in.reason = api_str(body, "reason");
-	api_run_single(req, write, &run);
+	api_run_single(req, package_write, &run);
 	json_decref(body);
 }
 
@@ -295,6 +295,6 @@ api_package_refund(struct request *req)
 	if (req->body_len > 0 && !(body = api_body(req, refund_spec)))
 		return;
 	run.in.reason = api_str(body, "reason");
-	api_run_single(req, write, &run);
+	api_run_single(req, package_write, &run);
 	json_decref(body);
 }

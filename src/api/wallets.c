@@ -104,10 +104,9 @@ static enum db_qs
 show(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct wallet_call *call = cls;
-	enum db_qs qs = api_no_customer(wallets_read(c, call->shop_id, call->customer_id,
-						 call->statement, &out->raw),
-				    err, call->customer_id);
+	enum db_qs qs = wallets_read(c, call->shop_id, call->customer_id, call->statement, &out->raw);
 
+	qs = api_no_customer(qs, err, call->customer_id);
 	if (qs >= 0)
 		out->status = 200;
 	return qs;
@@ -145,10 +144,9 @@ topup(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct wallet_call *call = cls;
 	bool created;
-	enum db_qs qs = api_no_customer(wallets_topup(c, call->shop_id, &call->topup, &created,
-						  &out->raw, err),
-				    err, call->topup.customer_id);
+	enum db_qs qs = wallets_topup(c, call->shop_id, &call->topup, &created, &out->raw, err);
 
+	qs = api_no_customer(qs, err, call->topup.customer_id);
 	if (qs >= 0)
 		out->status = created ? 201 : 200;
 	return qs;
@@ -182,10 +180,9 @@ spend(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct wallet_call *call = cls;
 	bool created;
-	enum db_qs qs = api_no_customer(wallets_spend(c, call->shop_id, &call->spend, &created,
-						  &out->raw, err),
-				    err, call->spend.customer_id);
+	enum db_qs qs = wallets_spend(c, call->shop_id, &call->spend, &created, &out->raw, err);
 
+	qs = api_no_customer(qs, err, call->spend.customer_id);
 	if (qs >= 0)
 		out->status = created ? 201 : 200;
 	return qs;
@@ -228,9 +225,9 @@ refund(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct refund_call *call = cls;
 	bool created;
-	enum db_qs qs = api_no_customer(call->fn(c, call->shop_id, &call->in, &created, &out->raw, err),
-				    err, call->in.customer_id);
+	enum db_qs qs = call->fn(c, call->shop_id, &call->in, &created, &out->raw, err);
 
+	qs = api_no_customer(qs, err, call->in.customer_id);
 	if (qs >= 0)
 		out->status = created ? 201 : 200;
 	return qs;
@@ -294,10 +291,9 @@ adjust(struct db_conn *c, void *cls, struct api_result *out, struct err *err)
 {
 	struct refund_call *call = cls;
 	bool created;
-	enum db_qs qs = api_no_customer(wallets_adjust(c, call->shop_id, &call->adj, &created, &out->raw,
-						   err),
-				    err, call->adj.customer_id);
+	enum db_qs qs = wallets_adjust(c, call->shop_id, &call->adj, &created, &out->raw, err);
 
+	qs = api_no_customer(qs, err, call->adj.customer_id);
 	if (qs >= 0)
 		out->status = created ? 201 : 200;
 	return qs;
