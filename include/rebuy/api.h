@@ -127,7 +127,6 @@ struct api_catalogue {
 			  const char *version, char **out);
 };
 
-bool api_code_valid(const char *code);
 void api_catalogue_put(struct request *req, const struct api_catalogue *cat);
 void api_catalogue_get(struct request *req, const struct api_catalogue *cat);
 void api_catalogue_list(struct request *req, const struct api_catalogue *cat);

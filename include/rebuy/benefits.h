@@ -19,9 +19,6 @@
 
 extern const struct db_stmt benefits_stmts[];
 
-/* True if code is a benefit (or tier) code: 1-64 of [a-z0-9-]. */
-bool benefits_code_valid(const char *code);
-
 /*
  * Check the shape of a quota map {"code": 0..10000, …} at pointer ptr and
  * return it as compact JSON text (malloc'd); NULL with err set otherwise.

@@ -48,6 +48,9 @@ bool jv_validate(const json_t *obj, const struct jv_field *spec,
 		 const char *prefix, struct err *err)
 	__attribute__((warn_unused_result));
 
+/* A code (plans, packs, offers, benefits, segments): 1-64 of a-z, 0-9 and -. */
+bool jv_is_code(const char *s);
+
 /* jv check: letters, digits and . _ : - (tags, categories, channels). */
 const char *jv_check_token(const char *s);
 

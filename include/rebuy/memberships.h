@@ -16,9 +16,6 @@
 
 extern const struct db_stmt memberships_stmts[];
 
-/* True if code is a plan code: 1-64 of [a-z0-9-]. */
-bool memberships_plan_code_valid(const char *code);
-
 /* jv check for a shop-supplied card number: 4-32 of [A-Za-z0-9-]. */
 const char *memberships_check_card(const char *s);
 

@@ -28,9 +28,6 @@ bool segments_parse_fields(const char *s, unsigned *mask);
 /* True if code names a built-in segment. */
 bool segments_known(const char *code);
 
-/* True if code is a possible custom segment code: 1-64 of [a-z0-9-]. */
-bool segments_code_valid(const char *code);
-
 /* A custom segment as PUT: the filter is checked by segments_put. */
 struct segment_input {
 	const char *name, *description; /* description may be NULL */

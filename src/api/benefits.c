@@ -39,7 +39,7 @@ static const struct jv_field benefit_spec[] = {
 static bool
 benefit_path(struct request *req, const char *code, bool put)
 {
-	if (benefits_code_valid(code))
+	if (jv_is_code(code))
 		return true;
 	if (put)
 		reply_error(req, ERR_INVALID_PARAMETER, "/path/code",
@@ -175,7 +175,7 @@ api_customer_benefit_use(struct request *req)
 	if (!api_customer_path(req, &call.use.customer_id))
 		return;
 	call.use.benefit = req->params[1];
-	if (!benefits_code_valid(call.use.benefit)) {
+	if (!jv_is_code(call.use.benefit)) {
 		reply_error(req, ERR_NOT_FOUND, NULL, "no benefit %.64s", call.use.benefit);
 		return;
 	}

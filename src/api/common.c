@@ -547,14 +547,6 @@ api_check_version(const char *s)
 		? NULL : "must be a version number from 1";
 }
 
-bool
-api_code_valid(const char *code)
-{
-	size_t n = strlen(code);
-
-	return n >= 1 && n <= 64 && strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
-}
-
 enum db_qs
 api_no_customer(enum db_qs qs, struct err *err, const char *customer_id)
 {
@@ -579,7 +571,7 @@ catalogue_code(struct request *req, const struct api_catalogue *cat, bool put)
 {
 	const char *code = req->params[0];
 
-	if (api_code_valid(code))
+	if (jv_is_code(code))
 		return true;
 	if (put)
 		reply_error(req, ERR_INVALID_PARAMETER, "/path/code",

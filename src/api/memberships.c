@@ -64,7 +64,7 @@ static bool
 plan_path(struct request *req, const char **code, bool put)
 {
 	*code = req->params[0];
-	if (memberships_plan_code_valid(*code))
+	if (jv_is_code(*code))
 		return true;
 	/* a GET of a code that cannot exist names nothing */
 	if (put)

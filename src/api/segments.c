@@ -99,7 +99,7 @@ static bool
 segment_path(struct request *req, const char **code)
 {
 	*code = req->params[0];
-	if (!segments_known(*code) && !segments_code_valid(*code)) {
+	if (!segments_known(*code) && !jv_is_code(*code)) {
 		reply_error(req, ERR_NOT_FOUND, NULL, "no segment %.64s", *code);
 		return false;
 	}
@@ -111,7 +111,7 @@ static bool
 custom_path(struct request *req, const char **code)
 {
 	*code = req->params[0];
-	if (!segments_code_valid(*code)) {
+	if (!jv_is_code(*code)) {
 		reply_error(req, ERR_INVALID_PARAMETER, "/path/code",
 			    "segment code must be 1-64 of a-z, 0-9 and -");
 		return false;

@@ -21,7 +21,7 @@ struct tier_call {
 static const char *
 check_code(const char *s)
 {
-	return benefits_code_valid(s) ? NULL : "must be 1-64 of a-z, 0-9 and -";
+	return jv_is_code(s) ? NULL : "must be 1-64 of a-z, 0-9 and -";
 }
 
 static const char *

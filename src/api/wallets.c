@@ -40,7 +40,7 @@ check_expiry(const char *s)
 static const char *
 check_code(const char *s)
 {
-	return api_code_valid(s) ? NULL : "must be a code: 1-64 of a-z, 0-9 and -";
+	return jv_is_code(s) ? NULL : "must be a code: 1-64 of a-z, 0-9 and -";
 }
 
 static const struct jv_field installments_spec[] = {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rebuy/benefits.h"
+#include "rebuy/jv.h"
 #include "rebuy/customers.h"
 
 const struct db_stmt benefits_stmts[] = {
@@ -70,14 +71,6 @@ const struct db_stmt benefits_stmts[] = {
 	{ NULL, NULL },
 };
 
-bool
-benefits_code_valid(const char *code)
-{
-	size_t n = strlen(code);
-
-	return n >= 1 && n <= 64 && strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
-}
-
 char *
 benefits_quota_map(const json_t *map, const char *ptr, struct err *err)
 {
@@ -99,7 +92,7 @@ benefits_quota_map(const json_t *map, const char *ptr, struct err *err)
 
 		snprintf(at, sizeof at, "%s", ptr);
 		err_pointer_append(at, sizeof at, code);
-		if (!benefits_code_valid(code)) {
+		if (!jv_is_code(code)) {
 			err_set(err, ERR_VALIDATION, at, "%s: a benefit code is 1-64 of a-z, 0-9 and -",
 				at);
 			return NULL;

@@ -105,14 +105,6 @@ const struct db_stmt memberships_stmts[] = {
 	{ NULL, NULL },
 };
 
-bool
-memberships_plan_code_valid(const char *code)
-{
-	size_t n = strlen(code);
-
-	return n >= 1 && n <= 64 && strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
-}
-
 const char *
 memberships_check_card(const char *s)
 {

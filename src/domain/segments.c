@@ -691,14 +691,6 @@ segments_members(struct db_conn *c, const char *shop_id, const char *code,
 	return DB_ONE_RESULT;
 }
 
-bool
-segments_code_valid(const char *code)
-{
-	size_t n = strlen(code);
-
-	return n >= 1 && n <= 64 && strspn(code, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
-}
-
 /* ---- exports ---------------------------------------------------------------- */
 
 struct segment_export {

@@ -329,3 +329,11 @@ jv_int_text(const json_t *obj, const char *name, const char *def, char buf[24])
 	snprintf(buf, 24, "%lld", (long long)json_integer_value(v));
 	return buf;
 }
+
+bool
+jv_is_code(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
