@@ -21,6 +21,7 @@
 #include "rebuy/tiers.h"
 #include "rebuy/wallets.h"
 #include "rebuy/orders.h"
+#include "rebuy/rfm.h"
 #include "rebuy/server.h"
 #include "rebuy/shops.h"
 
@@ -207,8 +208,9 @@ out:
  * The janitor: once a minute, the tier reviews and grace ends that are due
  * (reviews also run on demand, POST /v1/tier-programme/review) and the
  * wallets' due bonus releases and expiries (every wallet call also does
- * its own first); hourly, idempotency records past their retention are
- * deleted.
+ * its own first), and the fold of the RFM cells' deltas (readers add what
+ * is not folded yet, so this only keeps them few); hourly, idempotency
+ * records past their retention are deleted.
  */
 static pthread_mutex_t janitor_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t janitor_cond = PTHREAD_COND_INITIALIZER;
@@ -244,6 +246,7 @@ janitor(void *arg)
 				(void)tiers_review_all(c);
 				(void)wallets_sweep(c);
 			}
+			(void)rfm_compact(c);
 			db_close(c);
 		}
 		minute++;
@@ -330,9 +333,9 @@ verify_report(const char *shop, const char *customer, const char *stored,
 }
 
 static void
-ledger_report(const char *shop, const char *what, const char *detail)
+check_report(const char *shop, const char *what, const char *detail)
 {
-	printf("shop %s ledger: %s\n  %s\n", shop, what, detail);
+	printf("shop %s: %s\n  %s\n", shop, what, detail);
 }
 
 static int
@@ -366,9 +369,14 @@ cmd_verify(const struct config *cfg, const char *shop_id)
 	PQclear(PQexec(db_pg(c), "SET statement_timeout = 0"));
 	qs = orders_verify(c, shop_id, verify_report);
 	if (qs >= 0) {
-		enum db_qs lq = wallets_verify(c, shop_id, ledger_report);
+		enum db_qs lq = wallets_verify(c, shop_id, check_report);
 
 		qs = lq < 0 ? lq : qs + lq;
+	}
+	if (qs >= 0) {
+		enum db_qs rq = rfm_verify(c, shop_id, check_report);
+
+		qs = rq < 0 ? rq : qs + rq;
 	}
 	db_close(c);
 	if (qs < 0) {

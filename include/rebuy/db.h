@@ -114,6 +114,14 @@ enum db_qs db_exec_status(struct db_conn *c, const char *stmt, int nparams,
 #define DB_SWEEP_BATCH 100
 int db_sweep(struct db_conn *c, const char *stmt, const char *shop_id);
 
+/*
+ * rebuyd verify's checks: run stmt ($1: shop_id or NULL) whose rows are
+ * (shop, what, detail), one per broken invariant, and hand each to report.
+ * Returns the number of rows.
+ */
+enum db_qs db_verify(struct db_conn *c, const char *stmt, const char *shop_id,
+		     void (*report)(const char *shop, const char *what, const char *detail));
+
 /* Like db_exec for a statement with no parameters that returns no rows. */
 enum db_qs db_exec_simple(struct db_conn *c, const char *sql);
 

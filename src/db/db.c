@@ -671,6 +671,22 @@ db_stream_close(struct db_stream *s)
 	atomic_fetch_sub(&streams_open, 1);
 }
 
+enum db_qs
+db_verify(struct db_conn *c, const char *stmt, const char *shop_id,
+	  void (*report)(const char *shop, const char *what, const char *detail))
+{
+	const char *p[1] = { shop_id };
+	PGresult *r;
+	enum db_qs qs = db_exec(c, stmt, 1, p, &r);
+
+	if (qs < 0)
+		return qs;
+	for (int i = 0; i < (int)qs; i++)
+		report(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+	PQclear(r);
+	return qs;
+}
+
 int
 db_sweep(struct db_conn *c, const char *stmt, const char *shop_id)
 {

@@ -115,19 +115,44 @@
 
 /*
  * The summary needs no customer's own scores: a segment depends on R and
- * F, so customers are counted per (recency, frequency) cell, and the
- * monetary edges come from the histogram alone.
+ * F, so customers are counted per (recency, frequency) cell.  The cells
+ * are kept with the facts (rfm_cells, migration 0018), erased customers
+ * included: er takes them out here, being few.
+ *
+ * The monetary cutoffs need only the four values of rank t[k] (the t-th
+ * least): the spend histogram (rfm_spend_cells, buckets of two
+ * significant digits) says which bucket holds rank t and how many rank
+ * below it, and the facts' index, read from that bucket's least value,
+ * gives the value exactly.  hm(val, upto) holds those four ranks, which
+ * is all CUTS reads of it.
  */
 #define RFM_CELLS \
-	" v AS MATERIALIZED (SELECT " RECENCY " AS rec, f.order_count::bigint AS frq, count(*) AS n," \
-	"   sum(f.total_spent) AS mon" SCORED_FACTS " GROUP BY 1, 2)," \
+	" er AS MATERIALIZED (SELECT f.customer_seq, f.last_order_at, f.order_count, f.total_spent" \
+	"   FROM customers c JOIN customer_facts f ON f.customer_seq = c.seq" \
+	"   WHERE c.shop_id = $1 AND c.erased_at IS NOT NULL)," \
+	" v AS MATERIALIZED (SELECT p.today - x.last_day AS rec, x.order_count::bigint AS frq," \
+	"   sum(x.customers) AS n, sum(x.spent) AS mon" \
+	"   FROM p, (SELECT s.last_day, s.order_count, s.customers, s.spent FROM rfm_cells_stored($1) s" \
+	"     UNION ALL SELECT (er.last_order_at AT TIME ZONE p.tz)::date, er.order_count, -1," \
+	"       -er.total_spent FROM er, p) x" \
+	"   GROUP BY 1, 2 HAVING sum(x.customers) > 0)," \
 	QUINTILE_T("(SELECT sum(n) FROM v)::bigint") \
 	" hr AS MATERIALIZED (SELECT rec AS val, sum(sum(n)) OVER (ORDER BY rec DESC) AS upto" \
 	"   FROM v GROUP BY rec)," \
 	" hf AS MATERIALIZED (SELECT frq AS val, sum(sum(n)) OVER (ORDER BY frq) AS upto" \
 	"   FROM v GROUP BY frq)," \
-	" hm AS MATERIALIZED (SELECT f.total_spent AS val," \
-	"   sum(count(*)) OVER (ORDER BY f.total_spent) AS upto" SCORED_FACTS " GROUP BY 1)," \
+	" mb AS MATERIALIZED (SELECT x.bucket, sum(x.customers) AS n" \
+	"   FROM (SELECT s.bucket, s.customers FROM rfm_spend_stored($1) s" \
+	"     UNION ALL SELECT rfm_spend_bucket(er.total_spent), -1 FROM er) x" \
+	"   GROUP BY 1 HAVING sum(x.customers) > 0)," \
+	" mh AS MATERIALIZED (SELECT bucket, n, sum(n) OVER (ORDER BY bucket) - n AS below FROM mb)," \
+	" hm AS MATERIALIZED (SELECT q.val, t.t[k] AS upto FROM t, generate_series(1, 4) k," \
+	"   LATERAL (SELECT mh.bucket, mh.below FROM mh WHERE mh.below + mh.n >= t.t[k]" \
+	"     ORDER BY mh.bucket LIMIT 1) b," \
+	"   LATERAL (SELECT f.total_spent AS val FROM customer_facts f" \
+	"     WHERE f.shop_id = $1 AND f.total_spent >= b.bucket" \
+	"       AND f.customer_seq <> ALL (SELECT er.customer_seq FROM er)" \
+	"     ORDER BY f.total_spent OFFSET t.t[k] - b.below - 1 LIMIT 1) q)," \
 	CUTS "," \
 	" sc AS (SELECT v.*, p.lapse_days, " PASSES("v.rec", "<=", "cut.r") " AS r," \
 	"   " PASSES("v.frq", ">=", "cut.f") " AS f FROM v, p, cut)," \
@@ -142,6 +167,8 @@ const char rfm_scored_ctes[] = RFM_SCORED;
 	"   FROM shops s WHERE s.id = $1),"
 
 const struct db_stmt rfm_stmts[] = {
+	{ "rfm_cells_compact", "SELECT rfm_cells_compact()" },
+	{ "rfm_cells_verify", "SELECT shop_id, what, detail FROM rfm_cells_verify($1) ORDER BY 1, 3" },
 	{ "rfm_map_get", "SELECT segments::text FROM rfm_maps WHERE shop_id = $1" },
 	{ "rfm_map_put",
 	  "INSERT INTO rfm_maps (shop_id, segments) VALUES ($1, $2::jsonb)"
@@ -164,9 +191,12 @@ const struct db_stmt rfm_stmts[] = {
 	  "     max(rec) FILTER (WHERE r = 4), max(rec) FILTER (WHERE r = 5))::text,"
 	  "   json_build_array(min(frq) FILTER (WHERE f = 2), min(frq) FILTER (WHERE f = 3),"
 	  "     min(frq) FILTER (WHERE f = 4), min(frq) FILTER (WHERE f = 5))::text,"
-	  "   (SELECT json_build_array(min(val) FILTER (WHERE m = 2), min(val) FILTER (WHERE m = 3),"
-	  "     min(val) FILTER (WHERE m = 4), min(val) FILTER (WHERE m = 5))::text"
-	  "    FROM (SELECT hm.val, " PASSES("hm.val", ">=", "cut.m") " AS m FROM hm, cut) y)"
+	  /* score k + 1 starts at the least value passing cutoff k, unless that passes k + 1 too */
+	  "   (SELECT json_agg(CASE WHEN k = 4 OR l.val < cut.m[k + 1] THEN l.val END ORDER BY k)::text"
+	  "    FROM cut, generate_series(1, 4) k,"
+	  "     LATERAL (SELECT min(f.total_spent) AS val FROM customer_facts f"
+	  "       WHERE f.shop_id = $1 AND f.total_spent >= cut.m[k]"
+	  "         AND f.customer_seq <> ALL (SELECT er.customer_seq FROM er)) l)"
 	  " FROM g GROUP BY GROUPING SETS ((seg), ()) ORDER BY seg NULLS FIRST" },
 	/*
 	 * One customer's scores without scoring everyone: for quintiles, w is
@@ -603,4 +633,22 @@ rfm_attach(struct db_conn *c, const char *shop_id, const char *customer_id, char
 	free(*customer);
 	*customer = joined;
 	return DB_ONE_RESULT;
+}
+
+int
+rfm_compact(struct db_conn *c)
+{
+	char *text = NULL;
+	enum db_qs qs = db_exec_text(c, "rfm_cells_compact", 0, NULL, &text);
+	int n = qs > 0 && text ? atoi(text) : -1;
+
+	free(text);
+	return n;
+}
+
+enum db_qs
+rfm_verify(struct db_conn *c, const char *shop_id,
+	   void (*report)(const char *shop, const char *what, const char *detail))
+{
+	return db_verify(c, "rfm_cells_verify", shop_id, report);
 }

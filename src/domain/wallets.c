@@ -277,16 +277,7 @@ enum db_qs
 wallets_verify(struct db_conn *c, const char *shop_id,
 	       void (*report)(const char *shop, const char *what, const char *detail))
 {
-	const char *p[1] = { shop_id };
-	PGresult *r;
-	enum db_qs qs = db_exec(c, "wallets_verify", 1, p, &r);
-
-	if (qs < 0)
-		return qs;
-	for (int i = 0; i < (int)qs; i++)
-		report(PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
-	PQclear(r);
-	return qs;
+	return db_verify(c, "wallets_verify", shop_id, report);
 }
 
 int

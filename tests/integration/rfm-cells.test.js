@@ -1,0 +1,300 @@
+// RFM cells (migration 0018): GET /v1/rfm/summary reads customers counted per
+// (local day of the last order, order count) and per bucket of total spent,
+// kept with the facts by triggers (appended deltas, folded by the janitor),
+// instead of every customer's facts.
+//
+// The summary is checked against a from-scratch scoring, here in JS, of the
+// facts as stored (customer_facts of the shop's non-erased customers): the
+// quintile rule score = 1 + floor(5 w / N) (w: customers with a strictly worse
+// value), the thresholds rule, the default map with its lapsed override, and
+// every figure of every segment and the edges.  Checked after a shuffled bulk
+// load, cancels, refunds and erasures; after the deltas are folded; with
+// deltas on top of folded cells; after the shop's time zone changes (the cells'
+// days are local); with thresholds; and under concurrent orders while the zone
+// changes.  `rebuyd verify` must agree every time and notice a corrupted cell.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startService, api, uniq } from '../lib/harness.js';
+import { OFF_X, ZX, etcZone, DEFAULT_RFM_MAP } from '../lib/history.js';
+
+let svc;
+let c;
+
+before(async () => {
+  svc = await startService();
+  c = api(svc);
+});
+after(async () => { await svc?.stop(); });
+
+function mulberry32(a) {
+  return () => {
+    a |= 0; a = (a + 0x6D2B79F5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const DAY = 86400000;
+const PRICES = [1000, 2000, 2500, 5000, 9900]; // few values: ties everywhere
+
+/** One order: n-th of cust, `msAgo` before now, one line. */
+function order(id, cust, msAgo, price) {
+  return {
+    id,
+    customer_id: cust,
+    placed_at: new Date(Date.now() - msAgo).toISOString(),
+    channel: 'web',
+    currency: 'CNY',
+    lines: [{ sku: 'SKU-1', category: 'tea', role: 'regular', quantity: 1, unit_price: price }],
+    total: price,
+  };
+}
+
+/** Histories of n customers (tag-prefixed ids): 1–9 orders each, up to ~2.5 years back. */
+function generate(rnd, tag, n) {
+  const orders = [];
+  for (let i = 0; i < n; i++) {
+    const cust = `${tag}-c${i}`;
+    const count = 1 + Math.floor(rnd() ** 2 * 9);
+    let ago = Math.floor(rnd() * 900 * DAY) + 60000;
+    for (let k = 0; k < count; k++) {
+      orders.push(order(`${cust}-o${k}`, cust, ago, PRICES[Math.floor(rnd() * PRICES.length)]));
+      ago += Math.floor((1 + rnd() * 60) * DAY);
+    }
+  }
+  return orders;
+}
+
+function shuffle(a, rnd) {
+  const b = a.slice();
+  for (let i = b.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [b[i], b[j]] = [b[j], b[i]];
+  }
+  return b;
+}
+
+async function bulk(key, orders) {
+  for (let i = 0; i < orders.length; i += 500) {
+    const part = orders.slice(i, i + 500);
+    const r = await c.req('POST', '/v1/orders/bulk', {
+      key, rawBody: part.map((o) => JSON.stringify(o)).join('\n') + '\n',
+      headers: { 'content-type': 'application/x-ndjson' }, timeoutMs: 120000,
+    });
+    assert.equal(r.status, 200, r.text.slice(0, 1000));
+    assert.equal(r.body.created, part.length, JSON.stringify(r.body.results.filter((x) => x.status !== 201).slice(0, 3)));
+  }
+}
+
+/** The scored customers' (rec, frq, mon) as stored, recency in the shop's zone now. */
+async function storedFacts(shopId) {
+  const r = await svc.db.query(`SELECT (now() AT TIME ZONE s.timezone)::date
+        - (f.last_order_at AT TIME ZONE s.timezone)::date AS rec,
+      f.order_count AS frq, f.total_spent::text AS mon
+    FROM customer_facts f JOIN customers cu ON cu.seq = f.customer_seq JOIN shops s ON s.id = f.shop_id
+    WHERE f.shop_id = $1 AND cu.erased_at IS NULL`, [shopId]);
+  return r.rows.map((x) => ({ rec: x.rec, frq: x.frq, mon: BigInt(x.mon) }));
+}
+
+/** round(S / N, 1), half away from zero (PostgreSQL's numeric round), S >= 0. */
+const round1 = (s, n) => Number((20n * BigInt(s) + BigInt(n)) / (2n * BigInt(n))) / 10;
+
+/** The summary's segments and edges, scored from scratch. */
+function reference(rows, rfm, lapseDays = 365) {
+  const n = rows.length;
+  const worse = (x, key, better) => rows.filter((o) => better(x[key], o[key])).length;
+  const quint = (w) => 1 + Math.floor((5 * w) / n);
+  const passes = (v, cuts) => 1 + cuts.filter((t) => v >= BigInt(t)).length;
+  const scored = rows.map((x) => {
+    if (rfm.method === 'thresholds') {
+      const th = rfm.recency_days;
+      const r = x.rec <= th[0] ? 5 : x.rec <= th[1] ? 4 : x.rec <= th[2] ? 3 : x.rec <= th[3] ? 2 : 1;
+      return { ...x, r, f: passes(BigInt(x.frq), rfm.frequency), m: passes(x.mon, rfm.monetary) };
+    }
+    return {
+      ...x,
+      r: quint(worse(x, 'rec', (a, b) => a < b)),
+      f: quint(worse(x, 'frq', (a, b) => a > b)),
+      m: quint(worse(x, 'mon', (a, b) => a > b)),
+    };
+  });
+  const inCell = (e, x) => x.r >= e.r[0] && x.r <= e.r[1] && x.f >= e.f[0] && x.f <= e.f[1];
+  const segments = DEFAULT_RFM_MAP.map((e) => ({ name: e.name, members: [] }));
+  for (const x of scored) {
+    let k = DEFAULT_RFM_MAP.findIndex((e) => e.lapsed && inCell(e, x) && x.rec > lapseDays);
+    if (k < 0) k = DEFAULT_RFM_MAP.findIndex((e) => !e.lapsed && inCell(e, x));
+    segments[k].members.push(x);
+  }
+  const sum = (xs, f) => xs.reduce((s, x) => s + BigInt(f(x)), 0n);
+  const edge = (key, score, pick) => [2, 3, 4, 5].map((k) => {
+    const vs = scored.filter((x) => x[score] === k).map((x) => x[key]);
+    return vs.length ? vs.reduce(pick) : null;
+  });
+  const big = (a, b) => (a > b ? a : b);
+  const small = (a, b) => (a < b ? a : b);
+  return {
+    customers: n,
+    segments: segments.map(({ name, members: m }) => ({
+      name,
+      customers: m.length,
+      revenue: Number(sum(m, (x) => x.mon)),
+      avg_recency_days: m.length ? round1(sum(m, (x) => x.rec), m.length) : null,
+      avg_frequency: m.length ? round1(sum(m, (x) => x.frq), m.length) : null,
+      avg_monetary: m.length ? round1(sum(m, (x) => x.mon), m.length) : null,
+    })),
+    // thresholds are the shop's own: the edges are not reported
+    edges: rfm.method === 'thresholds' ? null : {
+      recency: edge('rec', 'r', big),
+      frequency: edge('frq', 'f', small),
+      monetary: edge('mon', 'm', small).map((v) => (v === null ? null : Number(v))),
+    },
+  };
+}
+
+/** GET /v1/rfm/summary, the comparable part. */
+async function summary(key) {
+  const r = await c.get('/v1/rfm/summary', { key });
+  assert.equal(r.status, 200, r.text);
+  return {
+    customers: r.body.customers,
+    segments: r.body.segments.map(({ share, ...rest }) => rest),
+    edges: r.body.edges,
+  };
+}
+
+async function expectReference(s, rfm, what) {
+  const want = reference(await storedFacts(s.shopId), rfm);
+  const got = await summary(s.key);
+  assert.deepEqual(got, want, what);
+  return got;
+}
+
+async function verify(s, what) {
+  const v = await svc.cli(['verify', '--shop', s.shopId]);
+  assert.equal(v.code, 0, `${what}: verify: ${v.stdout}\n${v.stderr}`);
+  assert.match(v.stdout, /(^|\n)0 differences\n/, what);
+}
+
+async function pendingDeltas(shopId) {
+  const r = await svc.db.query('SELECT count(*) AS n FROM rfm_cell_deltas WHERE shop_id = $1', [shopId]);
+  return Number(r.rows[0].n);
+}
+
+async function patchShop(s, body) {
+  const r = await c.patch(`/v1/shops/${s.shopId}`, body, { key: s.key });
+  assert.equal(r.status, 200, r.text);
+}
+
+const QUINTILES = { method: 'quintiles' };
+const THRESHOLDS = {
+  method: 'thresholds', recency_days: [30, 90, 180, 400], frequency: [2, 3, 5, 7], monetary: [2000, 5000, 10000, 20000],
+};
+const OFF2 = OFF_X > 0 ? OFF_X - 6 : OFF_X + 6; // 6:xx or 18:xx there: no date change mid-test
+
+describe('RFM cells', () => {
+  test('the summary equals a from-scratch scoring of the stored facts through loads, folds, refunds, erasures, zone changes and thresholds; verify agrees', async (t) => {
+    const seed = Number(process.env.REBUY_RFM_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    t.diagnostic(`seed ${seed} (REBUY_RFM_SEED=${seed} reproduces)`);
+    const rnd = mulberry32(seed);
+    const tag = uniq('rc').replace(/[^A-Za-z0-9-]/g, '');
+    const r0 = await c.post('/v1/shops', { name: 'RFM cells', currency: 'CNY', timezone: ZX }, { key: svc.platformKey });
+    assert.equal(r0.status, 201, r0.text);
+    const s = { shopId: r0.body.shop.id, key: r0.body.admin_key.key };
+
+    const orders = generate(rnd, tag, 240);
+    await bulk(s.key, shuffle(orders, rnd));
+    // cancels, partial and full refunds (a full refund disqualifies), erasures
+    for (const o of orders) {
+      const x = rnd();
+      if (x < 0.04) {
+        const r = await c.req('POST', `/v1/orders/${o.id}/cancel`, { key: s.key });
+        assert.equal(r.status, 200, r.text);
+      } else if (x < 0.1) {
+        const amount = x < 0.07 ? o.total : Math.floor(o.total / 3);
+        const r = await c.post(`/v1/orders/${o.id}/refunds`, { id: `rf-${o.id}`, amount }, { key: s.key });
+        assert.equal(r.status, 201, r.text);
+      }
+    }
+    for (const i of [3, 50, 51]) {
+      const r = await c.del(`/v1/customers/${tag}-c${i}`, { key: s.key });
+      assert.equal(r.status, 204, r.text);
+    }
+    const loaded = await expectReference(s, QUINTILES, 'after the load');
+    assert.ok(loaded.customers >= 200, `scored: ${loaded.customers}`);
+    assert.ok(loaded.segments.filter((x) => x.customers > 0).length >= 6, JSON.stringify(loaded.segments));
+    await verify(s, 'after the load');
+
+    // the fold changes no answer
+    await svc.db.query('SELECT rfm_cells_compact()');
+    assert.equal(await pendingDeltas(s.shopId), 0, 'every delta folded');
+    assert.deepEqual(await summary(s.key), loaded, 'after the fold');
+    await verify(s, 'after the fold');
+
+    // new deltas on top of folded cells
+    const more = [];
+    for (let i = 0; i < 40; i++) {
+      const cust = `${tag}-c${Math.floor(rnd() * 240)}`;
+      more.push(order(`${cust}-late${i}`, cust, Math.floor(rnd() * 30 * DAY) + 60000, PRICES[i % PRICES.length]));
+    }
+    await bulk(s.key, more);
+    for (const o of more.slice(0, 5)) {
+      const r = await c.post(`/v1/orders/${o.id}/refunds`, { id: `rf-${o.id}`, amount: 100 }, { key: s.key });
+      assert.equal(r.status, 201, r.text);
+    }
+    assert.ok(await pendingDeltas(s.shopId) > 0, 'the new orders left deltas');
+    await expectReference(s, QUINTILES, 'cells and deltas');
+    await verify(s, 'cells and deltas');
+
+    // the cells' days are local: a new zone rebuilds them
+    await patchShop(s, { timezone: etcZone(OFF2) });
+    await expectReference(s, QUINTILES, `in ${etcZone(OFF2)}`);
+    await verify(s, `in ${etcZone(OFF2)}`);
+
+    await patchShop(s, { settings: { rfm: THRESHOLDS } });
+    await expectReference(s, THRESHOLDS, 'thresholds');
+    await patchShop(s, { settings: { rfm: QUINTILES } });
+
+    // a corrupted cell or bucket is reported
+    for (const [table, what] of [['rfm_cells', 'rfm cell differs'], ['rfm_spend_cells', 'rfm spend bucket differs']]) {
+      await svc.db.query('SELECT rfm_cells_compact()');
+      const u = await svc.db.query(`UPDATE ${table} SET customers = customers + 1
+        WHERE ctid = (SELECT ctid FROM ${table} WHERE shop_id = $1 LIMIT 1) RETURNING ctid::text`, [s.shopId]);
+      assert.equal(u.rowCount, 1);
+      const v = await svc.cli(['verify', '--shop', s.shopId]);
+      assert.equal(v.code, 1, `verify must fail: ${v.stdout}`);
+      assert.match(v.stdout, /(^|\n)1 differences\n/, v.stdout);
+      assert.ok(v.stdout.includes(what), v.stdout);
+      await svc.db.query(`UPDATE ${table} SET customers = customers - 1 WHERE ctid = $1::tid`, [u.rows[0].ctid]);
+    }
+    await verify(s, 'after the corruption is undone');
+  });
+
+  test('concurrent orders while the zone changes twice and the deltas are folded: verify finds 0 differences and the summary equals the scoring', async (t) => {
+    const seed = Number(process.env.REBUY_RFM_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    t.diagnostic(`seed ${seed}`);
+    const rnd = mulberry32(seed);
+    const tag = uniq('rk').replace(/[^A-Za-z0-9-]/g, '');
+    const r0 = await c.post('/v1/shops', { name: 'RFM cells 2', currency: 'CNY', timezone: ZX }, { key: svc.platformKey });
+    assert.equal(r0.status, 201, r0.text);
+    const s = { shopId: r0.body.shop.id, key: r0.body.admin_key.key };
+    const queue = shuffle(generate(rnd, tag, 120), rnd);
+    const total = queue.length;
+    const writers = Array.from({ length: 8 }, async () => {
+      for (let o = queue.shift(); o; o = queue.shift()) {
+        const r = await c.put(`/v1/orders/${o.id}`, (({ id, ...b }) => b)(o), { key: s.key });
+        assert.equal(r.status, 201, r.text);
+      }
+    });
+    const others = (async () => {
+      for (const tz of [etcZone(OFF2), ZX]) {
+        while (queue.length > total * (tz === ZX ? 0.3 : 0.7)) await new Promise((res) => setTimeout(res, 5));
+        await patchShop(s, { timezone: tz });
+        await svc.db.query('SELECT rfm_cells_compact()');
+      }
+    })();
+    await Promise.all([...writers, others]);
+    await expectReference(s, QUINTILES, 'after the concurrent load');
+    await verify(s, 'after the concurrent load');
+  });
+});
