@@ -21,7 +21,6 @@
 #include "rebuy/tiers.h"
 #include "rebuy/wallets.h"
 #include "rebuy/orders.h"
-#include "rebuy/rfm.h"
 #include "rebuy/server.h"
 #include "rebuy/shops.h"
 
@@ -208,8 +207,8 @@ out:
  * The janitor: once a minute, the tier reviews and grace ends that are due
  * (reviews also run on demand, POST /v1/tier-programme/review) and the
  * wallets' due bonus releases and expiries (every wallet call also does
- * its own first), and the fold of the RFM cells' deltas (readers add what
- * is not folded yet, so this only keeps them few); hourly, idempotency
+ * its own first), and the fold of the facts' histograms' deltas (readers
+ * add what is not folded yet, so this only keeps them few); hourly, idempotency
  * records past their retention are deleted.
  */
 static pthread_mutex_t janitor_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -246,7 +245,7 @@ janitor(void *arg)
 				(void)tiers_review_all(c);
 				(void)wallets_sweep(c);
 			}
-			(void)rfm_compact(c);
+			(void)orders_fold_cells(c);
 			db_close(c);
 		}
 		minute++;
@@ -374,7 +373,7 @@ cmd_verify(const struct config *cfg, const char *shop_id)
 		qs = lq < 0 ? lq : qs + lq;
 	}
 	if (qs >= 0) {
-		enum db_qs rq = rfm_verify(c, shop_id, check_report);
+		enum db_qs rq = orders_verify_cells(c, shop_id, check_report);
 
 		qs = rq < 0 ? rq : qs + rq;
 	}

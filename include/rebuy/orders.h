@@ -110,6 +110,22 @@ enum db_qs orders_verify(struct db_conn *c, const char *shop_id,
 			 void (*report)(const char *shop, const char *customer,
 					const char *stored, const char *computed));
 
+/*
+ * The histograms kept with the facts (migration 0018: RFM cells, spend
+ * buckets, second-purchase intervals) that differ from the facts, one by
+ * one, for rebuyd verify; returns their number.
+ */
+enum db_qs orders_verify_cells(struct db_conn *c, const char *shop_id,
+			       void (*report)(const char *shop, const char *what,
+					      const char *detail));
+
+/*
+ * Fold the histograms' pending deltas (rebuyd's minute janitor; readers add
+ * what is not folded, so this only keeps them few).  Returns how many were
+ * folded, -1 on a database error.
+ */
+int orders_fold_cells(struct db_conn *c);
+
 extern const struct db_stmt orders_stmts[];
 
 #endif

@@ -55,14 +55,4 @@ enum db_qs rfm_customer(struct db_conn *c, const char *shop_id, const char *cust
 enum db_qs rfm_attach(struct db_conn *c, const char *shop_id, const char *customer_id,
 		      char **customer);
 
-/*
- * Fold the RFM cells' pending deltas (rebuyd's minute janitor); returns
- * how many were folded, -1 on a database error.
- */
-int rfm_compact(struct db_conn *c);
-
-/* rebuyd verify: RFM cells that differ from the facts, one by one; returns their number. */
-enum db_qs rfm_verify(struct db_conn *c, const char *shop_id,
-		      void (*report)(const char *shop, const char *what, const char *detail));
-
 #endif

@@ -85,6 +85,9 @@ const struct db_stmt orders_stmts[] = {
 	{ "orders_refresh_shop",
 	  "SELECT customer_facts_refresh_many(ARRAY(SELECT seq FROM customers"
 	  " WHERE shop_id = $1))" },
+	{ "orders_fold_cells", "SELECT facts_cells_compact()" },
+	{ "orders_verify_cells",
+	  "SELECT shop_id, what, detail FROM facts_cells_verify($1) ORDER BY 1, 2, 3" },
 	{ "orders_verify",
 	  "SELECT shop_id, id, stored::text, computed::text FROM ("
 	  "  SELECT c.shop_id, c.id, customer_facts_stored(c.seq) AS stored,"
@@ -376,4 +379,22 @@ orders_verify(struct db_conn *c, const char *shop_id,
 		       PQgetvalue(r, i, 3));
 	PQclear(r);
 	return qs;
+}
+
+enum db_qs
+orders_verify_cells(struct db_conn *c, const char *shop_id,
+		    void (*report)(const char *shop, const char *what, const char *detail))
+{
+	return db_verify(c, "orders_verify_cells", shop_id, report);
+}
+
+int
+orders_fold_cells(struct db_conn *c)
+{
+	char *text = NULL;
+	enum db_qs qs = db_exec_text(c, "orders_fold_cells", 0, NULL, &text);
+	int n = qs > 0 && text ? atoi(text) : -1;
+
+	free(text);
+	return n;
 }

@@ -167,8 +167,6 @@ const char rfm_scored_ctes[] = RFM_SCORED;
 	"   FROM shops s WHERE s.id = $1),"
 
 const struct db_stmt rfm_stmts[] = {
-	{ "rfm_cells_compact", "SELECT rfm_cells_compact()" },
-	{ "rfm_cells_verify", "SELECT shop_id, what, detail FROM rfm_cells_verify($1) ORDER BY 1, 3" },
 	{ "rfm_map_get", "SELECT segments::text FROM rfm_maps WHERE shop_id = $1" },
 	{ "rfm_map_put",
 	  "INSERT INTO rfm_maps (shop_id, segments) VALUES ($1, $2::jsonb)"
@@ -633,22 +631,4 @@ rfm_attach(struct db_conn *c, const char *shop_id, const char *customer_id, char
 	free(*customer);
 	*customer = joined;
 	return DB_ONE_RESULT;
-}
-
-int
-rfm_compact(struct db_conn *c)
-{
-	char *text = NULL;
-	enum db_qs qs = db_exec_text(c, "rfm_cells_compact", 0, NULL, &text);
-	int n = qs > 0 && text ? atoi(text) : -1;
-
-	free(text);
-	return n;
-}
-
-enum db_qs
-rfm_verify(struct db_conn *c, const char *shop_id,
-	   void (*report)(const char *shop, const char *what, const char *detail))
-{
-	return db_verify(c, "rfm_cells_verify", shop_id, report);
 }

@@ -48,15 +48,31 @@
  * One purchase, and as many days since as the median time to a second
  * purchase of a category bought (the smallest; the shop's median where a
  * category has too few repeat customers), but not yet due_max_factor times it.
+ *
+ * The medians (percentile_disc(0.5): the least days with at least half the
+ * customers at or below) come from interval_cells, kept with the facts
+ * (migration 0018), not from sorting every repeat customer; md(category,
+ * n, m), category '' the shop's.  Only one-time buyers whose first order
+ * lies between the least median and due_max_factor times the greatest can
+ * be due: that range is checked on the facts row before the per-customer
+ * median is looked up (on the local date, which no index has: a page then
+ * walks the customers in page order and stops at its last member, instead
+ * of collecting every one-time buyer of the range to sort them).
  */
 #define DUE \
-	" mc AS MATERIALIZED (SELECT cf.category, count(*) AS n, percentile_disc(0.5) WITHIN GROUP" \
-	"     (ORDER BY " D("cf.second_at") " - " D("cf.first_at") ") AS m" \
-	"   FROM p, customer_category_facts cf" \
-	"   WHERE cf.shop_id = $1 AND cf.second_at IS NOT NULL GROUP BY cf.category)," \
-	" ma AS MATERIALIZED (SELECT percentile_disc(0.5) WITHIN GROUP" \
-	"     (ORDER BY " D("f.second_order_at") " - " D("f.first_order_at") ") AS m" \
-	"   FROM p, customer_facts f WHERE f.shop_id = $1 AND f.second_order_at IS NOT NULL)," \
+	" ic AS MATERIALIZED (SELECT i.category, i.days," \
+	"     sum(i.customers) OVER (PARTITION BY i.category ORDER BY i.days) AS upto," \
+	"     sum(i.customers) OVER (PARTITION BY i.category) AS n" \
+	"   FROM interval_cells_stored($1) i)," \
+	" md AS MATERIALIZED (SELECT DISTINCT ON (ic.category) ic.category, ic.n, ic.days AS m" \
+	"   FROM ic WHERE 2 * ic.upto >= ic.n ORDER BY ic.category, ic.days)," \
+	" mc AS (SELECT md.category, md.n, md.m FROM md WHERE md.category <> '')," \
+	" ma AS (SELECT (SELECT md.m FROM md WHERE md.category = '') AS m)," \
+	" mb AS MATERIALIZED (SELECT" \
+	"   least((SELECT min(mc.m) FROM mc WHERE mc.n >= " CFG("due_min_repeat_customers") ")," \
+	"     (SELECT ma.m FROM ma)) AS lo," \
+	"   greatest((SELECT max(mc.m) FROM mc WHERE mc.n >= " CFG("due_min_repeat_customers") ")," \
+	"     (SELECT ma.m FROM ma)) AS hi FROM p)," \
 	" m AS (SELECT f.customer_seq, jsonb_build_object('median_days', b.m, 'category', b.category)" \
 	"     AS reason" \
 	"   FROM p, ma, customer_facts f," \
@@ -67,6 +83,8 @@
 	"       UNION ALL SELECT ma.m, NULL WHERE cardinality(f.first_order_categories) = 0) y" \
 	"     WHERE y.m IS NOT NULL ORDER BY y.m, y.category COLLATE \"C\" NULLS LAST LIMIT 1) b" \
 	"   WHERE f.shop_id = $1 AND f.order_count = 1" \
+	"     AND p.today - " D("f.first_order_at") " >= (SELECT mb.lo FROM mb)" \
+	"     AND p.today - " D("f.first_order_at") " < " CFG("due_max_factor") " * (SELECT mb.hi FROM mb)" \
 	"     AND p.today - " D("f.first_order_at") " >= b.m" \
 	"     AND p.today - " D("f.first_order_at") " < " CFG("due_max_factor") " * b.m)"
 

@@ -1,17 +1,23 @@
-// RFM cells (migration 0018): GET /v1/rfm/summary reads customers counted per
-// (local day of the last order, order count) and per bucket of total spent,
-// kept with the facts by triggers (appended deltas, folded by the janitor),
-// instead of every customer's facts.
+// Histograms kept with the facts (migration 0018), read instead of every
+// customer's facts:
+//   - GET /v1/rfm/summary reads customers per (local day of the last order,
+//     order count) and per bucket of total spent;
+//   - due-for-repurchase reads its medians from customers per (category,
+//     local days from the first to the second purchase).
+// They are appended as deltas by triggers and folded by the janitor.
 //
-// The summary is checked against a from-scratch scoring, here in JS, of the
-// facts as stored (customer_facts of the shop's non-erased customers): the
-// quintile rule score = 1 + floor(5 w / N) (w: customers with a strictly worse
-// value), the thresholds rule, the default map with its lapsed override, and
-// every figure of every segment and the edges.  Checked after a shuffled bulk
+// Both answers are checked against a from-scratch computation, here in JS, of
+// the facts as stored: for RFM the quintile rule score = 1 + floor(5 w / N)
+// (w: customers with a strictly worse value), the thresholds rule, the
+// default map with its lapsed override, every figure of every segment and
+// the edges; for due-for-repurchase, percentile_disc(0.5) of each category's
+// and the shop's intervals, every one-time buyer's smallest median and the
+// window, member by member with its reason.  Checked after a shuffled bulk
 // load, cancels, refunds and erasures; after the deltas are folded; with
-// deltas on top of folded cells; after the shop's time zone changes (the cells'
-// days are local); with thresholds; and under concurrent orders while the zone
-// changes.  `rebuyd verify` must agree every time and notice a corrupted cell.
+// deltas on top of folded cells; after the shop's time zone changes (the
+// days are local); with thresholds; and under concurrent orders while the
+// zone changes.  `rebuyd verify` must agree every time and notice a
+// corrupted cell.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startService, api, uniq } from '../lib/harness.js';
@@ -38,15 +44,22 @@ function mulberry32(a) {
 const DAY = 86400000;
 const PRICES = [1000, 2000, 2500, 5000, 9900]; // few values: ties everywhere
 
-/** One order: n-th of cust, `msAgo` before now, one line. */
-function order(id, cust, msAgo, price) {
+// 'rare' (4% of orders) has fewer repeat customers than
+// due_min_repeat_customers (30): its buyers are due by the shop's median
+const CATEGORIES = ['tea', 'tea', 'snacks', 'shoes'];
+
+/** One order, `msAgo` before now, one line (of a random category when rnd is given). */
+function order(id, cust, msAgo, price, rnd) {
+  const category = !rnd ? 'tea' : rnd() < 0.04 ? 'rare' : CATEGORIES[Math.floor(rnd() * CATEGORIES.length)];
+  const lines = [{ sku: 'SKU-1', category, role: 'regular', quantity: 1, unit_price: price }];
+  if (rnd && rnd() < 0.3) lines.push({ sku: 'SKU-2', category: 'snacks', role: 'traffic', quantity: 1, unit_price: 0 });
   return {
     id,
     customer_id: cust,
     placed_at: new Date(Date.now() - msAgo).toISOString(),
     channel: 'web',
     currency: 'CNY',
-    lines: [{ sku: 'SKU-1', category: 'tea', role: 'regular', quantity: 1, unit_price: price }],
+    lines,
     total: price,
   };
 }
@@ -59,11 +72,20 @@ function generate(rnd, tag, n) {
     const count = 1 + Math.floor(rnd() ** 2 * 9);
     let ago = Math.floor(rnd() * 900 * DAY) + 60000;
     for (let k = 0; k < count; k++) {
-      orders.push(order(`${cust}-o${k}`, cust, ago, PRICES[Math.floor(rnd() * PRICES.length)]));
+      orders.push(order(`${cust}-o${k}`, cust, ago, PRICES[Math.floor(rnd() * PRICES.length)], rnd));
       ago += Math.floor((1 + rnd() * 60) * DAY);
     }
   }
   return orders;
+}
+
+/** n one-time buyers (ids tag-o<i>), first order within the last 150 days, a fifth of them 'rare'. */
+function oneTimers(rnd, tag, n) {
+  return Array.from({ length: n }, (_, i) => {
+    const o = order(`${tag}-o${i}-o0`, `${tag}-o${i}`, Math.floor(rnd() * 150 * DAY) + 60000, PRICES[i % PRICES.length], rnd);
+    if (i % 5 === 0) o.lines[0].category = 'rare';
+    return o;
+  });
 }
 
 function shuffle(a, rnd) {
@@ -170,6 +192,60 @@ async function expectReference(s, rfm, what) {
   return got;
 }
 
+/** percentile_disc(0.5): the least value with at least half of them at or below it. */
+function median(xs) {
+  const v = xs.slice().sort((a, b) => a - b);
+  return v.length ? v[Math.ceil(v.length / 2) - 1] : null;
+}
+
+/**
+ * due-for-repurchase from scratch: medians of the stored intervals, then
+ * every non-erased one-time buyer; [{id, reason}] in page order.
+ */
+async function dueReference(shopId, minRepeat = 30, factor = 3) {
+  const LD = (col) => `(${col} AT TIME ZONE s.timezone)::date`;
+  const cats = await svc.db.query(`SELECT cf.category, ${LD('cf.second_at')} - ${LD('cf.first_at')} AS d
+    FROM customer_category_facts cf JOIN shops s ON s.id = cf.shop_id
+    WHERE cf.shop_id = $1 AND cf.second_at IS NOT NULL`, [shopId]);
+  const shop = await svc.db.query(`SELECT ${LD('f.second_order_at')} - ${LD('f.first_order_at')} AS d
+    FROM customer_facts f JOIN shops s ON s.id = f.shop_id
+    WHERE f.shop_id = $1 AND f.second_order_at IS NOT NULL`, [shopId]);
+  const by = new Map();
+  for (const r of cats.rows) by.set(r.category, [...(by.get(r.category) ?? []), r.d]);
+  const ma = median(shop.rows.map((r) => r.d));
+  const eff = (cat) => {
+    const xs = by.get(cat) ?? [];
+    return xs.length >= minRepeat ? { m: median(xs), category: cat } : { m: ma, category: null };
+  };
+  const buyers = await svc.db.query(`SELECT cu.id, f.first_order_categories AS cats,
+      (now() AT TIME ZONE s.timezone)::date - ${LD('f.first_order_at')} AS d
+    FROM customer_facts f JOIN customers cu ON cu.seq = f.customer_seq JOIN shops s ON s.id = f.shop_id
+    WHERE f.shop_id = $1 AND f.order_count = 1 AND cu.erased_at IS NULL ORDER BY cu.seq`, [shopId]);
+  const out = [];
+  for (const b of buyers.rows) {
+    const options = b.cats.length ? b.cats.map(eff) : [{ m: ma, category: null }];
+    const best = options.filter((o) => o.m !== null).sort((x, y) => x.m - y.m
+      || (x.category === null) - (y.category === null)
+      || (x.category < y.category ? -1 : x.category > y.category ? 1 : 0))[0];
+    if (best && b.d >= best.m && b.d < factor * best.m) out.push({ id: b.id, reason: { median_days: best.m, category: best.category } });
+  }
+  return out;
+}
+
+async function expectDue(s, what) {
+  const want = await dueReference(s.shopId);
+  const got = [];
+  let cursor = null;
+  do {
+    const r = await c.get(`/v1/segments/due-for-repurchase/customers?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { key: s.key });
+    assert.equal(r.status, 200, r.text);
+    for (const x of r.body.items) got.push({ id: x.id, reason: x.reason });
+    cursor = r.body.next_cursor;
+  } while (cursor);
+  assert.deepEqual(got, want, `due-for-repurchase ${what}`);
+  return got;
+}
+
 async function verify(s, what) {
   const v = await svc.cli(['verify', '--shop', s.shopId]);
   assert.equal(v.code, 0, `${what}: verify: ${v.stdout}\n${v.stderr}`);
@@ -177,7 +253,7 @@ async function verify(s, what) {
 }
 
 async function pendingDeltas(shopId) {
-  const r = await svc.db.query('SELECT count(*) AS n FROM rfm_cell_deltas WHERE shop_id = $1', [shopId]);
+  const r = await svc.db.query('SELECT count(*) AS n FROM facts_cell_deltas WHERE shop_id = $1', [shopId]);
   return Number(r.rows[0].n);
 }
 
@@ -192,8 +268,8 @@ const THRESHOLDS = {
 };
 const OFF2 = OFF_X > 0 ? OFF_X - 6 : OFF_X + 6; // 6:xx or 18:xx there: no date change mid-test
 
-describe('RFM cells', () => {
-  test('the summary equals a from-scratch scoring of the stored facts through loads, folds, refunds, erasures, zone changes and thresholds; verify agrees', async (t) => {
+describe('histograms kept with the facts', () => {
+  test('the RFM summary and due-for-repurchase equal a from-scratch computation from the stored facts through loads, folds, refunds, erasures, zone changes and thresholds; verify agrees', async (t) => {
     const seed = Number(process.env.REBUY_RFM_SEED ?? Math.floor(Math.random() * 2 ** 31));
     t.diagnostic(`seed ${seed} (REBUY_RFM_SEED=${seed} reproduces)`);
     const rnd = mulberry32(seed);
@@ -202,7 +278,7 @@ describe('RFM cells', () => {
     assert.equal(r0.status, 201, r0.text);
     const s = { shopId: r0.body.shop.id, key: r0.body.admin_key.key };
 
-    const orders = generate(rnd, tag, 240);
+    const orders = [...generate(rnd, tag, 240), ...oneTimers(rnd, tag, 80)];
     await bulk(s.key, shuffle(orders, rnd));
     // cancels, partial and full refunds (a full refund disqualifies), erasures
     for (const o of orders) {
@@ -223,19 +299,24 @@ describe('RFM cells', () => {
     const loaded = await expectReference(s, QUINTILES, 'after the load');
     assert.ok(loaded.customers >= 200, `scored: ${loaded.customers}`);
     assert.ok(loaded.segments.filter((x) => x.customers > 0).length >= 6, JSON.stringify(loaded.segments));
+    const due = await expectDue(s, 'after the load');
+    t.diagnostic(`due-for-repurchase: ${due.length} members, by ${JSON.stringify(due.reduce((a, x) => ({ ...a, [x.reason.category]: (a[x.reason.category] ?? 0) + 1 }), {}))}`);
+    assert.ok(due.length >= 10, 'due-for-repurchase has members');
+    assert.ok(due.some((x) => x.reason.category === null), 'some are due by the shop median');
     await verify(s, 'after the load');
 
     // the fold changes no answer
-    await svc.db.query('SELECT rfm_cells_compact()');
+    await svc.db.query('SELECT facts_cells_compact()');
     assert.equal(await pendingDeltas(s.shopId), 0, 'every delta folded');
     assert.deepEqual(await summary(s.key), loaded, 'after the fold');
+    await expectDue(s, 'after the fold');
     await verify(s, 'after the fold');
 
     // new deltas on top of folded cells
     const more = [];
     for (let i = 0; i < 40; i++) {
       const cust = `${tag}-c${Math.floor(rnd() * 240)}`;
-      more.push(order(`${cust}-late${i}`, cust, Math.floor(rnd() * 30 * DAY) + 60000, PRICES[i % PRICES.length]));
+      more.push(order(`${cust}-late${i}`, cust, Math.floor(rnd() * 30 * DAY) + 60000, PRICES[i % PRICES.length], rnd));
     }
     await bulk(s.key, more);
     for (const o of more.slice(0, 5)) {
@@ -244,11 +325,13 @@ describe('RFM cells', () => {
     }
     assert.ok(await pendingDeltas(s.shopId) > 0, 'the new orders left deltas');
     await expectReference(s, QUINTILES, 'cells and deltas');
+    await expectDue(s, 'cells and deltas');
     await verify(s, 'cells and deltas');
 
     // the cells' days are local: a new zone rebuilds them
     await patchShop(s, { timezone: etcZone(OFF2) });
     await expectReference(s, QUINTILES, `in ${etcZone(OFF2)}`);
+    await expectDue(s, `in ${etcZone(OFF2)}`);
     await verify(s, `in ${etcZone(OFF2)}`);
 
     await patchShop(s, { settings: { rfm: THRESHOLDS } });
@@ -256,8 +339,9 @@ describe('RFM cells', () => {
     await patchShop(s, { settings: { rfm: QUINTILES } });
 
     // a corrupted cell or bucket is reported
-    for (const [table, what] of [['rfm_cells', 'rfm cell differs'], ['rfm_spend_cells', 'rfm spend bucket differs']]) {
-      await svc.db.query('SELECT rfm_cells_compact()');
+    for (const [table, what] of [['rfm_cells', 'rfm cell differs'], ['rfm_spend_cells', 'rfm spend bucket differs'],
+      ['interval_cells', 'interval cell differs']]) {
+      await svc.db.query('SELECT facts_cells_compact()');
       const u = await svc.db.query(`UPDATE ${table} SET customers = customers + 1
         WHERE ctid = (SELECT ctid FROM ${table} WHERE shop_id = $1 LIMIT 1) RETURNING ctid::text`, [s.shopId]);
       assert.equal(u.rowCount, 1);
@@ -270,7 +354,7 @@ describe('RFM cells', () => {
     await verify(s, 'after the corruption is undone');
   });
 
-  test('concurrent orders while the zone changes twice and the deltas are folded: verify finds 0 differences and the summary equals the scoring', async (t) => {
+  test('concurrent orders while the zone changes twice and the deltas are folded: verify finds 0 differences, the summary and due-for-repurchase equal the computation', async (t) => {
     const seed = Number(process.env.REBUY_RFM_SEED ?? Math.floor(Math.random() * 2 ** 31));
     t.diagnostic(`seed ${seed}`);
     const rnd = mulberry32(seed);
@@ -290,11 +374,12 @@ describe('RFM cells', () => {
       for (const tz of [etcZone(OFF2), ZX]) {
         while (queue.length > total * (tz === ZX ? 0.3 : 0.7)) await new Promise((res) => setTimeout(res, 5));
         await patchShop(s, { timezone: tz });
-        await svc.db.query('SELECT rfm_cells_compact()');
+        await svc.db.query('SELECT facts_cells_compact()');
       }
     })();
     await Promise.all([...writers, others]);
     await expectReference(s, QUINTILES, 'after the concurrent load');
+    await expectDue(s, 'after the concurrent load');
     await verify(s, 'after the concurrent load');
   });
 });
