@@ -7,6 +7,8 @@
 -- are found in it, then read exactly from the facts' index within one
 -- bucket.  A third counts the days from a first to a second purchase, per
 -- category and for the shop: the medians due-for-repurchase compares with.
+-- And each customer's net spend over the shop's last 365 local days (vip)
+-- is kept for the current day.
 --
 -- Writers never update a cell: a change of facts appends deltas (one
 -- customer leaving a cell and a bucket, entering others), so concurrent
@@ -83,92 +85,194 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- A cell's day is in the shop's zone.  A change of zone rebuilds the
--- shop's cells under an exclusive lock; writers of deltas and the fold hold
--- it shared, so none computes a day with a zone that is being replaced.
+-- shop's cells under an exclusive lock; writers of deltas (the triggers
+-- below take it themselves, inline) and the fold hold it shared, so none
+-- computes a day with a zone that is being replaced.
 CREATE FUNCTION facts_cells_lock(p_shop uuid, p_exclusive boolean) RETURNS void
-LANGUAGE sql AS $$
-    SELECT CASE WHEN p_exclusive
-        THEN pg_advisory_xact_lock(hashtextextended('facts_cells ' || p_shop, 0))
-        ELSE pg_advisory_xact_lock_shared(hashtextextended('facts_cells ' || p_shop, 0)) END
-$$;
-
--- Statement-level, over transition tables: an import's bulk refresh of a
--- million customers runs it once, not a million times.
-CREATE FUNCTION facts_cells_track() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- Locks first, each its own statement: the delta's statement then
-    -- takes a snapshot that sees a zone change committed while we waited.
-    IF TG_OP = 'DELETE' THEN
-        PERFORM facts_cells_lock(s, false) FROM (SELECT DISTINCT shop_id FROM old_facts ORDER BY 1) x(s);
+    IF p_exclusive THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('facts_cells ' || p_shop, 0));
     ELSE
-        PERFORM facts_cells_lock(s, false) FROM (SELECT DISTINCT shop_id FROM new_facts ORDER BY 1) x(s);
+        PERFORM pg_advisory_xact_lock_shared(hashtextextended('facts_cells ' || p_shop, 0));
     END IF;
-    -- No grouping: most statements change one customer's facts, and an
-    -- aggregate costs more than the two rows it would save.
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO facts_cell_deltas
-        SELECT o.shop_id, (o.last_order_at AT TIME ZONE s.timezone)::date, o.order_count,
-               rfm_spend_bucket(o.total_spent), -1, -o.total_spent,
-               (o.second_order_at AT TIME ZONE s.timezone)::date
-               - (o.first_order_at AT TIME ZONE s.timezone)::date
-          FROM old_facts o JOIN shops s ON s.id = o.shop_id;
+END
+$$;
+
+-- vip: every customer's net spend over the 365 local days ending on as_of,
+-- kept for the shop's current day, so a vip page reads the top of an index
+-- instead of summing a year of purchase occasions.  Exact within the day:
+-- every change of a customer's facts (which every change of their
+-- occasions comes with) recomputes their spend, under the cells' lock.  A
+-- new day or zone leaves vip_state behind: pages then compute it live and
+-- rebuyd's janitor rebuilds it (vip_stale_shops).  Erased customers are
+-- left out by the reader.
+CREATE TABLE vip_state (
+    shop_id  uuid PRIMARY KEY REFERENCES shops (id),
+    as_of    date NOT NULL,
+    tz       text NOT NULL,
+    spenders bigint NOT NULL  -- customers with spend > 0, less vip_count_deltas
+);
+COMMENT ON TABLE vip_state IS 'The local day and zone vip_spend is kept for, per shop';
+
+-- Customers whose spend became positive (+1) or stopped being (-1): vip's
+-- K needs their number, which a count of a year's spenders would cost.
+CREATE TABLE vip_count_deltas (
+    shop_id   uuid NOT NULL,
+    customers bigint NOT NULL
+);
+CREATE INDEX vip_count_deltas_shop ON vip_count_deltas (shop_id);
+COMMENT ON TABLE vip_count_deltas IS 'Changes to vip_state.spenders not yet folded in by facts_cells_compact()';
+
+-- No foreign keys, as in the deltas: rows come from facts that have them.
+CREATE TABLE vip_spend (
+    customer_seq bigint PRIMARY KEY,
+    shop_id      uuid NOT NULL,
+    spend        bigint NOT NULL
+);
+CREATE INDEX vip_spend_top ON vip_spend (shop_id, spend DESC) INCLUDE (customer_seq) WHERE spend > 0;
+COMMENT ON TABLE vip_spend IS 'Net spend over the 365 local days ending on vip_state.as_of, per customer';
+
+-- One customer's spend in the window of the shop's vip_state, 0 if none.
+CREATE FUNCTION vip_spend_of(p_customer bigint, p_as_of date, p_tz text) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(o.net), 0)::bigint FROM purchase_occasions o
+     WHERE o.customer_seq = p_customer
+       AND o.started_at >= (p_as_of - 364)::timestamp AT TIME ZONE p_tz
+       AND o.started_at < (p_as_of + 1)::timestamp AT TIME ZONE p_tz
+$$;
+
+-- After a change of a customer's facts (nothing where the shop keeps no
+-- vip_state).  The old spend is read after the customer's lock: a
+-- crossing of zero is counted once.
+CREATE FUNCTION vip_spend_refresh(p_customer bigint, p_shop uuid) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    st     vip_state;
+    before bigint;
+    after  bigint;
+BEGIN
+    SELECT * INTO st FROM vip_state WHERE shop_id = p_shop;
+    IF NOT FOUND THEN
+        RETURN;
     END IF;
-    IF TG_OP IN ('UPDATE', 'INSERT') THEN
-        INSERT INTO facts_cell_deltas
-        SELECT n.shop_id, (n.last_order_at AT TIME ZONE s.timezone)::date, n.order_count,
-               rfm_spend_bucket(n.total_spent), 1, n.total_spent,
-               (n.second_order_at AT TIME ZONE s.timezone)::date
-               - (n.first_order_at AT TIME ZONE s.timezone)::date
-          FROM new_facts n JOIN shops s ON s.id = n.shop_id;
+    SELECT coalesce(sum(o.net), 0) INTO after FROM purchase_occasions o
+     WHERE o.customer_seq = p_customer
+       AND o.started_at >= (st.as_of - 364)::timestamp AT TIME ZONE st.tz
+       AND o.started_at < (st.as_of + 1)::timestamp AT TIME ZONE st.tz;
+    SELECT v.spend INTO before FROM vip_spend v WHERE v.customer_seq = p_customer;
+    IF before IS NOT DISTINCT FROM after OR (before IS NULL AND after = 0) THEN
+        RETURN;
     END IF;
+    INSERT INTO vip_spend AS v (customer_seq, shop_id, spend) VALUES (p_customer, p_shop, after)
+    ON CONFLICT (customer_seq) DO UPDATE SET spend = excluded.spend;
+    IF (after > 0) <> (coalesce(before, 0) > 0) THEN
+        INSERT INTO vip_count_deltas (shop_id, customers)
+        VALUES (p_shop, CASE WHEN after > 0 THEN 1 ELSE -1 END);
+    END IF;
+END
+$$;
+
+-- Every customer's spend for the shop's current day and zone.
+CREATE FUNCTION vip_spend_rebuild(p_shop uuid) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    day date;
+    zone text;
+BEGIN
+    PERFORM facts_cells_lock(p_shop, true);
+    SELECT (now() AT TIME ZONE s.timezone)::date, s.timezone INTO day, zone
+      FROM shops s WHERE s.id = p_shop;
+    DELETE FROM vip_spend WHERE shop_id = p_shop;
+    DELETE FROM vip_count_deltas WHERE shop_id = p_shop;
+    INSERT INTO vip_spend (customer_seq, shop_id, spend)
+    SELECT o.customer_seq, p_shop, sum(o.net) FROM purchase_occasions o
+     WHERE o.shop_id = p_shop
+       AND o.started_at >= (day - 364)::timestamp AT TIME ZONE zone
+       AND o.started_at < (day + 1)::timestamp AT TIME ZONE zone
+     GROUP BY o.customer_seq HAVING sum(o.net) > 0;
+    INSERT INTO vip_state (shop_id, as_of, tz, spenders)
+    VALUES (p_shop, day, zone, (SELECT count(*) FROM vip_spend v WHERE v.shop_id = p_shop))
+    ON CONFLICT (shop_id) DO UPDATE
+       SET as_of = excluded.as_of, tz = excluded.tz, spenders = excluded.spenders;
+END
+$$;
+
+-- The shops whose vip_state is missing or behind their day or zone (rebuyd's
+-- janitor rebuilds them, each in its own transaction).
+CREATE FUNCTION vip_stale_shops() RETURNS SETOF uuid
+LANGUAGE sql STABLE AS $$
+    SELECT s.id FROM shops s LEFT JOIN vip_state v ON v.shop_id = s.id
+     WHERE v.shop_id IS NULL OR v.tz <> s.timezone
+        OR v.as_of <> (now() AT TIME ZONE s.timezone)::date
+     ORDER BY s.id
+$$;
+
+-- Row-level, with plain parameters: PL/pgSQL keeps its plans (statements
+-- over transition tables cost several times more on the single-customer
+-- changes every order makes).
+CREATE FUNCTION facts_cells_track() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    shop uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.shop_id ELSE NEW.shop_id END;
+    zone text;
+BEGIN
+    -- The lock first, its own statement: the next takes a snapshot that
+    -- sees a zone change committed while we waited.
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended('facts_cells ' || shop, 0));
+    SELECT s.timezone INTO zone FROM shops s WHERE s.id = shop;
+    IF TG_OP = 'UPDATE' AND (OLD.last_order_at, OLD.order_count, OLD.total_spent,
+            OLD.first_order_at, OLD.second_order_at)
+        IS NOT DISTINCT FROM (NEW.last_order_at, NEW.order_count, NEW.total_spent,
+            NEW.first_order_at, NEW.second_order_at) THEN
+        NULL;  -- the same cells and spend: no delta
+    ELSE
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            INSERT INTO facts_cell_deltas
+            VALUES (OLD.shop_id, (OLD.last_order_at AT TIME ZONE zone)::date, OLD.order_count,
+                    rfm_spend_bucket(OLD.total_spent), -1, -OLD.total_spent,
+                    (OLD.second_order_at AT TIME ZONE zone)::date
+                    - (OLD.first_order_at AT TIME ZONE zone)::date);
+        END IF;
+        IF TG_OP IN ('UPDATE', 'INSERT') THEN
+            INSERT INTO facts_cell_deltas
+            VALUES (NEW.shop_id, (NEW.last_order_at AT TIME ZONE zone)::date, NEW.order_count,
+                    rfm_spend_bucket(NEW.total_spent), 1, NEW.total_spent,
+                    (NEW.second_order_at AT TIME ZONE zone)::date
+                    - (NEW.first_order_at AT TIME ZONE zone)::date);
+        END IF;
+    END IF;
+    -- A customer's occasions change only with their facts.
+    PERFORM vip_spend_refresh(CASE WHEN TG_OP = 'DELETE' THEN OLD.customer_seq
+                                   ELSE NEW.customer_seq END, shop);
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER customer_facts_cells_insert AFTER INSERT ON customer_facts
-    REFERENCING NEW TABLE AS new_facts
-    FOR EACH STATEMENT EXECUTE FUNCTION facts_cells_track();
-CREATE TRIGGER customer_facts_cells_update AFTER UPDATE ON customer_facts
-    REFERENCING OLD TABLE AS old_facts NEW TABLE AS new_facts
-    FOR EACH STATEMENT EXECUTE FUNCTION facts_cells_track();
-CREATE TRIGGER customer_facts_cells_delete AFTER DELETE ON customer_facts
-    REFERENCING OLD TABLE AS old_facts
-    FOR EACH STATEMENT EXECUTE FUNCTION facts_cells_track();
+CREATE TRIGGER customer_facts_cells AFTER INSERT OR UPDATE OR DELETE ON customer_facts
+    FOR EACH ROW EXECUTE FUNCTION facts_cells_track();
 
 -- Category facts are only ever inserted and deleted (a refresh replaces a
--- customer's).  Most rows have no second purchase: no lock, no delta.
+-- customer's).  Rows without a second purchase do not fire it.
 CREATE FUNCTION interval_cells_track() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    r customer_category_facts := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    zone text;
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        IF NOT EXISTS (SELECT FROM old_cats WHERE second_at IS NOT NULL) THEN
-            RETURN NULL;
-        END IF;
-        PERFORM facts_cells_lock(s, false) FROM (SELECT DISTINCT shop_id FROM old_cats ORDER BY 1) x(s);
-        INSERT INTO interval_deltas
-        SELECT o.shop_id, o.category, (o.second_at AT TIME ZONE s.timezone)::date
-               - (o.first_at AT TIME ZONE s.timezone)::date, -1
-          FROM old_cats o JOIN shops s ON s.id = o.shop_id WHERE o.second_at IS NOT NULL;
-    ELSE
-        IF NOT EXISTS (SELECT FROM new_cats WHERE second_at IS NOT NULL) THEN
-            RETURN NULL;
-        END IF;
-        PERFORM facts_cells_lock(s, false) FROM (SELECT DISTINCT shop_id FROM new_cats ORDER BY 1) x(s);
-        INSERT INTO interval_deltas
-        SELECT n.shop_id, n.category, (n.second_at AT TIME ZONE s.timezone)::date
-               - (n.first_at AT TIME ZONE s.timezone)::date, 1
-          FROM new_cats n JOIN shops s ON s.id = n.shop_id WHERE n.second_at IS NOT NULL;
-    END IF;
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended('facts_cells ' || r.shop_id, 0));
+    SELECT s.timezone INTO zone FROM shops s WHERE s.id = r.shop_id;
+    INSERT INTO interval_deltas
+    VALUES (r.shop_id, r.category,
+            (r.second_at AT TIME ZONE zone)::date - (r.first_at AT TIME ZONE zone)::date,
+            CASE WHEN TG_OP = 'DELETE' THEN -1 ELSE 1 END);
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER customer_category_facts_insert AFTER INSERT ON customer_category_facts
-    REFERENCING NEW TABLE AS new_cats
-    FOR EACH STATEMENT EXECUTE FUNCTION interval_cells_track();
+    FOR EACH ROW WHEN (NEW.second_at IS NOT NULL) EXECUTE FUNCTION interval_cells_track();
 CREATE TRIGGER customer_category_facts_delete AFTER DELETE ON customer_category_facts
-    REFERENCING OLD TABLE AS old_cats
-    FOR EACH STATEMENT EXECUTE FUNCTION interval_cells_track();
+    FOR EACH ROW WHEN (OLD.second_at IS NOT NULL) EXECUTE FUNCTION interval_cells_track();
 CREATE FUNCTION customer_category_facts_no_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -291,7 +395,7 @@ DECLARE
     n      bigint;
 BEGIN
     FOR shop IN SELECT d.shop_id FROM facts_cell_deltas d UNION SELECT d.shop_id FROM interval_deltas d
-                ORDER BY 1 LOOP
+                UNION SELECT d.shop_id FROM vip_count_deltas d ORDER BY 1 LOOP
         PERFORM facts_cells_lock(shop, false);
         WITH gone AS (DELETE FROM facts_cell_deltas d WHERE d.shop_id = shop RETURNING d.*),
              cells AS (INSERT INTO rfm_cells AS c (shop_id, last_day, order_count, customers, spent)
@@ -322,6 +426,9 @@ BEGIN
         DELETE FROM rfm_cells c WHERE c.shop_id = shop AND c.customers = 0 AND c.spent = 0;
         DELETE FROM rfm_spend_cells c WHERE c.shop_id = shop AND c.customers = 0;
         DELETE FROM interval_cells c WHERE c.shop_id = shop AND c.customers = 0;
+        WITH gone AS (DELETE FROM vip_count_deltas d WHERE d.shop_id = shop RETURNING d.customers)
+        UPDATE vip_state v SET spenders = v.spenders + (SELECT sum(g.customers) FROM gone g)
+         WHERE v.shop_id = shop AND EXISTS (SELECT FROM gone);
     END LOOP;
     RETURN folded;
 END
@@ -363,6 +470,23 @@ LANGUAGE sql STABLE AS $$
                         ON a.category = b.category AND a.days = b.days
                      WHERE a.customers IS DISTINCT FROM b.customers) d
      WHERE p_shop IS NULL OR s.id = p_shop
+    UNION ALL
+    SELECT st.shop_id, 'vip spend differs from the occasions',
+           'customer ' || c.id || ': stored ' || coalesce(v.spend, 0) || ', computed '
+           || vip_spend_of(c.seq, st.as_of, st.tz)
+      FROM vip_state st JOIN customers c ON c.shop_id = st.shop_id
+      LEFT JOIN vip_spend v ON v.customer_seq = c.seq
+     WHERE (p_shop IS NULL OR st.shop_id = p_shop)
+       AND coalesce(v.spend, 0) <> vip_spend_of(c.seq, st.as_of, st.tz)
+    UNION ALL
+    SELECT st.shop_id, 'vip spenders differ from the spends',
+           'stored ' || st.spenders + x.pending || ', counted ' || x.counted
+      FROM vip_state st,
+           LATERAL (SELECT (SELECT coalesce(sum(d.customers), 0) FROM vip_count_deltas d
+                             WHERE d.shop_id = st.shop_id) AS pending,
+                           (SELECT count(*) FROM vip_spend v
+                             WHERE v.shop_id = st.shop_id AND v.spend > 0) AS counted) x
+     WHERE (p_shop IS NULL OR st.shop_id = p_shop) AND st.spenders + x.pending <> x.counted
 $$;
 
 INSERT INTO rfm_cells (shop_id, last_day, order_count, customers, spent)

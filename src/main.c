@@ -22,6 +22,7 @@
 #include "rebuy/wallets.h"
 #include "rebuy/orders.h"
 #include "rebuy/server.h"
+#include "rebuy/segments.h"
 #include "rebuy/shops.h"
 
 #ifndef REBUY_VERSION
@@ -208,7 +209,8 @@ out:
  * (reviews also run on demand, POST /v1/tier-programme/review) and the
  * wallets' due bonus releases and expiries (every wallet call also does
  * its own first), and the fold of the facts' histograms' deltas (readers
- * add what is not folded yet, so this only keeps them few); hourly, idempotency
+ * add what is not folded yet, so this only keeps them few) and vip's kept
+ * spends of shops whose day has changed; hourly, idempotency
  * records past their retention are deleted.
  */
 static pthread_mutex_t janitor_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -246,6 +248,7 @@ janitor(void *arg)
 				(void)wallets_sweep(c);
 			}
 			(void)orders_fold_cells(c);
+			(void)segments_refresh_vip(c);
 			db_close(c);
 		}
 		minute++;

@@ -13,6 +13,14 @@
 #include <jansson.h>
 #include "rebuy/db.h"
 
+/*
+ * Rebuild vip's kept spends (vip_spend, migration 0018) of every shop whose
+ * day or zone has moved on since, one shop per transaction (rebuyd's
+ * janitor; until then vip pages compute live).  Returns the number of
+ * shops rebuilt, -1 on a database error.
+ */
+int segments_refresh_vip(struct db_conn *c);
+
 extern const struct db_stmt segments_stmts[];
 
 /* Fields of a list item that `fields=` may pick (id is always there). */

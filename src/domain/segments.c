@@ -104,19 +104,42 @@
 	"   FROM p, customer_facts f" \
 	"   WHERE f.shop_id = $1 AND f.last_order_at < " START("p.today - " CFG("lapse_days")) ")"
 
-/* the top vip_percent by net spend over the last 365 days, ties at the cutoff in */
+/*
+ * The top vip_percent by net spend over the last 365 days, ties at the
+ * cutoff in: the cutoff is the K-th spend from the top, K = vip_percent %
+ * of the customers who spent, rounded up.  Read from vip_spend (migration
+ * 0018) when it is kept for this day and zone: K from the count kept with
+ * it (kn), then a walk down its index; live from a year of purchase occasions (sp, cut) when not (the
+ * janitor has not caught up with a new day yet).  One branch runs.
+ */
 #define VIP \
+	" vf AS MATERIALIZED (SELECT EXISTS (SELECT FROM vip_state v WHERE v.shop_id = $1" \
+	"   AND v.as_of = p.today AND v.tz = p.tz) AS fresh FROM p)," \
+	" er AS MATERIALIZED (SELECT coalesce(array_agg(c.seq), '{}') AS seqs FROM customers c" \
+	"   WHERE c.shop_id = $1 AND c.erased_at IS NOT NULL)," \
 	" sp AS (SELECT o.customer_seq, sum(o.net) AS spend" \
-	"   FROM p, purchase_occasions o" \
-	"   WHERE o.shop_id = $1 AND NOT EXISTS (SELECT FROM customers c WHERE c.shop_id = $1" \
-	"       AND c.erased_at IS NOT NULL AND c.seq = o.customer_seq)" \
+	"   FROM p, er, purchase_occasions o" \
+	"   WHERE o.shop_id = $1 AND o.customer_seq <> ALL (er.seqs)" \
 	"     AND o.started_at >= " START("p.today - 364") \
 	"     AND o.started_at < " START("p.today + 1") \
 	"   GROUP BY o.customer_seq HAVING sum(o.net) > 0)," \
 	" cut AS (SELECT min(t.spend) AS cutoff FROM (SELECT sp.spend FROM sp ORDER BY sp.spend DESC" \
 	"   LIMIT (SELECT (count(*) * min(" CFG("vip_percent") ") + 99) / 100 FROM sp, p)) t)," \
+	" kept AS NOT MATERIALIZED (SELECT v.customer_seq, v.spend FROM er, vip_spend v" \
+	"   WHERE v.shop_id = $1 AND v.spend > 0 AND v.customer_seq <> ALL (er.seqs))," \
+	/* bigint, as count(*) is in cut: K's division must truncate */ \
+	" kn AS MATERIALIZED (SELECT (st.spenders + (SELECT coalesce(sum(d.customers), 0)" \
+	"     FROM vip_count_deltas d WHERE d.shop_id = $1)" \
+	"   - (SELECT count(*) FROM er, vip_spend v WHERE v.customer_seq = ANY (er.seqs) AND v.spend > 0))" \
+	"   ::bigint AS n FROM vip_state st WHERE st.shop_id = $1)," \
+	" kcut AS MATERIALIZED (SELECT kept.spend AS cutoff FROM kept ORDER BY kept.spend DESC" \
+	"   OFFSET greatest((SELECT (kn.n * " CFG("vip_percent") " + 99) / 100 - 1 FROM kn, p), 0)" \
+	"   LIMIT 1)," \
 	" m AS (SELECT sp.customer_seq, jsonb_build_object('spend_365d', sp.spend, 'cutoff', cut.cutoff)" \
-	"     AS reason FROM sp, cut WHERE sp.spend >= cut.cutoff)"
+	"     AS reason FROM sp, cut WHERE NOT (SELECT vf.fresh FROM vf) AND sp.spend >= cut.cutoff" \
+	"   UNION ALL SELECT kept.customer_seq, jsonb_build_object('spend_365d', kept.spend," \
+	"     'cutoff', kcut.cutoff) FROM kept, kcut" \
+	"   WHERE (SELECT vf.fresh FROM vf) AND kept.spend >= kcut.cutoff)"
 
 #define SIZE " SELECT count(*) FROM m JOIN customers c ON c.seq = m.customer_seq" \
 	" WHERE c.erased_at IS NULL"
@@ -216,6 +239,8 @@ const struct db_stmt segments_stmts[] = {
 	{ "segments_size_vip", P_SIZE VIP SIZE },
 	{ "segments_page_vip", P_PAGE VIP PAGE },
 	{ "segments_export_vip", P_EXPORT VIP EXPORT },
+	{ "segments_vip_stale", "SELECT vip_stale_shops()" },
+	{ "segments_vip_rebuild", "SELECT vip_spend_rebuild($1)" },
 	{ "segments_custom_list",
 	  "SELECT " CUSTOM_COLUMNS " FROM custom_segments WHERE shop_id = $1 ORDER BY code COLLATE \"C\"" },
 	{ "segments_custom_get",
@@ -1041,4 +1066,29 @@ segments_export_free(void *export)
 	db_stream_close(x->rows);
 	free(x->line);
 	free(x);
+}
+
+int
+segments_refresh_vip(struct db_conn *c)
+{
+	PGresult *r;
+	enum db_qs qs = db_exec(c, "segments_vip_stale", 0, NULL, &r);
+	int done = 0;
+
+	if (qs < 0)
+		return -1;
+	for (int i = 0; i < (int)qs; i++) {
+		const char *p[1] = { PQgetvalue(r, i, 0) };
+
+		if (db_exec_none(c, "segments_vip_rebuild", 1, p) < 0) {
+			done = -1;
+			break;
+		}
+		done++;
+	}
+	PQclear(r);
+	/* all rows new: without it, index-only reads of the top visit the heap */
+	if (done > 0 && db_exec_simple(c, "VACUUM (ANALYZE) vip_spend") < 0)
+		done = -1;
+	return done;
 }

@@ -3,7 +3,9 @@
 //   - GET /v1/rfm/summary reads customers per (local day of the last order,
 //     order count) and per bucket of total spent;
 //   - due-for-repurchase reads its medians from customers per (category,
-//     local days from the first to the second purchase).
+//     local days from the first to the second purchase);
+//   - vip reads each customer's spend over the last 365 days, kept for the
+//     shop's current day (and computes it live when it is not).
 // They are appended as deltas by triggers and folded by the janitor.
 //
 // Both answers are checked against a from-scratch computation, here in JS, of
@@ -12,7 +14,9 @@
 // default map with its lapsed override, every figure of every segment and
 // the edges; for due-for-repurchase, percentile_disc(0.5) of each category's
 // and the shop's intervals, every one-time buyer's smallest median and the
-// window, member by member with its reason.  Checked after a shuffled bulk
+// window, member by member with its reason; for vip, each customer's sum of
+// occasions in the window, the top 5% rounded up, ties in, both live and
+// kept.  Checked after a shuffled bulk
 // load, cancels, refunds and erasures; after the deltas are folded; with
 // deltas on top of folded cells; after the shop's time zone changes (the
 // days are local); with thresholds; and under concurrent orders while the
@@ -234,17 +238,56 @@ async function dueReference(shopId, minRepeat = 30, factor = 3) {
 
 async function expectDue(s, what) {
   const want = await dueReference(s.shopId);
+  assert.deepEqual(await members(s, 'due-for-repurchase'), want, `due-for-repurchase ${what}`);
+  return want;
+}
+
+/**
+ * vip from scratch: net spend of each non-erased customer's occasions
+ * started in the last 365 local days; the top `percent` % (rounded up) by
+ * it, ties at the cutoff in; [{id, reason}] in page order.
+ */
+async function vipReference(shopId, percent = 5) {
+  const r = await svc.db.query(`SELECT cu.id, sum(o.net)::text AS spend
+    FROM purchase_occasions o JOIN customers cu ON cu.seq = o.customer_seq JOIN shops s ON s.id = o.shop_id
+    WHERE o.shop_id = $1 AND cu.erased_at IS NULL
+      AND (o.started_at AT TIME ZONE s.timezone)::date > (now() AT TIME ZONE s.timezone)::date - 365
+    GROUP BY cu.id, cu.seq ORDER BY cu.seq`, [shopId]);
+  const spenders = r.rows.map((x) => ({ id: x.id, spend: Number(x.spend) })).filter((x) => x.spend > 0);
+  const k = Math.ceil((spenders.length * percent) / 100);
+  if (k === 0) return [];
+  const cutoff = spenders.map((x) => x.spend).sort((a, b) => b - a)[k - 1];
+  return spenders.filter((x) => x.spend >= cutoff).map((x) => ({ id: x.id, reason: { spend_365d: x.spend, cutoff } }));
+}
+
+/** Every member of a built-in segment, [{id, reason}], following the cursor. */
+async function members(s, code) {
   const got = [];
   let cursor = null;
   do {
-    const r = await c.get(`/v1/segments/due-for-repurchase/customers?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { key: s.key });
+    const r = await c.get(`/v1/segments/${code}/customers?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { key: s.key });
     assert.equal(r.status, 200, r.text);
     for (const x of r.body.items) got.push({ id: x.id, reason: x.reason });
     cursor = r.body.next_cursor;
   } while (cursor);
-  assert.deepEqual(got, want, `due-for-repurchase ${what}`);
   return got;
 }
+
+/** Is vip read from vip_spend (kept for this day and zone) rather than computed live? */
+async function vipKept(shopId) {
+  const r = await svc.db.query(`SELECT count(*) AS n FROM vip_state v JOIN shops s ON s.id = v.shop_id
+    WHERE v.shop_id = $1 AND v.tz = s.timezone AND v.as_of = (now() AT TIME ZONE s.timezone)::date`, [shopId]);
+  return r.rows[0].n === '1';
+}
+
+async function expectVip(s, what, kept) {
+  if (kept !== undefined) assert.equal(await vipKept(s.shopId), kept, `${what}: vip read ${kept ? 'kept' : 'live'}`);
+  const want = await vipReference(s.shopId);
+  assert.deepEqual(await members(s, 'vip'), want, `vip ${what}`);
+  return want;
+}
+
+const rebuildVip = (s) => svc.db.query('SELECT vip_spend_rebuild($1)', [s.shopId]);
 
 async function verify(s, what) {
   const v = await svc.cli(['verify', '--shop', s.shopId]);
@@ -303,6 +346,12 @@ describe('histograms kept with the facts', () => {
     t.diagnostic(`due-for-repurchase: ${due.length} members, by ${JSON.stringify(due.reduce((a, x) => ({ ...a, [x.reason.category]: (a[x.reason.category] ?? 0) + 1 }), {}))}`);
     assert.ok(due.length >= 10, 'due-for-repurchase has members');
     assert.ok(due.some((x) => x.reason.category === null), 'some are due by the shop median');
+    // vip: live (the janitor has not kept this new shop's spends yet), then kept
+    await svc.db.query('DELETE FROM vip_state WHERE shop_id = $1', [s.shopId]);
+    const vipLive = await expectVip(s, 'live after the load', false);
+    assert.ok(vipLive.length >= 5, `vip members: ${vipLive.length}`);
+    await rebuildVip(s);
+    assert.deepEqual(await expectVip(s, 'kept after the load', true), vipLive);
     await verify(s, 'after the load');
 
     // the fold changes no answer
@@ -326,30 +375,35 @@ describe('histograms kept with the facts', () => {
     assert.ok(await pendingDeltas(s.shopId) > 0, 'the new orders left deltas');
     await expectReference(s, QUINTILES, 'cells and deltas');
     await expectDue(s, 'cells and deltas');
+    await expectVip(s, 'kept, after more orders and refunds', true);
     await verify(s, 'cells and deltas');
 
     // the cells' days are local: a new zone rebuilds them
     await patchShop(s, { timezone: etcZone(OFF2) });
     await expectReference(s, QUINTILES, `in ${etcZone(OFF2)}`);
     await expectDue(s, `in ${etcZone(OFF2)}`);
+    await expectVip(s, `live in ${etcZone(OFF2)}`, false);
+    await rebuildVip(s);
+    await expectVip(s, `kept in ${etcZone(OFF2)}`, true);
     await verify(s, `in ${etcZone(OFF2)}`);
 
     await patchShop(s, { settings: { rfm: THRESHOLDS } });
     await expectReference(s, THRESHOLDS, 'thresholds');
     await patchShop(s, { settings: { rfm: QUINTILES } });
 
-    // a corrupted cell or bucket is reported
-    for (const [table, what] of [['rfm_cells', 'rfm cell differs'], ['rfm_spend_cells', 'rfm spend bucket differs'],
-      ['interval_cells', 'interval cell differs']]) {
+    // a corrupted cell, bucket or spend is reported
+    for (const [table, col, what] of [['rfm_cells', 'customers', 'rfm cell differs'],
+      ['rfm_spend_cells', 'customers', 'rfm spend bucket differs'], ['interval_cells', 'customers', 'interval cell differs'],
+      ['vip_spend', 'spend', 'vip spend differs']]) {
       await svc.db.query('SELECT facts_cells_compact()');
-      const u = await svc.db.query(`UPDATE ${table} SET customers = customers + 1
-        WHERE ctid = (SELECT ctid FROM ${table} WHERE shop_id = $1 LIMIT 1) RETURNING ctid::text`, [s.shopId]);
+      const u = await svc.db.query(`UPDATE ${table} SET ${col} = ${col} + 1
+        WHERE ctid = (SELECT ctid FROM ${table} WHERE shop_id = $1 AND ${col} > 0 LIMIT 1) RETURNING ctid::text`, [s.shopId]);
       assert.equal(u.rowCount, 1);
       const v = await svc.cli(['verify', '--shop', s.shopId]);
       assert.equal(v.code, 1, `verify must fail: ${v.stdout}`);
       assert.match(v.stdout, /(^|\n)1 differences\n/, v.stdout);
       assert.ok(v.stdout.includes(what), v.stdout);
-      await svc.db.query(`UPDATE ${table} SET customers = customers - 1 WHERE ctid = $1::tid`, [u.rows[0].ctid]);
+      await svc.db.query(`UPDATE ${table} SET ${col} = ${col} - 1 WHERE ctid = $1::tid`, [u.rows[0].ctid]);
     }
     await verify(s, 'after the corruption is undone');
   });
@@ -375,11 +429,13 @@ describe('histograms kept with the facts', () => {
         while (queue.length > total * (tz === ZX ? 0.3 : 0.7)) await new Promise((res) => setTimeout(res, 5));
         await patchShop(s, { timezone: tz });
         await svc.db.query('SELECT facts_cells_compact()');
+        await rebuildVip(s);
       }
     })();
     await Promise.all([...writers, others]);
     await expectReference(s, QUINTILES, 'after the concurrent load');
     await expectDue(s, 'after the concurrent load');
+    await expectVip(s, 'kept, after the concurrent load', true);
     await verify(s, 'after the concurrent load');
   });
 });
