@@ -1,5 +1,5 @@
--- RFM cells (issue 5): scored customers counted per (local day of the last
--- qualifying order, order count), kept exact in the same transaction as
+-- Histograms kept with the facts (issue 5).  RFM cells: scored customers
+-- counted per (local day of the last qualifying order, order count), kept exact in the same transaction as
 -- every change of customer_facts.  A segment depends on R and F only, so
 -- the RFM summary reads these few thousand cells instead of every
 -- customer's facts.  A second, coarser histogram counts customers per
@@ -133,13 +133,17 @@ CREATE TABLE vip_spend (
 CREATE INDEX vip_spend_top ON vip_spend (shop_id, spend DESC) INCLUDE (customer_seq) WHERE spend > 0;
 COMMENT ON TABLE vip_spend IS 'Net spend over the 365 local days ending on vip_state.as_of, per customer';
 
--- One customer's spend in the window of the shop's vip_state, 0 if none.
+-- One customer's spend in the window ending on p_as_of, 0 if none.
+-- PL/pgSQL, not SQL: it runs with every order, and a SQL function's
+-- statement would be planned again on every call.
 CREATE FUNCTION vip_spend_of(p_customer bigint, p_as_of date, p_tz text) RETURNS bigint
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(sum(o.net), 0)::bigint FROM purchase_occasions o
-     WHERE o.customer_seq = p_customer
-       AND o.started_at >= (p_as_of - 364)::timestamp AT TIME ZONE p_tz
-       AND o.started_at < (p_as_of + 1)::timestamp AT TIME ZONE p_tz
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(sum(o.net), 0) FROM purchase_occasions o
+             WHERE o.customer_seq = p_customer
+               AND o.started_at >= (p_as_of - 364)::timestamp AT TIME ZONE p_tz
+               AND o.started_at < (p_as_of + 1)::timestamp AT TIME ZONE p_tz);
+END
 $$;
 
 -- After a change of a customer's facts (nothing where the shop keeps no
@@ -156,10 +160,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
-    SELECT coalesce(sum(o.net), 0) INTO after FROM purchase_occasions o
-     WHERE o.customer_seq = p_customer
-       AND o.started_at >= (st.as_of - 364)::timestamp AT TIME ZONE st.tz
-       AND o.started_at < (st.as_of + 1)::timestamp AT TIME ZONE st.tz;
+    after := vip_spend_of(p_customer, st.as_of, st.tz);
     SELECT v.spend INTO before FROM vip_spend v WHERE v.customer_seq = p_customer;
     IF before IS NOT DISTINCT FROM after OR (before IS NULL AND after = 0) THEN
         RETURN;
