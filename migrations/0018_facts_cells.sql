@@ -102,8 +102,8 @@ $$;
 -- vip: every customer's net spend over the 365 local days ending on as_of,
 -- kept for the shop's current day, so a vip page reads the top of an index
 -- instead of summing a year of purchase occasions.  Exact within the day:
--- every change of a customer's facts (which every change of their
--- occasions comes with) recomputes their spend, under the cells' lock.  A
+-- a transaction that changes a customer's facts (every change of their
+-- occasions does) recomputes their spend at commit, under the cells' lock.  A
 -- new day or zone leaves vip_state behind: pages then compute it live and
 -- rebuyd's janitor rebuilds it (vip_stale_shops).  Erased customers are
 -- left out by the reader.
@@ -131,6 +131,7 @@ CREATE TABLE vip_spend (
     spend        bigint NOT NULL
 );
 CREATE INDEX vip_spend_top ON vip_spend (shop_id, spend DESC) INCLUDE (customer_seq) WHERE spend > 0;
+CREATE INDEX vip_spend_shop ON vip_spend (shop_id);
 COMMENT ON TABLE vip_spend IS 'Net spend over the 365 local days ending on vip_state.as_of, per customer';
 
 -- One customer's spend in the window ending on p_as_of, 0 if none.
@@ -175,13 +176,18 @@ END
 $$;
 
 -- Every customer's spend for the shop's current day and zone.
-CREATE FUNCTION vip_spend_rebuild(p_shop uuid) RETURNS void
+-- Without waiting: an import holds the shared lock for minutes, and a
+-- waiting exclusive request would queue every order of the shop behind it.
+-- false if the lock was busy (the janitor tries again a minute later).
+CREATE FUNCTION vip_spend_rebuild(p_shop uuid) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
     day date;
     zone text;
 BEGIN
-    PERFORM facts_cells_lock(p_shop, true);
+    IF NOT pg_try_advisory_xact_lock(hashtextextended('facts_cells ' || p_shop, 0)) THEN
+        RETURN false;
+    END IF;
     SELECT (now() AT TIME ZONE s.timezone)::date, s.timezone INTO day, zone
       FROM shops s WHERE s.id = p_shop;
     DELETE FROM vip_spend WHERE shop_id = p_shop;
@@ -196,6 +202,7 @@ BEGIN
     VALUES (p_shop, day, zone, (SELECT count(*) FROM vip_spend v WHERE v.shop_id = p_shop))
     ON CONFLICT (shop_id) DO UPDATE
        SET as_of = excluded.as_of, tz = excluded.tz, spenders = excluded.spenders;
+    RETURN true;
 END
 $$;
 
@@ -243,15 +250,30 @@ BEGIN
                     - (NEW.first_order_at AT TIME ZONE zone)::date);
         END IF;
     END IF;
-    -- A customer's occasions change only with their facts.
-    PERFORM vip_spend_refresh(CASE WHEN TG_OP = 'DELETE' THEN OLD.customer_seq
-                                   ELSE NEW.customer_seq END, shop);
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER customer_facts_cells AFTER INSERT OR UPDATE OR DELETE ON customer_facts
     FOR EACH ROW EXECUTE FUNCTION facts_cells_track();
+
+-- A customer's occasions change only in a transaction that also writes
+-- their facts, but not always before them (a bulk refresh writes the facts
+-- of all its customers, then their occasions): the spend is recomputed at
+-- commit, when both are final.
+CREATE FUNCTION vip_spend_track() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    shop uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.shop_id ELSE NEW.shop_id END;
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended('facts_cells ' || shop, 0));
+    PERFORM vip_spend_refresh(CASE WHEN TG_OP = 'DELETE' THEN OLD.customer_seq
+                                   ELSE NEW.customer_seq END, shop);
+    RETURN NULL;
+END
+$$;
+CREATE CONSTRAINT TRIGGER customer_facts_vip AFTER INSERT OR UPDATE OR DELETE ON customer_facts
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION vip_spend_track();
 
 -- Category facts are only ever inserted and deleted (a refresh replaces a
 -- customer's).  Rows without a second purchase do not fire it.
@@ -386,8 +408,9 @@ CREATE TRIGGER shops_cells_zone AFTER UPDATE OF timezone ON shops
     FOR EACH ROW WHEN (OLD.timezone IS DISTINCT FROM NEW.timezone)
     EXECUTE FUNCTION shops_cells_zone();
 
--- Fold every shop's deltas into its cells, shop by shop (each its own
--- short lock); returns the number of deltas folded.
+-- Fold every shop's deltas into its cells, shop by shop; returns the
+-- number of deltas folded.  The shared locks are held to the end (they are
+-- transaction locks): a zone change waits for the whole fold.
 CREATE FUNCTION facts_cells_compact() RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE

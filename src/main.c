@@ -210,7 +210,7 @@ out:
  * wallets' due bonus releases and expiries (every wallet call also does
  * its own first), and the fold of the facts' histograms' deltas (readers
  * add what is not folded yet, so this only keeps them few) and vip's kept
- * spends of shops whose day has changed; hourly, idempotency
+ * spends of shops whose day or zone has changed; hourly, idempotency
  * records past their retention are deleted.
  */
 static pthread_mutex_t janitor_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -15,9 +15,10 @@
 
 /*
  * Rebuild vip's kept spends (vip_spend, migration 0018) of every shop whose
- * day or zone has moved on since, one shop per transaction (rebuyd's
- * janitor; until then vip pages compute live).  Returns the number of
- * shops rebuilt, -1 on a database error.
+ * day or zone has moved on since, or that has none yet, one shop per
+ * transaction, skipping a shop whose lock is busy (rebuyd's janitor; until
+ * then vip pages compute live).  Returns the number of shops rebuilt, -1
+ * on a database error.
  */
 int segments_refresh_vip(struct db_conn *c);
 

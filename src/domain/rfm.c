@@ -151,7 +151,7 @@
 	"     ORDER BY mh.bucket LIMIT 1) b," \
 	"   LATERAL (SELECT f.total_spent AS val FROM customer_facts f" \
 	"     WHERE f.shop_id = $1 AND f.total_spent >= b.bucket" \
-	"       AND f.customer_seq <> ALL (SELECT er.customer_seq FROM er)" \
+	"       AND f.customer_seq NOT IN (SELECT er.customer_seq FROM er)" \
 	"     ORDER BY f.total_spent OFFSET t.t[k] - b.below - 1 LIMIT 1) q)," \
 	CUTS "," \
 	" sc AS (SELECT v.*, p.lapse_days, " PASSES("v.rec", "<=", "cut.r") " AS r," \
@@ -194,7 +194,7 @@ const struct db_stmt rfm_stmts[] = {
 	  "    FROM cut, generate_series(1, 4) k,"
 	  "     LATERAL (SELECT min(f.total_spent) AS val FROM customer_facts f"
 	  "       WHERE f.shop_id = $1 AND f.total_spent >= cut.m[k]"
-	  "         AND f.customer_seq <> ALL (SELECT er.customer_seq FROM er)) l)"
+	  "         AND f.customer_seq NOT IN (SELECT er.customer_seq FROM er)) l)"
 	  " FROM g GROUP BY GROUPING SETS ((seg), ()) ORDER BY seg NULLS FIRST" },
 	/*
 	 * One customer's scores without scoring everyone: for quintiles, w is

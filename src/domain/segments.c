@@ -112,25 +112,25 @@
  * it (kn), then a walk down its index; live from a year of purchase occasions (sp, cut) when not (the
  * janitor has not caught up with a new day yet).  One branch runs.
  */
+/* the shop's erased customers, for NOT IN: a hashed set, however many */
+#define ERASED "SELECT c.seq FROM customers c WHERE c.shop_id = $1 AND c.erased_at IS NOT NULL"
 #define VIP \
 	" vf AS MATERIALIZED (SELECT EXISTS (SELECT FROM vip_state v WHERE v.shop_id = $1" \
 	"   AND v.as_of = p.today AND v.tz = p.tz) AS fresh FROM p)," \
-	" er AS MATERIALIZED (SELECT coalesce(array_agg(c.seq), '{}') AS seqs FROM customers c" \
-	"   WHERE c.shop_id = $1 AND c.erased_at IS NOT NULL)," \
 	" sp AS (SELECT o.customer_seq, sum(o.net) AS spend" \
-	"   FROM p, er, purchase_occasions o" \
-	"   WHERE o.shop_id = $1 AND o.customer_seq <> ALL (er.seqs)" \
+	"   FROM p, purchase_occasions o" \
+	"   WHERE o.shop_id = $1 AND o.customer_seq NOT IN (" ERASED ")" \
 	"     AND o.started_at >= " START("p.today - 364") \
 	"     AND o.started_at < " START("p.today + 1") \
 	"   GROUP BY o.customer_seq HAVING sum(o.net) > 0)," \
 	" cut AS (SELECT min(t.spend) AS cutoff FROM (SELECT sp.spend FROM sp ORDER BY sp.spend DESC" \
 	"   LIMIT (SELECT (count(*) * min(" CFG("vip_percent") ") + 99) / 100 FROM sp, p)) t)," \
-	" kept AS NOT MATERIALIZED (SELECT v.customer_seq, v.spend FROM er, vip_spend v" \
-	"   WHERE v.shop_id = $1 AND v.spend > 0 AND v.customer_seq <> ALL (er.seqs))," \
+	" kept AS NOT MATERIALIZED (SELECT v.customer_seq, v.spend FROM vip_spend v" \
+	"   WHERE v.shop_id = $1 AND v.spend > 0 AND v.customer_seq NOT IN (" ERASED "))," \
 	/* bigint, as count(*) is in cut: K's division must truncate */ \
 	" kn AS MATERIALIZED (SELECT (st.spenders + (SELECT coalesce(sum(d.customers), 0)" \
 	"     FROM vip_count_deltas d WHERE d.shop_id = $1)" \
-	"   - (SELECT count(*) FROM er, vip_spend v WHERE v.customer_seq = ANY (er.seqs) AND v.spend > 0))" \
+	"   - (SELECT count(*) FROM vip_spend v WHERE v.customer_seq IN (" ERASED ") AND v.spend > 0))" \
 	"   ::bigint AS n FROM vip_state st WHERE st.shop_id = $1)," \
 	" kcut AS MATERIALIZED (SELECT kept.spend AS cutoff FROM kept ORDER BY kept.spend DESC" \
 	"   OFFSET greatest((SELECT (kn.n * " CFG("vip_percent") " + 99) / 100 - 1 FROM kn, p), 0)" \
@@ -1080,11 +1080,13 @@ segments_refresh_vip(struct db_conn *c)
 	for (int i = 0; i < (int)qs; i++) {
 		const char *p[1] = { PQgetvalue(r, i, 0) };
 
-		if (db_exec_none(c, "segments_vip_rebuild", 1, p) < 0) {
-			done = -1;
-			break;
-		}
-		done++;
+		char *rebuilt = NULL;
+
+		/* one shop's failure (a timeout) must not keep the others stale */
+		if (db_exec_text(c, "segments_vip_rebuild", 1, p, &rebuilt) > 0 && rebuilt &&
+		    strcmp(rebuilt, "t") == 0)
+			done++;
+		free(rebuilt);
 	}
 	PQclear(r);
 	/* all rows new: without it, index-only reads of the top visit the heap */
