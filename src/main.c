@@ -247,8 +247,18 @@ janitor(void *arg)
 				(void)tiers_review_all(c);
 				(void)wallets_sweep(c);
 			}
-			(void)orders_fold_cells(c);
-			(void)segments_refresh_vip(c);
+			/*
+			 * No statement limit for these two: after a big import
+			 * the fold, and after midnight a big shop's vip rebuild,
+			 * outlast the API's 30 s, and failing every minute would
+			 * leave the deltas growing and vip computed live.
+			 */
+			if (db_exec_simple(c, "SET statement_timeout = 0") >= 0) {
+				if (orders_fold_cells(c) < 0)
+					log_emit(LOG_WARN, "fold of the facts' histograms failed", NULL);
+				if (segments_refresh_vip(c) < 0)
+					log_emit(LOG_WARN, "vip rebuild failed", NULL);
+			}
 			db_close(c);
 		}
 		minute++;
