@@ -14,6 +14,7 @@ import http from 'node:http';
 import {
   REBUY_BIN, startService, api, createShop, assertNoSanitizerReport, tsMicros, sleep,
 } from '../lib/harness.js';
+import { mulberry32 } from '../lib/random.js';
 
 const IS_ASAN = /asan|sanitiz/i.test(REBUY_BIN);
 const SEED = Number(process.env.REBUY_CRASH_SEED ?? (Date.now() % 0x7fffffff));
@@ -29,15 +30,6 @@ const START_TIMEOUT_MS = 30_000;
 
 // ---------------------------------------------------------------------------
 // Deterministic data
-
-function mulberry32(a) {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CATALOG = [
   { sku: 'TEA-LJ-250', name: 'Longjing 250 g', category: 'tea', role: 'regular' },

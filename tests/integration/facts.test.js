@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import {
   startService, api, setupShop, assertProblem, assertServerTs, tsMicros, uniq,
 } from '../lib/harness.js';
+import { mulberry32, shuffle } from '../lib/random.js';
 
 let svc;
 let c;
@@ -571,26 +572,6 @@ describe('rule changes recompute the facts at once', () => {
 
 // ---------------------------------------------------------------------------
 // Order independence
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function shuffle(xs, rnd) {
-  const a = [...xs];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
 
 function reverseKeys(v) {
   if (Array.isArray(v)) return v.map(reverseKeys);

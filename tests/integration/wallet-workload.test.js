@@ -43,6 +43,7 @@ import {
   adjustmentPath, LIABILITY, checkStatement, outOfOrder, assertLiabilityShape, assertTopupShape, assertSpendShape,
   assertRefundShape, assertAdjustmentShape, assertWalletShape, keys,
 } from '../lib/wallet-ledger.js';
+import { mulberry32 } from '../lib/random.js';
 
 const IS_ASAN = /asan|sanitiz/i.test(REBUY_BIN);
 const SEED = Number(process.env.REBUY_WALLET_SEED ?? (Date.now() % 0x7fffffff));
@@ -53,15 +54,6 @@ const CLIENTS = 32;
 const WORKERS = 4;
 const DAY_MS = 86400000;
 const SIM_SPEED = 6 * 3600; // simulated seconds per real second
-
-function mulberry32(a) {
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // The offers: "wl" 300 at once and 6 × 200 a day, each expiring when the next
 // is due; "wl2" 500 at once and 2 × 400 a day, everything expiring 2 days
