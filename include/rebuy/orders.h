@@ -112,8 +112,9 @@ enum db_qs orders_verify(struct db_conn *c, const char *shop_id,
 
 /*
  * The histograms kept with the facts (migration 0018: RFM cells, spend
- * buckets, second-purchase intervals) that differ from the facts, one by
- * one, for rebuyd verify; returns their number.
+ * buckets, second-purchase intervals; 0019: occasions per day and pair)
+ * that differ from the facts, one by one, for rebuyd verify; returns their
+ * number.
  */
 enum db_qs orders_verify_cells(struct db_conn *c, const char *shop_id,
 			       void (*report)(const char *shop, const char *what,

@@ -32,6 +32,51 @@
 	"   WHERE o.shop_id = $1 AND o.started_at >= s.t0 AND o.started_at < s.t1" \
 	"   GROUP BY o.customer_seq)"
 
+/*
+ * The same counts from the occasion cells (migration 0019), for answers
+ * without a channel (the cells do not split by it): per bucket b (k, lo,
+ * hi, hb = the 32-day block of hi, hb0 = its first day), the day sums d
+ * and the pairs p inside [lo, hi].  Pairs ending before hb0 come whole
+ * from the blocks, the rest (ending in hi's block: at most 32 days of
+ * cells) from occasion_pairs, pending deltas (dx, a minute's worth) one
+ * by one.  $4 is the channel: NULL here.
+ */
+#define CELLS_BUCKETS \
+	"WITH b AS MATERIALIZED (SELECT k, lo, hi, occasion_block(hi) AS hb," \
+	"   date '1970-01-01' + 32 * occasion_block(hi) AS hb0" \
+	"   FROM unnest($2::date[], $3::date[]) WITH ORDINALITY AS u(lo, hi, k)" \
+	"   WHERE $4::text IS NULL)," \
+	" dx AS MATERIALIZED (SELECT d.day, d.n, d.prev_day, d.prev2_day, d.occasions, d.orders," \
+	"   d.net FROM occasion_deltas d WHERE d.shop_id = $1)"
+#define CELLS_DAYS \
+	" LATERAL (SELECT coalesce(sum(x.occasions), 0) AS occasions," \
+	"    coalesce(sum(x.occasions) FILTER (WHERE x.first), 0) AS firsts," \
+	"    coalesce(sum(x.occasions) FILTER (WHERE NOT x.first), 0) AS laters," \
+	"    coalesce(sum(x.orders), 0) AS orders, coalesce(sum(x.net), 0) AS net," \
+	"    coalesce(sum(x.orders) FILTER (WHERE x.first), 0) AS first_orders," \
+	"    coalesce(sum(x.net) FILTER (WHERE x.first), 0) AS first_net," \
+	"    coalesce(sum(x.gap_days), 0) AS gap_days, coalesce(sum(x.occasions)" \
+	"      FILTER (WHERE x.first AND x.day > $5::date - $6::integer), 0) AS censored" \
+	"   FROM (SELECT c.day, c.first, c.occasions, c.orders, c.net, c.gap_days" \
+	"       FROM occasion_days c WHERE c.shop_id = $1 AND c.day BETWEEN b.lo AND b.hi" \
+	"     UNION ALL SELECT dx.day, dx.n = 1, dx.occasions, dx.orders, dx.net," \
+	"       coalesce(dx.occasions * (dx.day - dx.prev_day), 0)" \
+	"       FROM dx WHERE dx.day BETWEEN b.lo AND b.hi) x) d"
+#define CELLS_PAIRS \
+	" LATERAL (SELECT coalesce(sum(y.seconds), 0) AS seconds," \
+	"    coalesce(sum(y.laters), 0) AS laters, coalesce(sum(y.triples), 0) AS triples" \
+	"   FROM (SELECT c.seconds, c.laters, c.triples FROM occasion_pair_blocks c" \
+	"       WHERE c.shop_id = $1 AND c.start_day >= b.lo AND c.start_day < b.hb0" \
+	"         AND c.end_block < b.hb" \
+	"     UNION ALL SELECT c.seconds, c.laters, c.triples FROM occasion_pairs c" \
+	"       WHERE c.shop_id = $1 AND c.end_day BETWEEN greatest(b.lo, b.hb0) AND b.hi" \
+	"         AND c.start_day >= b.lo" \
+	"     UNION ALL SELECT CASE WHEN dx.n = 2 THEN dx.occasions ELSE 0 END," \
+	"       CASE WHEN dx.n = 3 THEN dx.occasions ELSE 0 END, 0" \
+	"       FROM dx WHERE dx.n >= 2 AND dx.prev_day >= b.lo AND dx.day <= b.hi" \
+	"     UNION ALL SELECT 0, 0, dx.occasions" \
+	"       FROM dx WHERE dx.n = 3 AND dx.prev2_day >= b.lo AND dx.day <= b.hi) y) p"
+
 const struct db_stmt analytics_stmts[] = {
 	/* the shop's zone, rule and today's date there */
 	{ "analytics_shop",
@@ -74,6 +119,26 @@ const struct db_stmt analytics_stmts[] = {
 	  "     FROM customer_facts f"
 	  "     WHERE f.shop_id = $1 AND f.first_order_at >= b.t0 AND f.first_order_at < b.t1"
 	  "       AND ($4::text IS NULL OR f.first_order_channel = $4)) y) n"
+	  " ORDER BY b.k" },
+	/*
+	 * analytics_repurchase from the cells: active = occasions - pairs,
+	 * returning = later occasions - pairs ending in an n >= 3 (those
+	 * ending in an n = 2 are returning), repeat = pairs - triples; the
+	 * cohort's second purchases within $6 days by their first day.
+	 */
+	{ "analytics_repurchase_cells",
+	  CELLS_BUCKETS
+	  " SELECT b.k, d.occasions - p.seconds - p.laters, d.laters - p.laters,"
+	  "   p.seconds + p.laters - p.triples, d.firsts, d.censored, w.num"
+	  " FROM b," CELLS_DAYS "," CELLS_PAIRS ","
+	  " LATERAL (SELECT coalesce(sum(z.seconds), 0) AS num"
+	  "   FROM (SELECT c.seconds FROM occasion_pairs c"
+	  "       WHERE c.shop_id = $1 AND c.seconds <> 0"
+	  "         AND c.start_day BETWEEN b.lo AND least(b.hi, $5::date - $6::integer)"
+	  "         AND c.end_day <= c.start_day + $6::integer"
+	  "     UNION ALL SELECT dx.occasions FROM dx WHERE dx.n = 2"
+	  "       AND dx.prev_day BETWEEN b.lo AND least(b.hi, $5::date - $6::integer)"
+	  "       AND dx.day <= dx.prev_day + $6::integer) z) w"
 	  " ORDER BY b.k" },
 	/*
 	 * Customers whose first occasion (overall: category NULL; or in a
@@ -160,6 +225,17 @@ const struct db_stmt analytics_stmts[] = {
 	  "    count(DISTINCT t.day) AS days"
 	  "   FROM traffic t WHERE t.shop_id = $1 AND t.day BETWEEN b.lo AND b.hi"
 	  "     AND ($4::text IS NULL OR t.channel = $4)) t"
+	  " ORDER BY b.k" },
+	/* analytics_sales from the cells, counting as analytics_repurchase_cells */
+	{ "analytics_sales_cells",
+	  CELLS_BUCKETS
+	  " SELECT b.k, d.occasions - p.seconds - p.laters, d.orders, d.net, d.firsts,"
+	  "   d.first_orders, d.first_net, d.laters - p.laters, d.laters, d.gap_days,"
+	  "   t.visitors, t.sessions, t.days"
+	  " FROM b," CELLS_DAYS "," CELLS_PAIRS ","
+	  " LATERAL (SELECT sum(t.visitors) AS visitors, sum(t.sessions) AS sessions,"
+	  "    count(DISTINCT t.day) AS days"
+	  "   FROM traffic t WHERE t.shop_id = $1 AND t.day BETWEEN b.lo AND b.hi) t"
 	  " ORDER BY b.k" },
 	/*
 	 * The cohort whose first occasion is dated in [$2, $3], counted as a
@@ -595,12 +671,14 @@ bucket_answer(json_t *def, PGresult *res, const long *lo, const long *hi, int n,
 
 /*
  * A metric per bucket: the statement takes the shop, the bucket bounds and
- * the channel ($1-$4), then as_of and window_days when with_window.
+ * the channel ($1-$4), then as_of and window_days when with_window.  Without
+ * a channel, cells_stmt answers instead, from the occasion cells (it always
+ * takes all six).
  */
 static enum db_qs
 bucketed(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
-	 const char *stmt, bool with_window, bool with_money, bucket_figures figures,
-	 json_t **out, struct err *err)
+	 const char *stmt, const char *cells_stmt, bool with_window, bool with_money,
+	 bucket_figures figures, json_t **out, struct err *err)
 {
 	long lo[MAX_BUCKETS + 1], hi[MAX_BUCKETS + 1];
 	struct range r = { 0 };
@@ -625,7 +703,10 @@ bucketed(struct db_conn *c, const char *shop_id, const struct analytics_query *q
 	p[3] = q->channel;
 	p[4] = r.as_of_s;
 	p[5] = window;
-	qs = db_exec(c, stmt, with_window ? 6 : 4, p, &res);
+	if (q->channel)
+		qs = db_exec(c, stmt, with_window ? 6 : 4, p, &res);
+	else
+		qs = db_exec(c, cells_stmt, 6, p, &res);
 	if (qs < 0)
 		goto out;
 	if ((int)qs != n) {
@@ -652,8 +733,8 @@ enum db_qs
 analytics_repurchase(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
 		   json_t **out, struct err *err)
 {
-	return bucketed(c, shop_id, q, "analytics_repurchase", true, false, repurchase_figures, out,
-			err);
+	return bucketed(c, shop_id, q, "analytics_repurchase", "analytics_repurchase_cells", true,
+			false, repurchase_figures, out, err);
 }
 
 /* ---- time to second purchase ----------------------------------------- */
@@ -866,15 +947,16 @@ enum db_qs
 analytics_revenue_mix(struct db_conn *c, const char *shop_id, const struct analytics_query *q,
 		      json_t **out, struct err *err)
 {
-	return bucketed(c, shop_id, q, "analytics_sales", false, true, mix_figures, out, err);
+	return bucketed(c, shop_id, q, "analytics_sales", "analytics_sales_cells", false, true,
+			mix_figures, out, err);
 }
 
 enum db_qs
 analytics_sales_decomposition(struct db_conn *c, const char *shop_id,
 			      const struct analytics_query *q, json_t **out, struct err *err)
 {
-	return bucketed(c, shop_id, q, "analytics_sales", false, true, decomposition_figures, out,
-			err);
+	return bucketed(c, shop_id, q, "analytics_sales", "analytics_sales_cells", false, true,
+			decomposition_figures, out, err);
 }
 
 /* ---- cohort retention ---------------------------------------------------- */

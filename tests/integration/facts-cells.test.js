@@ -6,6 +6,9 @@
 //     local days from the first to the second purchase);
 //   - vip reads each customer's spend over the last 365 days, kept for the
 //     shop's current day (and computes it live when it is not).
+//   - the repurchase, revenue-mix and sales-decomposition metrics (without
+//     a channel) read purchase occasions per local day and per pair of
+//     consecutive occasions (migration 0019).
 // They are appended as deltas by triggers and folded by the janitor.
 //
 // Both answers are checked against a from-scratch computation, here in JS, of
@@ -20,8 +23,9 @@
 // load, cancels, refunds and erasures; after the deltas are folded; with
 // deltas on top of folded cells; after the shop's time zone changes (the
 // days are local); with thresholds; and under concurrent orders while the
-// zone changes.  `rebuyd verify` must agree every time and notice a
-// corrupted cell.
+// zone changes.  The metrics are checked, month by month, against counts
+// made customer by customer from the stored occasions.  `rebuyd verify`
+// must agree every time and notice a corrupted cell.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startService, api, uniq } from '../lib/harness.js';
@@ -243,6 +247,96 @@ async function vipReference(shopId, percent = 5) {
   return spenders.filter((x) => x.spend >= cutoff).map((x) => ({ id: x.id, reason: { spend_365d: x.spend, cutoff } }));
 }
 
+const dayNo = (iso) => Date.UTC(+iso.slice(0, 4), +iso.slice(5, 7) - 1, +iso.slice(8, 10)) / DAY;
+
+/** The shop's occasions as stored, per customer in order: [[{n, d, orders, net}]], d a local day number. */
+async function storedOccasions(shopId) {
+  const r = await svc.db.query(`SELECT o.customer_seq::text AS c, o.n,
+      (o.started_at AT TIME ZONE s.timezone)::date::text AS d, o.orders, o.net::text AS net
+    FROM purchase_occasions o JOIN shops s ON s.id = o.shop_id
+    WHERE o.shop_id = $1 ORDER BY o.customer_seq, o.n`, [shopId]);
+  const by = new Map();
+  for (const x of r.rows) {
+    if (!by.has(x.c)) by.set(x.c, []);
+    by.get(x.c).push({ n: x.n, d: dayNo(x.d), orders: x.orders, net: BigInt(x.net) });
+  }
+  return [...by.values()];
+}
+
+/**
+ * The repurchase and revenue-mix counts of the local days [lo, hi] from
+ * their definitions, customer by customer (not the cells' arithmetic):
+ * active = an occasion in it, returning = one of those not their first,
+ * repeat = two in it, the cohort = their first in it, censored when first
+ * + N > as_of, else repurchased when their second is within N days.
+ */
+function periodFigures(custs, lo, hi, asOf, N) {
+  const f = { active: 0, returning: 0, repeat: 0, cohort: 0, censored: 0, num: 0, orders: 0, revenue: 0n, firstOrders: 0, firstRevenue: 0n, intervals: 0, days: 0 };
+  for (const occ of custs) {
+    const inside = occ.filter((o) => o.d >= lo && o.d <= hi);
+    if (inside.length) f.active++;
+    if (inside.some((o) => o.n >= 2)) f.returning++;
+    if (inside.length >= 2) f.repeat++;
+    for (const o of inside) {
+      f.orders += o.orders;
+      f.revenue += o.net;
+      if (o.n === 1) {
+        f.firstOrders += o.orders;
+        f.firstRevenue += o.net;
+      } else {
+        f.intervals++;
+        f.days += o.d - occ[o.n - 2].d;
+      }
+    }
+    const [first, second] = occ;
+    if (first.d >= lo && first.d <= hi) {
+      f.cohort++;
+      if (first.d + N > asOf) f.censored++;
+      else if (second && second.d <= first.d + N) f.num++;
+    }
+  }
+  return f;
+}
+
+/**
+ * GET /v1/metrics/repurchase and /revenue-mix by month over the whole
+ * history (the answers read the occasion cells) against periodFigures,
+ * bucket by bucket.
+ */
+async function expectMetrics(s, what) {
+  const N = 60;
+  const t = await svc.db.query('SELECT (now() AT TIME ZONE timezone)::date::text AS d FROM shops WHERE id = $1', [s.shopId]);
+  const asOf = dayNo(t.rows[0].d);
+  const iso = (n) => new Date(n * DAY).toISOString().slice(0, 10);
+  const q = `from=${iso(asOf - 1300)}&to=${iso(asOf)}&as_of=${iso(asOf)}&interval=month`;
+  const rep = await c.get(`/v1/metrics/repurchase?${q}&window_days=${N}`, { key: s.key });
+  assert.equal(rep.status, 200, rep.text);
+  const mix = await c.get(`/v1/metrics/revenue-mix?${q}`, { key: s.key });
+  assert.equal(mix.status, 200, mix.text);
+  const custs = await storedOccasions(s.shopId);
+  const buckets = [[asOf - 1300, asOf, rep.body, mix.body]];
+  assert.equal(rep.body.series.length, mix.body.series.length);
+  assert.ok(rep.body.series.length >= 43, `months: ${rep.body.series.length}`);
+  rep.body.series.forEach((b, i) => buckets.push([dayNo(b.from), dayNo(b.to), b, mix.body.series[i]]));
+  let seen = 0;
+  for (const [lo, hi, r, m] of buckets) {
+    const f = periodFigures(custs, lo, hi, asOf, N);
+    seen += f.active;
+    const got = {
+      active: r.returning_customer_rate.denominator, returning: r.returning_customer_rate.numerator,
+      repeat: r.in_period_repeat_rate.numerator, cohort: r.n_day_repurchase_rate.denominator + r.n_day_repurchase_rate.censored,
+      censored: r.n_day_repurchase_rate.censored, num: r.n_day_repurchase_rate.numerator,
+      orders: m.orders, revenue: BigInt(m.revenue), firstOrders: m.first_orders.orders, firstRevenue: BigInt(m.first_orders.revenue),
+      intervals: m.days_between_orders.intervals, days: m.days_between_orders.total_days,
+    };
+    assert.deepEqual(got, f, `${what}: ${iso(lo)}..${iso(hi)}`);
+    assert.equal(m.customers, f.active, `${what}: revenue-mix customers ${iso(lo)}..${iso(hi)}`);
+    assert.equal(m.new_customers, f.cohort, `${what}: revenue-mix new customers ${iso(lo)}..${iso(hi)}`);
+    assert.equal(m.returning_customers, f.returning, `${what}: revenue-mix returning ${iso(lo)}..${iso(hi)}`);
+  }
+  assert.ok(seen > 0, `${what}: the metrics saw customers`);
+}
+
 /** Every member of a built-in segment, [{id, reason}], following the cursor. */
 async function members(s, code) {
   const got = [];
@@ -280,15 +374,24 @@ async function rebuildVip(s) {
   assert.fail('vip_spend_rebuild: the lock stayed busy');
 }
 
+/** rebuyd verify finds 0 differences; and the metrics read from the occasion cells are right. */
 async function verify(s, what) {
+  await expectMetrics(s, what);
   const v = await svc.cli(['verify', '--shop', s.shopId]);
   assert.equal(v.code, 0, `${what}: verify: ${v.stdout}\n${v.stderr}`);
   assert.match(v.stdout, /(^|\n)0 differences\n/, what);
 }
 
+/** Deltas not folded yet: of the facts' histograms and of the occasion cells. */
 async function pendingDeltas(shopId) {
-  const r = await svc.db.query('SELECT count(*) AS n FROM facts_cell_deltas WHERE shop_id = $1', [shopId]);
-  return Number(r.rows[0].n);
+  const r = await svc.db.query(`SELECT (SELECT count(*) FROM facts_cell_deltas WHERE shop_id = $1) AS facts,
+      (SELECT count(*) FROM occasion_deltas WHERE shop_id = $1) AS occasions`, [shopId]);
+  return { facts: Number(r.rows[0].facts), occasions: Number(r.rows[0].occasions) };
+}
+
+/** rebuyd's minute fold, now. */
+async function fold() {
+  await svc.db.query('SELECT facts_cells_compact() + occasion_cells_compact()');
 }
 
 async function patchShop(s, body) {
@@ -346,8 +449,8 @@ describe('histograms kept with the facts', () => {
     await verify(s, 'after the load');
 
     // the fold changes no answer
-    await svc.db.query('SELECT facts_cells_compact()');
-    assert.equal(await pendingDeltas(s.shopId), 0, 'every delta folded');
+    await fold();
+    assert.deepEqual(await pendingDeltas(s.shopId), { facts: 0, occasions: 0 }, 'every delta folded');
     assert.deepEqual(await summary(s.key), loaded, 'after the fold');
     await expectDue(s, 'after the fold');
     await verify(s, 'after the fold');
@@ -364,11 +467,12 @@ describe('histograms kept with the facts', () => {
       assert.equal(r.status, 201, r.text);
     }
     // rebuyd's minute fold may have just taken them: one more order then
-    for (let i = 0; i < 3 && await pendingDeltas(s.shopId) === 0; i++) {
+    const someOfEach = async () => Object.values(await pendingDeltas(s.shopId)).every((n) => n > 0);
+    for (let i = 0; i < 3 && !await someOfEach(); i++) {
       const cust = `${tag}-c${i}`;
       await bulk(s.key, [order(`${cust}-late-extra${i}`, cust, 120000, PRICES[i], rnd)]);
     }
-    assert.ok(await pendingDeltas(s.shopId) > 0, 'the new orders left deltas');
+    assert.ok(await someOfEach(), 'the new orders left deltas of both kinds');
     await expectReference(s, QUINTILES, 'cells and deltas');
     await expectDue(s, 'cells and deltas');
     await expectVip(s, 'kept, after more orders and refunds', true);
@@ -400,8 +504,9 @@ describe('histograms kept with the facts', () => {
     // a corrupted cell, bucket or spend is reported
     for (const [table, col, what] of [['rfm_cells', 'customers', 'rfm cell differs'],
       ['rfm_spend_cells', 'customers', 'rfm spend bucket differs'], ['interval_cells', 'customers', 'interval cell differs'],
-      ['vip_spend', 'spend', 'vip spend differs']]) {
-      await svc.db.query('SELECT facts_cells_compact()');
+      ['vip_spend', 'spend', 'vip spend differs'], ['occasion_days', 'occasions', 'occasion day differs'],
+      ['occasion_pairs', 'laters', 'occasion pair differs'], ['occasion_pair_blocks', 'triples', 'occasion pair block differs']]) {
+      await fold();
       const u = await svc.db.query(`UPDATE ${table} SET ${col} = ${col} + 1
         WHERE ctid = (SELECT ctid FROM ${table} WHERE shop_id = $1 AND ${col} > 0 LIMIT 1) RETURNING ctid::text`, [s.shopId]);
       assert.equal(u.rowCount, 1);
@@ -434,7 +539,7 @@ describe('histograms kept with the facts', () => {
       for (const tz of [etcZone(OFF2), ZX]) {
         while (queue.length > total * (tz === ZX ? 0.3 : 0.7)) await new Promise((res) => setTimeout(res, 5));
         await patchShop(s, { timezone: tz });
-        await svc.db.query('SELECT facts_cells_compact()');
+        await fold();
         await rebuildVip(s);
       }
     })();
