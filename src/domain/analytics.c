@@ -167,6 +167,30 @@ const struct db_stmt analytics_stmts[] = {
 	  "   count(*) FILTER (WHERE sd <= $4::date), count(*) FILTER (WHERE sd IS NULL OR sd > $4::date)"
 	  " FROM x GROUP BY 1, 2 ORDER BY 1 NULLS FIRST, 2" },
 	/*
+	 * analytics_second_purchase from the first-purchase cells (0020),
+	 * without a channel: the shop's from the channel cells (every customer
+	 * has one), the categories' from theirs.
+	 */
+	{ "analytics_second_purchase_cells",
+	  "WITH x AS ("
+	  "  SELECT NULL::text AS category, c.first_day AS fd, c.second_day AS sd, c.customers"
+	  "  FROM first_cells c WHERE c.shop_id = $1 AND c.kind = 'c'"
+	  "    AND c.first_day BETWEEN $2::date AND $3::date"
+	  "  UNION ALL SELECT NULL, d.first_day, d.second_day, d.customers FROM first_cell_deltas d"
+	  "  WHERE d.shop_id = $1 AND d.first_day BETWEEN $2::date AND $3::date"
+	  "  UNION ALL SELECT c.category, c.first_day, c.second_day, c.customers FROM category_cells c"
+	  "  WHERE c.shop_id = $1 AND c.first_day BETWEEN $2::date AND $3::date"
+	  "    AND ($6::text IS NULL OR c.category = $6)"
+	  "  UNION ALL SELECT d.category, d.first_day, d.second_day, d.customers"
+	  "  FROM category_cell_deltas d"
+	  "  WHERE d.shop_id = $1 AND d.first_day BETWEEN $2::date AND $3::date"
+	  "    AND ($6::text IS NULL OR d.category = $6))"
+	  " SELECT category, CASE WHEN sd <= $4::date THEN sd - fd ELSE $4::date - fd END AS d,"
+	  "   coalesce(sum(customers) FILTER (WHERE sd <= $4::date), 0),"
+	  "   coalesce(sum(customers) FILTER (WHERE sd > $4::date), 0)"
+	  " FROM x WHERE $5::text IS NULL GROUP BY 1, 2 HAVING sum(customers) <> 0"
+	  " ORDER BY 1 NULLS FIRST, 2" },
+	/*
 	 * Cohorts: customers by the calendar month or week ($5) of their
 	 * first occasion dated in [$2, $3] (row with period -1: the cohort's
 	 * size), then per period since: customers active (each through its
@@ -242,23 +266,25 @@ const struct db_stmt analytics_stmts[] = {
 	 * whole (kind 0), per product role of the first occasion (kind 1; a
 	 * customer is in each role present) and per first-order channel
 	 * (kind 2): customers, back by as_of ($4), censored for the window
-	 * of $5 days, and back within it.
+	 * of $5 days, and back within it.  From the first-purchase cells
+	 * (0020): per first and second day, channel and role.
 	 */
 	{ "analytics_first_order",
-	  "WITH s AS (SELECT timezone AS tz, ($2::date::timestamp AT TIME ZONE timezone) AS t0,"
-	  "   (($3::date + 1)::timestamp AT TIME ZONE timezone) AS t1 FROM shops WHERE id = $1),"
-	  " x AS (SELECT f.first_order_channel AS ch, f.first_order_roles AS roles,"
-	  "     (f.first_order_at AT TIME ZONE s.tz)::date AS fd,"
-	  "     (f.second_order_at AT TIME ZONE s.tz)::date AS sd"
-	  "   FROM customer_facts f, s"
-	  "   WHERE f.shop_id = $1 AND f.first_order_at >= s.t0 AND f.first_order_at < s.t1)"
-	  " SELECT g.kind, g.key, count(*), count(*) FILTER (WHERE x.sd <= $4::date),"
-	  "   count(*) FILTER (WHERE x.fd + $5::integer > $4::date),"
-	  "   count(*) FILTER (WHERE x.fd + $5::integer <= $4::date AND x.sd <= x.fd + $5::integer)"
-	  " FROM x, LATERAL (SELECT 0 AS kind, NULL::text AS key"
-	  "   UNION ALL SELECT 1, r FROM unnest(x.roles) AS r"
-	  "   UNION ALL SELECT 2, x.ch) g"
-	  " GROUP BY 1, 2 ORDER BY g.kind, g.key COLLATE \"C\"" },
+	  "WITH x AS (SELECT c.kind, c.key, c.first_day AS fd, c.second_day AS sd, c.customers"
+	  "   FROM first_cells c WHERE c.shop_id = $1 AND c.first_day BETWEEN $2::date AND $3::date"
+	  "  UNION ALL SELECT g.kind, g.key, d.first_day, d.second_day, d.customers"
+	  "   FROM first_cell_deltas d, LATERAL first_cells_spread(d.channel, d.roles) g"
+	  "   WHERE d.shop_id = $1 AND d.first_day BETWEEN $2::date AND $3::date)"
+	  " SELECT g.kind, g.key, sum(x.customers),"
+	  "   coalesce(sum(x.customers) FILTER (WHERE x.sd <= $4::date), 0),"
+	  "   coalesce(sum(x.customers) FILTER (WHERE x.fd + $5::integer > $4::date), 0),"
+	  "   coalesce(sum(x.customers) FILTER (WHERE x.fd + $5::integer <= $4::date"
+	  "     AND x.sd <= x.fd + $5::integer), 0)"
+	  " FROM x, LATERAL (SELECT 0 AS kind, NULL::text AS key WHERE x.kind = 'c'"
+	  "   UNION ALL SELECT 1, x.key WHERE x.kind = 'r'"
+	  "   UNION ALL SELECT 2, x.key WHERE x.kind = 'c') g"
+	  " GROUP BY 1, 2 HAVING sum(x.customers) <> 0"
+	  " ORDER BY g.kind, g.key COLLATE \"C\"" },
 	/*
 	 * Members vs non-members and per tier, over the customers with an
 	 * occasion dated in [$2, $3]: kind 0 members / non-members (a paid
@@ -812,7 +838,9 @@ analytics_second_purchase(struct db_conn *c, const char *shop_id, const struct a
 	p[3] = r.as_of_s;
 	p[4] = q->channel;
 	p[5] = q->category;
-	qs = db_exec(c, "analytics_second_purchase", 6, p, &res);
+	/* the cells do not split categories by channel */
+	qs = db_exec(c, q->channel ? "analytics_second_purchase" : "analytics_second_purchase_cells",
+		     6, p, &res);
 	if (qs < 0) {
 		json_decref(r.rule);
 		return qs;

@@ -85,10 +85,11 @@ const struct db_stmt orders_stmts[] = {
 	{ "orders_refresh_shop",
 	  "SELECT customer_facts_refresh_many(ARRAY(SELECT seq FROM customers"
 	  " WHERE shop_id = $1))" },
-	{ "orders_fold_cells", "SELECT facts_cells_compact() + occasion_cells_compact()" },
+	{ "orders_fold_cells", "SELECT facts_cells_compact() + occasion_cells_compact() + first_cells_compact()" },
 	{ "orders_verify_cells",
 	  "SELECT shop_id, what, detail FROM facts_cells_verify($1)"
-	  " UNION ALL SELECT shop_id, what, detail FROM occasion_cells_verify($1) ORDER BY 1, 2, 3" },
+	  " UNION ALL SELECT shop_id, what, detail FROM occasion_cells_verify($1)"
+	  " UNION ALL SELECT shop_id, what, detail FROM first_cells_verify($1) ORDER BY 1, 2, 3" },
 	{ "orders_verify",
 	  "SELECT shop_id, id, stored::text, computed::text FROM ("
 	  "  SELECT c.shop_id, c.id, customer_facts_stored(c.seq) AS stored,"

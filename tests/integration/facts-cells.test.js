@@ -8,7 +8,10 @@
 //     shop's current day (and computes it live when it is not).
 //   - the repurchase, revenue-mix and sales-decomposition metrics (without
 //     a channel) read purchase occasions per local day and per pair of
-//     consecutive occasions (migration 0019).
+//     consecutive occasions (migration 0019);
+//   - time-to-second-purchase and first-order read customers per local day
+//     of their first and second purchase, by first-order channel and role
+//     and per category (migration 0020).
 // They are appended as deltas by triggers and folded by the janitor.
 //
 // Both answers are checked against a from-scratch computation, here in JS, of
@@ -24,7 +27,7 @@
 // deltas on top of folded cells; after the shop's time zone changes (the
 // days are local); with thresholds; and under concurrent orders while the
 // zone changes.  The metrics are checked, month by month, against counts
-// made customer by customer from the stored occasions.  `rebuyd verify`
+// made customer by customer from the stored occasions and facts.  `rebuyd verify`
 // must agree every time and notice a corrupted cell.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,17 +50,19 @@ const PRICES = [1000, 2000, 2500, 5000, 9900]; // few values: ties everywhere
 // 'rare' (4% of orders) has fewer repeat customers than
 // due_min_repeat_customers (30): its buyers are due by the shop's median
 const CATEGORIES = ['tea', 'tea', 'snacks', 'shoes'];
+const CHANNELS = ['web', 'web', 'app', 'store-1'];
 
 /** One order, `msAgo` before now, one line (of a random category when rnd is given). */
 function order(id, cust, msAgo, price, rnd) {
   const category = !rnd ? 'tea' : rnd() < 0.04 ? 'rare' : CATEGORIES[Math.floor(rnd() * CATEGORIES.length)];
-  const lines = [{ sku: 'SKU-1', category, role: 'regular', quantity: 1, unit_price: price }];
+  const role = rnd && rnd() < 0.2 ? 'activity' : 'regular';
+  const lines = [{ sku: 'SKU-1', category, role, quantity: 1, unit_price: price }];
   if (rnd && rnd() < 0.3) lines.push({ sku: 'SKU-2', category: 'snacks', role: 'traffic', quantity: 1, unit_price: 0 });
   return {
     id,
     customer_id: cust,
     placed_at: new Date(Date.now() - msAgo).toISOString(),
-    channel: 'web',
+    channel: rnd ? CHANNELS[Math.floor(rnd() * CHANNELS.length)] : 'web',
     currency: 'CNY',
     lines,
     total: price,
@@ -337,6 +342,64 @@ async function expectMetrics(s, what) {
   assert.ok(seen > 0, `${what}: the metrics saw customers`);
 }
 
+/**
+ * GET /v1/metrics/time-to-second-purchase and /first-order over the whole
+ * history (read from the first-purchase cells) against counts made from
+ * the stored facts, customer by customer: per group, the durations (to the
+ * second purchase, or to as_of when censored) and the N-day figures.
+ */
+async function expectFirstPurchase(s, what) {
+  const N = 60;
+  const LD = (col) => `(${col} AT TIME ZONE s.timezone)::date::text`;
+  const t = await svc.db.query('SELECT (now() AT TIME ZONE timezone)::date::text AS d FROM shops WHERE id = $1', [s.shopId]);
+  const asOf = dayNo(t.rows[0].d);
+  const iso = (n) => new Date(n * DAY).toISOString().slice(0, 10);
+  const lo = asOf - 1300;
+  const facts = (await svc.db.query(`SELECT f.first_order_channel AS ch, f.first_order_roles AS roles,
+      ${LD('f.first_order_at')} AS fd, ${LD('f.second_order_at')} AS sd
+    FROM customer_facts f JOIN shops s ON s.id = f.shop_id WHERE f.shop_id = $1`, [s.shopId])).rows
+    .map((x) => ({ ...x, fd: dayNo(x.fd), sd: x.sd && dayNo(x.sd) })).filter((x) => x.fd >= lo);
+  const cats = (await svc.db.query(`SELECT cf.category, ${LD('cf.first_at')} AS fd, ${LD('cf.second_at')} AS sd
+    FROM customer_category_facts cf JOIN shops s ON s.id = cf.shop_id WHERE cf.shop_id = $1`, [s.shopId])).rows
+    .map((x) => ({ ...x, fd: dayNo(x.fd), sd: x.sd && dayNo(x.sd) })).filter((x) => x.fd >= lo);
+  const durations = (xs) => {
+    const by = new Map();
+    for (const x of xs) {
+      const back = x.sd !== null && x.sd <= asOf;
+      const d = back ? x.sd - x.fd : asOf - x.fd;
+      const e = by.get(d) ?? { day: d, events: 0, censored: 0 };
+      e[back ? 'events' : 'censored']++;
+      by.set(d, e);
+    }
+    return { customers: xs.length, repeat: xs.filter((x) => x.sd !== null && x.sd <= asOf).length, curve: [...by.values()].sort((a, b) => a.day - b.day) };
+  };
+  const q = `from=${iso(lo)}&to=${iso(asOf)}&as_of=${iso(asOf)}`;
+  const r = await c.get(`/v1/metrics/time-to-second-purchase?${q}`, { key: s.key });
+  assert.equal(r.status, 200, r.text);
+  const shape = (g) => ({ customers: g.customers, repeat: g.repeat_customers, curve: g.kaplan_meier.curve.map(({ day, events, censored }) => ({ day, events, censored })) });
+  assert.deepEqual(shape(r.body.overall), durations(facts), `${what}: time to second, overall`);
+  const names = [...new Set(cats.map((x) => x.category))].sort();
+  assert.deepEqual(r.body.categories.map((g) => g.category).sort(), names, `${what}: time to second, categories`);
+  for (const g of r.body.categories) assert.deepEqual(shape(g), durations(cats.filter((x) => x.category === g.category)), `${what}: time to second, ${g.category}`);
+  assert.ok(facts.length > 0 && names.length >= 3, `${what}: customers and categories seen`);
+
+  const f = await c.get(`/v1/metrics/first-order?${q}&window_days=${N}`, { key: s.key });
+  assert.equal(f.status, 200, f.text);
+  const nday = (xs) => {
+    const censored = xs.filter((x) => x.fd + N > asOf).length;
+    return {
+      customers: xs.length, repeat: xs.filter((x) => x.sd !== null && x.sd <= asOf).length, censored,
+      num: xs.filter((x) => x.fd + N <= asOf && x.sd !== null && x.sd <= x.fd + N).length, den: xs.length - censored,
+    };
+  };
+  const got = (g) => ({ customers: g.customers, repeat: g.repeat_customers, censored: g.n_day_repurchase_rate.censored, num: g.n_day_repurchase_rate.numerator, den: g.n_day_repurchase_rate.denominator });
+  assert.deepEqual(got(f.body.overall), nday(facts), `${what}: first-order overall`);
+  for (const g of f.body.by_role) assert.deepEqual(got(g), nday(facts.filter((x) => x.roles.includes(g.role))), `${what}: first-order role ${g.role}`);
+  const channels = [...new Set(facts.map((x) => x.ch))].sort();
+  assert.deepEqual(f.body.by_channel.map((g) => g.channel).sort(), channels, `${what}: first-order channels`);
+  for (const g of f.body.by_channel) assert.deepEqual(got(g), nday(facts.filter((x) => x.ch === g.channel)), `${what}: first-order channel ${g.channel}`);
+}
+
 /** Every member of a built-in segment, [{id, reason}], following the cursor. */
 async function members(s, code) {
   const got = [];
@@ -377,6 +440,7 @@ async function rebuildVip(s) {
 /** rebuyd verify finds 0 differences; and the metrics read from the occasion cells are right. */
 async function verify(s, what) {
   await expectMetrics(s, what);
+  await expectFirstPurchase(s, what);
   const v = await svc.cli(['verify', '--shop', s.shopId]);
   assert.equal(v.code, 0, `${what}: verify: ${v.stdout}\n${v.stderr}`);
   assert.match(v.stdout, /(^|\n)0 differences\n/, what);
@@ -391,7 +455,7 @@ async function pendingDeltas(shopId) {
 
 /** rebuyd's minute fold, now. */
 async function fold() {
-  await svc.db.query('SELECT facts_cells_compact() + occasion_cells_compact()');
+  await svc.db.query('SELECT facts_cells_compact() + occasion_cells_compact() + first_cells_compact()');
 }
 
 async function patchShop(s, body) {
@@ -505,7 +569,8 @@ describe('histograms kept with the facts', () => {
     for (const [table, col, what] of [['rfm_cells', 'customers', 'rfm cell differs'],
       ['rfm_spend_cells', 'customers', 'rfm spend bucket differs'], ['interval_cells', 'customers', 'interval cell differs'],
       ['vip_spend', 'spend', 'vip spend differs'], ['occasion_days', 'occasions', 'occasion day differs'],
-      ['occasion_pairs', 'laters', 'occasion pair differs'], ['occasion_pair_blocks', 'triples', 'occasion pair block differs']]) {
+      ['occasion_pairs', 'laters', 'occasion pair differs'], ['occasion_pair_blocks', 'triples', 'occasion pair block differs'],
+      ['first_cells', 'customers', 'first-purchase cell differs'], ['category_cells', 'customers', 'category cell differs']]) {
       await fold();
       const u = await svc.db.query(`UPDATE ${table} SET ${col} = ${col} + 1
         WHERE ctid = (SELECT ctid FROM ${table} WHERE shop_id = $1 AND ${col} > 0 LIMIT 1) RETURNING ctid::text`, [s.shopId]);
