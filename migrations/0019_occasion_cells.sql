@@ -19,11 +19,164 @@
 -- occasion_pair_blocks per (start day, 32-day block of the end), so a year
 -- reads the blocks whole and only its last partial block day by day.
 --
+-- Cohort retention needs each occasion's cohort: occasions now carry the
+-- start of their customer's first (first_started_at, kept like prev_*), and
+-- cohort_cells count them per (local day of the first, local day of the
+-- occasion).
+--
 -- Kept as rfm_cells are (0018): row triggers on purchase_occasions append
 -- one delta per occasion written or removed, the janitor folds them in once
 -- a minute, readers add both; days are local, so a zone change rebuilds the
 -- shop's cells under the same advisory lock.  Erased customers stay: their
 -- history counts in the metrics.
+
+ALTER TABLE purchase_occasions ADD COLUMN first_started_at timestamptz;
+COMMENT ON COLUMN purchase_occasions.first_started_at IS 'started_at of occasion 1 of the customer';
+UPDATE purchase_occasions po SET first_started_at = f.started_at
+  FROM purchase_occasions f WHERE f.customer_seq = po.customer_seq AND f.n = 1;
+ALTER TABLE purchase_occasions ALTER COLUMN first_started_at SET NOT NULL,
+    ADD CONSTRAINT purchase_occasions_first CHECK (first_started_at <= started_at
+        AND (n > 1 OR first_started_at = started_at));
+
+-- The occasions of customer_facts_compute as rows, with their predecessors
+-- and their first.
+DROP FUNCTION purchase_occasions_rows(jsonb);
+CREATE FUNCTION purchase_occasions_rows(p_occs jsonb)
+RETURNS TABLE (n integer, started_at timestamptz, orders integer, net bigint,
+               p1 timestamptz, p2 timestamptz, p0 timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT x.n, x.started_at, x.orders, x.net, lag(x.started_at) OVER w, lag(x.started_at, 2) OVER w,
+           first_value(x.started_at) OVER w
+      FROM (SELECT (e ->> 'n')::integer AS n, (e ->> 'started_at')::timestamptz AS started_at,
+                   (e ->> 'orders')::integer AS orders, (e ->> 'net')::bigint AS net
+              FROM jsonb_array_elements(p_occs) e) x
+    WINDOW w AS (ORDER BY x.n)
+$$;
+
+-- Store the occasions of one customer, writing only rows that changed; a
+-- row whose predecessors or first moved counts as changed.
+CREATE OR REPLACE FUNCTION purchase_occasions_store(p_customer bigint, p_shop uuid, p_occs jsonb)
+RETURNS void LANGUAGE sql AS $$
+    DELETE FROM purchase_occasions po WHERE po.customer_seq = p_customer
+       AND NOT EXISTS (SELECT FROM purchase_occasions_rows(p_occs) e
+                        WHERE e.n = po.n AND e.started_at = po.started_at
+                          AND e.orders = po.orders AND e.net = po.net
+                          AND e.p1 IS NOT DISTINCT FROM po.prev_started_at
+                          AND e.p2 IS NOT DISTINCT FROM po.prev2_started_at
+                          AND e.p0 = po.first_started_at);
+    INSERT INTO purchase_occasions (customer_seq, n, shop_id, started_at, orders, net,
+        prev_started_at, prev2_started_at, first_started_at)
+    SELECT p_customer, e.n, p_shop, e.started_at, e.orders, e.net, e.p1, e.p2, e.p0
+      FROM purchase_occasions_rows(p_occs) e
+    ON CONFLICT (customer_seq, n) DO NOTHING;
+$$;
+
+-- The stored form verify compares: a row whose prev or first columns do
+-- not match its neighbours shows up as a difference.
+CREATE OR REPLACE FUNCTION customer_facts_stored(p_customer bigint) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'order_count', coalesce(f.order_count, 0), 'first_order_at', f.first_order_at,
+        'second_order_at', f.second_order_at, 'last_order_at', f.last_order_at,
+        'total_spent', coalesce(f.total_spent, 0), 'first_order_channel', f.first_order_channel,
+        'first_order_categories', to_jsonb(coalesce(f.first_order_categories, '{}')),
+        'first_order_roles', to_jsonb(coalesce(f.first_order_roles, '{}')),
+        'categories', coalesce((SELECT jsonb_object_agg(cf.category, jsonb_build_object(
+                'first_at', cf.first_at, 'second_at', cf.second_at,
+                'occasion_count', cf.occasion_count))
+            FROM customer_category_facts cf WHERE cf.customer_seq = p_customer), '{}'),
+        'occasions', coalesce((SELECT jsonb_agg(jsonb_build_object('n', po.n,
+                'started_at', po.started_at, 'orders', po.orders, 'net', po.net)
+                || CASE WHEN po.prev_started_at IS NOT DISTINCT FROM po.p1
+                         AND po.prev2_started_at IS NOT DISTINCT FROM po.p2
+                         AND po.first_started_at = po.p0 THEN '{}'::jsonb
+                        ELSE jsonb_build_object('prev_started_at', po.prev_started_at,
+                                                'prev2_started_at', po.prev2_started_at,
+                                                'first_started_at', po.first_started_at) END
+                ORDER BY po.n)
+            FROM (SELECT o.*, lag(o.started_at) OVER w AS p1, lag(o.started_at, 2) OVER w AS p2,
+                         first_value(o.started_at) OVER w AS p0
+                    FROM purchase_occasions o WHERE o.customer_seq = p_customer
+                  WINDOW w AS (ORDER BY o.n)) po), '[]'))
+    FROM (SELECT p_customer AS seq) k
+    LEFT JOIN customer_facts f ON f.customer_seq = k.seq
+$$;
+
+-- The bulk refresh (0008) writes first_started_at too.
+CREATE OR REPLACE FUNCTION customer_facts_refresh_many(p_customers bigint[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    simple bigint[];
+    c      bigint;
+BEGIN
+    -- the same per-customer lock as customer_facts_refresh, in a fixed order
+    PERFORM 1 FROM customers WHERE seq = ANY (p_customers) ORDER BY seq FOR NO KEY UPDATE;
+    SELECT coalesce(array_agg(cu.seq), '{}') INTO simple
+      FROM customers cu JOIN shops s ON s.id = cu.shop_id
+     WHERE cu.seq = ANY (p_customers)
+       AND coalesce((s.settings #>> '{repurchase_rule,merge_window_hours}')::integer, 0) = 0;
+    FOR c IN SELECT unnest(p_customers) EXCEPT SELECT unnest(simple) LOOP
+        PERFORM customer_facts_refresh(c);
+    END LOOP;
+
+    DELETE FROM customer_category_facts WHERE customer_seq = ANY (simple);
+    DELETE FROM customer_facts WHERE customer_seq = ANY (simple);
+    DELETE FROM purchase_occasions WHERE customer_seq = ANY (simple);
+    CREATE TEMP TABLE facts_q ON COMMIT DROP AS
+    SELECT o.seq, o.customer_seq, cu.shop_id, o.placed_at, o.id, o.channel,
+           o.total - o.refunded_amount AS net,
+           row_number() OVER (PARTITION BY o.customer_seq ORDER BY o.placed_at, o.id) AS n,
+           count(*) OVER (PARTITION BY o.customer_seq) AS cnt
+      FROM orders o
+      JOIN customers cu ON cu.seq = o.customer_seq
+      JOIN shops s ON s.id = cu.shop_id
+     WHERE o.customer_seq = ANY (simple) AND o.status = 'placed'
+       AND o.total >= coalesce((s.settings #>> '{repurchase_rule,min_order_amount}')::bigint, 0)
+       AND NOT (coalesce((s.settings #>> '{repurchase_rule,exclude_refunded}')::boolean, true)
+                AND o.refunded_amount > 0 AND o.refunded_amount >= o.total);
+    ANALYZE facts_q;
+
+    INSERT INTO customer_facts (customer_seq, shop_id, order_count, first_order_at,
+        second_order_at, last_order_at, total_spent, first_order_channel,
+        first_order_categories, first_order_roles)
+    SELECT g.customer_seq, g.shop_id, g.cnt, g.first_at, g.second_at, g.last_at, g.spent,
+           g.first_channel,
+           ARRAY(SELECT DISTINCT l.category FROM order_lines l WHERE l.order_seq = g.first_seq
+                 ORDER BY 1),
+           ARRAY(SELECT DISTINCT l.role FROM order_lines l WHERE l.order_seq = g.first_seq
+                 ORDER BY 1)
+      FROM (SELECT customer_seq, min(shop_id::text)::uuid AS shop_id, max(cnt)::integer AS cnt,
+                   min(placed_at) FILTER (WHERE n = 1) AS first_at,
+                   min(placed_at) FILTER (WHERE n = 2) AS second_at,
+                   min(placed_at) FILTER (WHERE n = cnt) AS last_at,
+                   sum(net)::bigint AS spent,
+                   min(channel) FILTER (WHERE n = 1) AS first_channel,
+                   min(seq) FILTER (WHERE n = 1) AS first_seq
+              FROM facts_q GROUP BY customer_seq) g;
+
+    -- each order is an occasion
+    INSERT INTO purchase_occasions (customer_seq, n, shop_id, started_at, orders, net,
+        prev_started_at, prev2_started_at, first_started_at)
+    SELECT customer_seq, n, shop_id, placed_at, 1, net,
+           lag(placed_at) OVER w, lag(placed_at, 2) OVER w, first_value(placed_at) OVER w
+      FROM facts_q WINDOW w AS (PARTITION BY customer_seq ORDER BY n);
+
+    -- each order is an occasion: a category counts once per order
+    INSERT INTO customer_category_facts (customer_seq, category, shop_id, first_at, second_at,
+        occasion_count)
+    SELECT customer_seq, category, min(shop_id::text)::uuid,
+           min(placed_at) FILTER (WHERE k = 1), min(placed_at) FILTER (WHERE k = 2),
+           count(*)::integer
+      FROM (SELECT d.customer_seq, d.shop_id, d.category, d.placed_at,
+                   row_number() OVER (PARTITION BY d.customer_seq, d.category
+                                      ORDER BY d.placed_at, d.id) AS k
+              FROM (SELECT DISTINCT q.customer_seq, q.shop_id, q.placed_at, q.id, l.category
+                      FROM facts_q q JOIN order_lines l ON l.order_seq = q.seq) d) r
+     GROUP BY customer_seq, category;
+    DROP TABLE facts_q;
+    RETURN coalesce(array_length(p_customers, 1), 0);
+END
+$$;
 
 CREATE TABLE occasion_days (
     shop_id   uuid NOT NULL REFERENCES shops (id),
@@ -63,6 +216,23 @@ CREATE TABLE occasion_pair_blocks (
 );
 COMMENT ON TABLE occasion_pair_blocks IS 'occasion_pairs summed over 32-day blocks of end_day';
 
+-- Cohorts: occasions per (local day of the customer's first, local day of
+-- the occasion).  A customer is active in a calendar week or month through
+-- the first of their occasions in it: those whose predecessor is in an
+-- earlier week (month), or that have none, are counted apart.
+CREATE TABLE cohort_cells (
+    shop_id    uuid NOT NULL REFERENCES shops (id),
+    first_day  date NOT NULL,
+    day        date NOT NULL,
+    occasions  bigint NOT NULL,
+    orders     bigint NOT NULL,
+    net        bigint NOT NULL,
+    new_weeks  bigint NOT NULL,  -- occasions that are their customer's first in the week
+    new_months bigint NOT NULL,  -- the same for the month
+    PRIMARY KEY (shop_id, first_day, day)
+);
+COMMENT ON TABLE cohort_cells IS 'Purchase occasions per (shop, local day of the first occasion, local day), less the deltas not yet folded in';
+
 -- One row per occasion written (+1) or removed (-1).  No foreign key, as
 -- in facts_cell_deltas.
 CREATE TABLE occasion_deltas (
@@ -71,12 +241,13 @@ CREATE TABLE occasion_deltas (
     n         smallint NOT NULL,  -- least(n, 3)
     prev_day  date,
     prev2_day date,
+    first_day date NOT NULL,
     occasions bigint NOT NULL,
     orders    bigint NOT NULL,
     net       bigint NOT NULL
 );
 CREATE INDEX occasion_deltas_shop ON occasion_deltas (shop_id);
-COMMENT ON TABLE occasion_deltas IS 'Changes to occasion_days, occasion_pairs and occasion_pair_blocks not yet folded in by occasion_cells_compact()';
+COMMENT ON TABLE occasion_deltas IS 'Changes to occasion_days, occasion_pairs, occasion_pair_blocks and cohort_cells not yet folded in by occasion_cells_compact()';
 
 -- 32-day blocks counted from 1970-01-01 (floor: days before it too).
 -- Block b holds the days 1970-01-01 + 32b .. + 32b + 31.
@@ -100,13 +271,15 @@ BEGIN
         INSERT INTO occasion_deltas
         VALUES (OLD.shop_id, (OLD.started_at AT TIME ZONE zone)::date, least(OLD.n, 3),
                 (OLD.prev_started_at AT TIME ZONE zone)::date,
-                (OLD.prev2_started_at AT TIME ZONE zone)::date, -1, -OLD.orders, -OLD.net);
+                (OLD.prev2_started_at AT TIME ZONE zone)::date,
+                (OLD.first_started_at AT TIME ZONE zone)::date, -1, -OLD.orders, -OLD.net);
     END IF;
     IF TG_OP IN ('UPDATE', 'INSERT') THEN
         INSERT INTO occasion_deltas
         VALUES (NEW.shop_id, (NEW.started_at AT TIME ZONE zone)::date, least(NEW.n, 3),
                 (NEW.prev_started_at AT TIME ZONE zone)::date,
-                (NEW.prev2_started_at AT TIME ZONE zone)::date, 1, NEW.orders, NEW.net);
+                (NEW.prev2_started_at AT TIME ZONE zone)::date,
+                (NEW.first_started_at AT TIME ZONE zone)::date, 1, NEW.orders, NEW.net);
     END IF;
     RETURN NULL;
 END
@@ -117,12 +290,13 @@ CREATE TRIGGER purchase_occasions_cells AFTER INSERT OR UPDATE OR DELETE ON purc
 -- A shop's occasions as deltas-shaped rows (one per occasion): the
 -- source of the computations below.
 CREATE FUNCTION occasion_rows(p_shop uuid)
-RETURNS TABLE (day date, n smallint, prev_day date, prev2_day date, occasions bigint,
-               orders bigint, net bigint)
+RETURNS TABLE (day date, n smallint, prev_day date, prev2_day date, first_day date,
+               occasions bigint, orders bigint, net bigint)
 LANGUAGE sql STABLE AS $$
     SELECT (o.started_at AT TIME ZONE s.timezone)::date, least(o.n, 3)::smallint,
            (o.prev_started_at AT TIME ZONE s.timezone)::date,
-           (o.prev2_started_at AT TIME ZONE s.timezone)::date, 1::bigint, o.orders::bigint, o.net
+           (o.prev2_started_at AT TIME ZONE s.timezone)::date,
+           (o.first_started_at AT TIME ZONE s.timezone)::date, 1::bigint, o.orders::bigint, o.net
       FROM purchase_occasions o JOIN shops s ON s.id = o.shop_id
      WHERE o.shop_id = p_shop
 $$;
@@ -150,6 +324,42 @@ LANGUAGE sql STABLE AS $$
             SELECT r.prev2_day, r.day, 0, 0, r.occasions
               FROM occasion_rows(p_shop) r WHERE r.n = 3) x
      GROUP BY 1, 2
+$$;
+
+-- A delta's or occasion's cohort cell: is it the first of its customer
+-- in its week, in its month?
+CREATE FUNCTION cohort_news(p_day date, p_prev_day date, OUT new_week integer, OUT new_month integer)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (p_prev_day IS NULL OR date_trunc('week', p_prev_day::timestamp) < date_trunc('week', p_day::timestamp))::integer,
+           (p_prev_day IS NULL OR date_trunc('month', p_prev_day::timestamp) < date_trunc('month', p_day::timestamp))::integer
+$$;
+
+CREATE FUNCTION cohort_cells_compute(p_shop uuid)
+RETURNS TABLE (first_day date, day date, occasions bigint, orders bigint, net bigint,
+               new_weeks bigint, new_months bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT r.first_day, r.day, sum(r.occasions)::bigint, sum(r.orders)::bigint, sum(r.net)::bigint,
+           sum(r.occasions * x.new_week)::bigint, sum(r.occasions * x.new_month)::bigint
+      FROM occasion_rows(p_shop) r, LATERAL cohort_news(r.day, r.prev_day) x
+     GROUP BY 1, 2
+$$;
+
+CREATE FUNCTION cohort_cells_stored(p_shop uuid)
+RETURNS TABLE (first_day date, day date, occasions bigint, orders bigint, net bigint,
+               new_weeks bigint, new_months bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT y.first_day, y.day, sum(y.occasions)::bigint, sum(y.orders)::bigint, sum(y.net)::bigint,
+           sum(y.new_weeks)::bigint, sum(y.new_months)::bigint
+      FROM (SELECT c.first_day, c.day, c.occasions, c.orders, c.net, c.new_weeks, c.new_months
+              FROM cohort_cells c WHERE c.shop_id = p_shop
+            UNION ALL
+            SELECT d.first_day, d.day, d.occasions, d.orders, d.net, d.occasions * x.new_week,
+                   d.occasions * x.new_month
+              FROM occasion_deltas d, LATERAL cohort_news(d.day, d.prev_day) x
+             WHERE d.shop_id = p_shop) y
+     GROUP BY 1, 2
+    HAVING sum(y.occasions) <> 0 OR sum(y.orders) <> 0 OR sum(y.net) <> 0
+        OR sum(y.new_weeks) <> 0 OR sum(y.new_months) <> 0
 $$;
 
 -- The cells as stored: folded cells plus pending deltas.
@@ -212,6 +422,10 @@ BEGIN
     DELETE FROM occasion_days WHERE shop_id = p_shop;
     DELETE FROM occasion_pairs WHERE shop_id = p_shop;
     DELETE FROM occasion_pair_blocks WHERE shop_id = p_shop;
+    DELETE FROM cohort_cells WHERE shop_id = p_shop;
+    INSERT INTO cohort_cells (shop_id, first_day, day, occasions, orders, net, new_weeks,
+        new_months)
+    SELECT p_shop, c.* FROM cohort_cells_compute(p_shop) c;
     INSERT INTO occasion_days (shop_id, day, first, occasions, orders, net, gap_days)
     SELECT p_shop, c.* FROM occasion_days_compute(p_shop) c;
     INSERT INTO occasion_pairs (shop_id, start_day, end_day, seconds, laters, triples)
@@ -256,6 +470,16 @@ BEGIN
         ON CONFLICT (shop_id, day, first) DO UPDATE
            SET occasions = c.occasions + excluded.occasions, orders = c.orders + excluded.orders,
                net = c.net + excluded.net, gap_days = c.gap_days + excluded.gap_days;
+        INSERT INTO cohort_cells AS c (shop_id, first_day, day, occasions, orders, net, new_weeks,
+            new_months)
+        SELECT shop, g.first_day, g.day, sum(g.occasions), sum(g.orders), sum(g.net),
+               sum(g.occasions * x.new_week), sum(g.occasions * x.new_month)
+          FROM occasion_fold g, LATERAL cohort_news(g.day, g.prev_day) x
+         GROUP BY g.first_day, g.day
+        ON CONFLICT (shop_id, first_day, day) DO UPDATE
+           SET occasions = c.occasions + excluded.occasions, orders = c.orders + excluded.orders,
+               net = c.net + excluded.net, new_weeks = c.new_weeks + excluded.new_weeks,
+               new_months = c.new_months + excluded.new_months;
         CREATE TEMP TABLE occasion_fold_pairs ON COMMIT DROP AS
         SELECT x.s AS start_day, x.e AS end_day, sum(x.seconds) AS seconds,
                sum(x.laters) AS laters, sum(x.triples) AS triples
@@ -285,6 +509,10 @@ BEGIN
         DELETE FROM occasion_days c WHERE c.shop_id = shop
            AND (c.day, c.first) IN (SELECT g.day, g.n = 1 FROM occasion_fold g)
            AND c.occasions = 0 AND c.orders = 0 AND c.net = 0 AND c.gap_days = 0;
+        DELETE FROM cohort_cells c WHERE c.shop_id = shop
+           AND (c.first_day, c.day) IN (SELECT g.first_day, g.day FROM occasion_fold g)
+           AND c.occasions = 0 AND c.orders = 0 AND c.net = 0 AND c.new_weeks = 0
+           AND c.new_months = 0;
         DELETE FROM occasion_pairs c USING occasion_fold_pairs p
          WHERE c.shop_id = shop AND c.end_day = p.end_day AND c.start_day = p.start_day
            AND c.seconds = 0 AND c.laters = 0 AND c.triples = 0;
@@ -346,6 +574,23 @@ LANGUAGE sql STABLE AS $$
                         ON a.start_day = b.start_day AND a.end_block = b.end_block
                      WHERE (a.seconds, a.laters, a.triples)
                            IS DISTINCT FROM (b.seconds, b.laters, b.triples)) d
+     WHERE p_shop IS NULL OR s.id = p_shop
+    UNION ALL
+    SELECT s.id, 'cohort cell differs from the occasions', d.detail
+      FROM shops s,
+           LATERAL (SELECT coalesce(a.first_day, b.first_day) || ' cohort, '
+                           || coalesce(a.day, b.day) || ': stored ' || coalesce(a.occasions, 0)
+                           || '/' || coalesce(a.orders, 0) || '/' || coalesce(a.net, 0) || '/'
+                           || coalesce(a.new_weeks, 0) || '/' || coalesce(a.new_months, 0)
+                           || ', computed ' || coalesce(b.occasions, 0) || '/'
+                           || coalesce(b.orders, 0) || '/' || coalesce(b.net, 0) || '/'
+                           || coalesce(b.new_weeks, 0) || '/' || coalesce(b.new_months, 0) AS detail
+                      FROM cohort_cells_stored(s.id) a
+                      FULL JOIN cohort_cells_compute(s.id) b
+                        ON a.first_day = b.first_day AND a.day = b.day
+                     WHERE (a.occasions, a.orders, a.net, a.new_weeks, a.new_months)
+                           IS DISTINCT FROM (b.occasions, b.orders, b.net, b.new_weeks,
+                                             b.new_months)) d
      WHERE p_shop IS NULL OR s.id = p_shop
 $$;
 

@@ -219,6 +219,40 @@ const struct db_stmt analytics_stmts[] = {
 	  "   count(*) FILTER (WHERE n = 1 OR ppb < pb), sum(orders), sum(net)"
 	  " FROM o GROUP BY 1, 2 ORDER BY 1, 2" },
 	/*
+	 * analytics_cohorts from the cells (0019), without a channel: cohort
+	 * sizes from the first occasions per day, periods from the occasions
+	 * per (first day, day), each counted active through the first of its
+	 * customer's occasions in the week or month.
+	 */
+	{ "analytics_cohorts_cells",
+	  "WITH dx AS MATERIALIZED (SELECT d.first_day, d.day, d.n, d.prev_day, d.occasions,"
+	  "   d.orders, d.net FROM occasion_deltas d"
+	  "   WHERE d.shop_id = $1 AND d.first_day BETWEEN $2::date AND $3::date),"
+	  " sz AS (SELECT date_trunc($5, x.day::timestamp)::date AS cb,"
+	  "     sum(x.occasions) AS customers"
+	  "   FROM (SELECT c.day, c.occasions FROM occasion_days c"
+	  "       WHERE c.shop_id = $1 AND c.first AND c.day BETWEEN $2::date AND $3::date"
+	  "     UNION ALL SELECT dx.day, dx.occasions FROM dx WHERE dx.n = 1) x GROUP BY 1),"
+	  " o AS (SELECT date_trunc($5, y.first_day::timestamp)::date AS cb,"
+	  "     date_trunc($5, y.day::timestamp)::date AS pb,"
+	  "     sum(y.new) AS active, sum(y.orders) AS orders, sum(y.net) AS net"
+	  "   FROM (SELECT c.first_day, c.day, c.occasions, c.orders, c.net,"
+	  "       CASE WHEN $5 = 'week' THEN c.new_weeks ELSE c.new_months END AS new"
+	  "       FROM cohort_cells c WHERE c.shop_id = $1"
+	  "         AND c.first_day BETWEEN $2::date AND $3::date AND c.day <= $4::date"
+	  "     UNION ALL SELECT dx.first_day, dx.day, dx.occasions, dx.orders, dx.net,"
+	  "       dx.occasions * CASE WHEN $5 = 'week' THEN x.new_week ELSE x.new_month END"
+	  "       FROM dx, LATERAL cohort_news(dx.day, dx.prev_day) x WHERE dx.day <= $4::date) y"
+	  "   GROUP BY 1, 2 HAVING sum(y.occasions) <> 0)"
+	  " SELECT cb::text, -1 AS period, customers, 0, 0 FROM sz"
+	  " WHERE customers <> 0 AND $6::text IS NULL"
+	  " UNION ALL"
+	  " SELECT cb::text, CASE WHEN $5 = 'week' THEN (pb - cb) / 7"
+	  "   ELSE ((extract(year FROM pb) - extract(year FROM cb)) * 12"
+	  "     + extract(month FROM pb) - extract(month FROM cb))::integer END,"
+	  "   active, orders, net"
+	  " FROM o ORDER BY 1, 2" },
+	/*
 	 * Per bucket (as analytics_repurchase, counting customers the same
 	 * way): the occasions dated in it, first (n = 1) and later, and the
 	 * days from each later one back to its predecessor; then the traffic
@@ -1097,7 +1131,8 @@ analytics_cohorts(struct db_conn *c, const char *shop_id, const struct analytics
 	p[3] = r.as_of_s;
 	p[4] = interval;
 	p[5] = q->channel;
-	qs = db_exec(c, "analytics_cohorts", 6, p, &res);
+	/* the cells do not split by channel */
+	qs = db_exec(c, q->channel ? "analytics_cohorts" : "analytics_cohorts_cells", 6, p, &res);
 	if (qs < 0)
 		goto out;
 	/* the skeleton: every cohort and period, empty */

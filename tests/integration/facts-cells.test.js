@@ -6,9 +6,10 @@
 //     local days from the first to the second purchase);
 //   - vip reads each customer's spend over the last 365 days, kept for the
 //     shop's current day (and computes it live when it is not).
-//   - the repurchase, revenue-mix and sales-decomposition metrics (without
-//     a channel) read purchase occasions per local day and per pair of
-//     consecutive occasions (migration 0019);
+//   - the repurchase, revenue-mix, sales-decomposition and cohort metrics
+//     (without a channel) read purchase occasions per local day, per pair
+//     of consecutive occasions and per (day of the customer's first, day)
+//     (migration 0019);
 //   - time-to-second-purchase and first-order read customers per local day
 //     of their first and second purchase, by first-order channel and role
 //     and per category (migration 0020).
@@ -343,6 +344,40 @@ async function expectMetrics(s, what) {
 }
 
 /**
+ * GET /v1/metrics/cohorts (read from the cohort cells), monthly over the
+ * whole history and weekly over the last 150 days, against counts from the
+ * stored occasions: per cohort its customers, per period the customers
+ * with an occasion in it, their orders and net.
+ */
+async function expectCohorts(s, what) {
+  const t = await svc.db.query('SELECT (now() AT TIME ZONE timezone)::date::text AS d FROM shops WHERE id = $1', [s.shopId]);
+  const asOf = dayNo(t.rows[0].d);
+  const iso = (n) => new Date(n * DAY).toISOString().slice(0, 10);
+  const custs = await storedOccasions(s.shopId);
+  let active = 0;
+  for (const [interval, back] of [['month', 1300], ['week', 150]]) {
+    const r = await c.get(`/v1/metrics/cohorts?from=${iso(asOf - back)}&to=${iso(asOf)}&as_of=${iso(asOf)}&interval=${interval}`, { key: s.key });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.body.cohorts.length >= (interval === 'month' ? 43 : 21), `${what}: ${interval} cohorts`);
+    for (const co of r.body.cohorts) {
+      const members = custs.filter((occ) => occ[0].d >= dayNo(co.from) && occ[0].d <= dayNo(co.to));
+      const want = {
+        customers: members.length,
+        periods: co.periods.map((p) => {
+          const inP = (o) => o.d >= dayNo(p.from) && o.d <= dayNo(p.to);
+          const occs = members.flatMap((occ) => occ.filter(inP));
+          return { customers: members.filter((occ) => occ.some(inP)).length, orders: occs.reduce((a, o) => a + o.orders, 0), revenue: Number(occs.reduce((a, o) => a + o.net, 0n)) };
+        }),
+      };
+      const got = { customers: co.customers, periods: co.periods.map((p) => ({ customers: p.customers, orders: p.orders, revenue: p.revenue })) };
+      assert.deepEqual(got, want, `${what}: ${interval} cohort ${co.from}`);
+      active += want.periods.reduce((a, p) => a + p.customers, 0);
+    }
+  }
+  assert.ok(active > 0, `${what}: the cohorts saw customers`);
+}
+
+/**
  * GET /v1/metrics/time-to-second-purchase and /first-order over the whole
  * history (read from the first-purchase cells) against counts made from
  * the stored facts, customer by customer: per group, the durations (to the
@@ -440,6 +475,7 @@ async function rebuildVip(s) {
 /** rebuyd verify finds 0 differences; and the metrics read from the occasion cells are right. */
 async function verify(s, what) {
   await expectMetrics(s, what);
+  await expectCohorts(s, what);
   await expectFirstPurchase(s, what);
   const v = await svc.cli(['verify', '--shop', s.shopId]);
   assert.equal(v.code, 0, `${what}: verify: ${v.stdout}\n${v.stderr}`);
@@ -570,7 +606,8 @@ describe('histograms kept with the facts', () => {
       ['rfm_spend_cells', 'customers', 'rfm spend bucket differs'], ['interval_cells', 'customers', 'interval cell differs'],
       ['vip_spend', 'spend', 'vip spend differs'], ['occasion_days', 'occasions', 'occasion day differs'],
       ['occasion_pairs', 'laters', 'occasion pair differs'], ['occasion_pair_blocks', 'triples', 'occasion pair block differs'],
-      ['first_cells', 'customers', 'first-purchase cell differs'], ['category_cells', 'customers', 'category cell differs']]) {
+      ['first_cells', 'customers', 'first-purchase cell differs'], ['category_cells', 'customers', 'category cell differs'],
+      ['cohort_cells', 'new_months', 'cohort cell differs']]) {
       await fold();
       const u = await svc.db.query(`UPDATE ${table} SET ${col} = ${col} + 1
         WHERE ctid = (SELECT ctid FROM ${table} WHERE shop_id = $1 AND ${col} > 0 LIMIT 1) RETURNING ctid::text`, [s.shopId]);
