@@ -326,12 +326,18 @@ LANGUAGE sql STABLE AS $$
      GROUP BY 1, 2
 $$;
 
--- A delta's or occasion's cohort cell: is it the first of its customer
--- in its week, in its month?
-CREATE FUNCTION cohort_news(p_day date, p_prev_day date, OUT new_week integer, OUT new_month integer)
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT (p_prev_day IS NULL OR date_trunc('week', p_prev_day::timestamp) < date_trunc('week', p_day::timestamp))::integer,
-           (p_prev_day IS NULL OR date_trunc('month', p_prev_day::timestamp) < date_trunc('month', p_day::timestamp))::integer
+-- Is an occasion on p_day the first of its customer in its calendar week
+-- (month), given its predecessor's day?  Plain expressions: PostgreSQL
+-- inlines them.
+CREATE FUNCTION cohort_new_week(p_day date, p_prev_day date) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (p_prev_day IS NULL
+            OR date_trunc('week', p_prev_day::timestamp) < date_trunc('week', p_day::timestamp))::integer
+$$;
+CREATE FUNCTION cohort_new_month(p_day date, p_prev_day date) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (p_prev_day IS NULL
+            OR date_trunc('month', p_prev_day::timestamp) < date_trunc('month', p_day::timestamp))::integer
 $$;
 
 CREATE FUNCTION cohort_cells_compute(p_shop uuid)
@@ -339,8 +345,9 @@ RETURNS TABLE (first_day date, day date, occasions bigint, orders bigint, net bi
                new_weeks bigint, new_months bigint)
 LANGUAGE sql STABLE AS $$
     SELECT r.first_day, r.day, sum(r.occasions)::bigint, sum(r.orders)::bigint, sum(r.net)::bigint,
-           sum(r.occasions * x.new_week)::bigint, sum(r.occasions * x.new_month)::bigint
-      FROM occasion_rows(p_shop) r, LATERAL cohort_news(r.day, r.prev_day) x
+           sum(r.occasions * cohort_new_week(r.day, r.prev_day))::bigint,
+           sum(r.occasions * cohort_new_month(r.day, r.prev_day))::bigint
+      FROM occasion_rows(p_shop) r
      GROUP BY 1, 2
 $$;
 
@@ -353,10 +360,10 @@ LANGUAGE sql STABLE AS $$
       FROM (SELECT c.first_day, c.day, c.occasions, c.orders, c.net, c.new_weeks, c.new_months
               FROM cohort_cells c WHERE c.shop_id = p_shop
             UNION ALL
-            SELECT d.first_day, d.day, d.occasions, d.orders, d.net, d.occasions * x.new_week,
-                   d.occasions * x.new_month
-              FROM occasion_deltas d, LATERAL cohort_news(d.day, d.prev_day) x
-             WHERE d.shop_id = p_shop) y
+            SELECT d.first_day, d.day, d.occasions, d.orders, d.net,
+                   d.occasions * cohort_new_week(d.day, d.prev_day),
+                   d.occasions * cohort_new_month(d.day, d.prev_day)
+              FROM occasion_deltas d WHERE d.shop_id = p_shop) y
      GROUP BY 1, 2
     HAVING sum(y.occasions) <> 0 OR sum(y.orders) <> 0 OR sum(y.net) <> 0
         OR sum(y.new_weeks) <> 0 OR sum(y.new_months) <> 0
@@ -449,79 +456,106 @@ CREATE TRIGGER shops_occasion_cells_zone AFTER UPDATE OF timezone ON shops
     EXECUTE FUNCTION shops_occasion_cells_zone();
 
 -- Fold every shop's deltas into its cells; returns the number folded.
+-- One statement per shop (no temporary tables: a fold over many shops
+-- would hold their catalog locks to the end); the cells it leaves at zero
+-- come back from the upserts and are deleted by key after it.
 CREATE FUNCTION occasion_cells_compact() RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    shop   uuid;
-    folded bigint := 0;
-    n      bigint;
+    shop    uuid;
+    folded  bigint := 0;
+    n       bigint;
+    zd_day  date[];
+    zd_first boolean[];
+    zc_first date[];
+    zc_day  date[];
+    zp_start date[];
+    zp_end  date[];
+    zb_start date[];
+    zb_block integer[];
 BEGIN
     FOR shop IN SELECT DISTINCT d.shop_id FROM occasion_deltas d ORDER BY 1 LOOP
         PERFORM facts_cells_lock(shop, false);
-        CREATE TEMP TABLE occasion_fold ON COMMIT DROP AS
-        WITH gone AS (DELETE FROM occasion_deltas d WHERE d.shop_id = shop RETURNING d.*)
-        SELECT * FROM gone;
-        GET DIAGNOSTICS n = ROW_COUNT;
+        WITH gone AS (DELETE FROM occasion_deltas d WHERE d.shop_id = shop RETURNING d.*),
+             g AS (SELECT x.day, x.n, x.prev_day, x.prev2_day, x.first_day,
+                          sum(x.occasions) AS occasions, sum(x.orders) AS orders, sum(x.net) AS net
+                     FROM gone x GROUP BY 1, 2, 3, 4, 5),
+             days AS (INSERT INTO occasion_days AS c (shop_id, day, first, occasions, orders, net,
+                          gap_days)
+                      SELECT shop, g.day, g.n = 1, sum(g.occasions), sum(g.orders), sum(g.net),
+                             coalesce(sum(g.occasions * (g.day - g.prev_day)), 0)
+                        FROM g GROUP BY g.day, g.n = 1
+                      ON CONFLICT (shop_id, day, first) DO UPDATE
+                         SET occasions = c.occasions + excluded.occasions,
+                             orders = c.orders + excluded.orders, net = c.net + excluded.net,
+                             gap_days = c.gap_days + excluded.gap_days
+                      RETURNING c.day, c.first, c.occasions = 0 AND c.orders = 0 AND c.net = 0
+                                AND c.gap_days = 0 AS zero),
+             cohorts AS (INSERT INTO cohort_cells AS c (shop_id, first_day, day, occasions, orders,
+                             net, new_weeks, new_months)
+                         SELECT shop, g.first_day, g.day, sum(g.occasions), sum(g.orders),
+                                sum(g.net), sum(g.occasions * cohort_new_week(g.day, g.prev_day)),
+                                sum(g.occasions * cohort_new_month(g.day, g.prev_day))
+                           FROM g GROUP BY g.first_day, g.day
+                         ON CONFLICT (shop_id, first_day, day) DO UPDATE
+                            SET occasions = c.occasions + excluded.occasions,
+                                orders = c.orders + excluded.orders, net = c.net + excluded.net,
+                                new_weeks = c.new_weeks + excluded.new_weeks,
+                                new_months = c.new_months + excluded.new_months
+                         RETURNING c.first_day, c.day, c.occasions = 0 AND c.orders = 0
+                                   AND c.net = 0 AND c.new_weeks = 0 AND c.new_months = 0 AS zero),
+             spans AS (SELECT x.s, x.e, sum(x.seconds) AS seconds, sum(x.laters) AS laters,
+                              sum(x.triples) AS triples
+                         FROM (SELECT g.prev_day AS s, g.day AS e,
+                                      CASE WHEN g.n = 2 THEN g.occasions ELSE 0 END AS seconds,
+                                      CASE WHEN g.n = 3 THEN g.occasions ELSE 0 END AS laters,
+                                      0 AS triples
+                                 FROM g WHERE g.n >= 2
+                               UNION ALL
+                               SELECT g.prev2_day, g.day, 0, 0, g.occasions FROM g WHERE g.n = 3) x
+                        GROUP BY 1, 2),
+             pairs AS (INSERT INTO occasion_pairs AS c (shop_id, start_day, end_day, seconds, laters,
+                           triples)
+                       SELECT shop, p.s, p.e, p.seconds, p.laters, p.triples FROM spans p
+                        WHERE p.seconds <> 0 OR p.laters <> 0 OR p.triples <> 0
+                       ON CONFLICT (shop_id, end_day, start_day) DO UPDATE
+                          SET seconds = c.seconds + excluded.seconds,
+                              laters = c.laters + excluded.laters,
+                              triples = c.triples + excluded.triples
+                       RETURNING c.start_day, c.end_day,
+                                 c.seconds = 0 AND c.laters = 0 AND c.triples = 0 AS zero),
+             blocks AS (INSERT INTO occasion_pair_blocks AS c (shop_id, start_day, end_block,
+                            seconds, laters, triples)
+                        SELECT shop, p.s, occasion_block(p.e), sum(p.seconds), sum(p.laters),
+                               sum(p.triples)
+                          FROM spans p GROUP BY 2, 3
+                        HAVING sum(p.seconds) <> 0 OR sum(p.laters) <> 0 OR sum(p.triples) <> 0
+                        ON CONFLICT (shop_id, start_day, end_block) DO UPDATE
+                           SET seconds = c.seconds + excluded.seconds,
+                               laters = c.laters + excluded.laters,
+                               triples = c.triples + excluded.triples
+                        RETURNING c.start_day, c.end_block,
+                                  c.seconds = 0 AND c.laters = 0 AND c.triples = 0 AS zero)
+        SELECT (SELECT count(*) FROM gone),
+               (SELECT array_agg(x.day) FROM days x WHERE x.zero),
+               (SELECT array_agg(x.first) FROM days x WHERE x.zero),
+               (SELECT array_agg(x.first_day) FROM cohorts x WHERE x.zero),
+               (SELECT array_agg(x.day) FROM cohorts x WHERE x.zero),
+               (SELECT array_agg(x.start_day) FROM pairs x WHERE x.zero),
+               (SELECT array_agg(x.end_day) FROM pairs x WHERE x.zero),
+               (SELECT array_agg(x.start_day) FROM blocks x WHERE x.zero),
+               (SELECT array_agg(x.end_block) FROM blocks x WHERE x.zero)
+          INTO n, zd_day, zd_first, zc_first, zc_day, zp_start, zp_end, zb_start, zb_block;
         folded := folded + n;
-        INSERT INTO occasion_days AS c (shop_id, day, first, occasions, orders, net, gap_days)
-        SELECT shop, g.day, g.n = 1, sum(g.occasions), sum(g.orders), sum(g.net),
-               coalesce(sum(g.occasions * (g.day - g.prev_day)), 0)
-          FROM occasion_fold g GROUP BY g.day, g.n = 1
-        ON CONFLICT (shop_id, day, first) DO UPDATE
-           SET occasions = c.occasions + excluded.occasions, orders = c.orders + excluded.orders,
-               net = c.net + excluded.net, gap_days = c.gap_days + excluded.gap_days;
-        INSERT INTO cohort_cells AS c (shop_id, first_day, day, occasions, orders, net, new_weeks,
-            new_months)
-        SELECT shop, g.first_day, g.day, sum(g.occasions), sum(g.orders), sum(g.net),
-               sum(g.occasions * x.new_week), sum(g.occasions * x.new_month)
-          FROM occasion_fold g, LATERAL cohort_news(g.day, g.prev_day) x
-         GROUP BY g.first_day, g.day
-        ON CONFLICT (shop_id, first_day, day) DO UPDATE
-           SET occasions = c.occasions + excluded.occasions, orders = c.orders + excluded.orders,
-               net = c.net + excluded.net, new_weeks = c.new_weeks + excluded.new_weeks,
-               new_months = c.new_months + excluded.new_months;
-        CREATE TEMP TABLE occasion_fold_pairs ON COMMIT DROP AS
-        SELECT x.s AS start_day, x.e AS end_day, sum(x.seconds) AS seconds,
-               sum(x.laters) AS laters, sum(x.triples) AS triples
-          FROM (SELECT g.prev_day AS s, g.day AS e,
-                       CASE WHEN g.n = 2 THEN g.occasions ELSE 0 END AS seconds,
-                       CASE WHEN g.n = 3 THEN g.occasions ELSE 0 END AS laters, 0 AS triples
-                  FROM occasion_fold g WHERE g.n >= 2
-                UNION ALL
-                SELECT g.prev2_day, g.day, 0, 0, g.occasions FROM occasion_fold g WHERE g.n = 3) x
-         GROUP BY 1, 2;
-        INSERT INTO occasion_pairs AS c (shop_id, start_day, end_day, seconds, laters, triples)
-        SELECT shop, p.start_day, p.end_day, p.seconds, p.laters, p.triples
-          FROM occasion_fold_pairs p
-         WHERE p.seconds <> 0 OR p.laters <> 0 OR p.triples <> 0
-        ON CONFLICT (shop_id, end_day, start_day) DO UPDATE
-           SET seconds = c.seconds + excluded.seconds, laters = c.laters + excluded.laters,
-               triples = c.triples + excluded.triples;
-        INSERT INTO occasion_pair_blocks AS c (shop_id, start_day, end_block, seconds, laters,
-            triples)
-        SELECT shop, p.start_day, occasion_block(p.end_day), sum(p.seconds), sum(p.laters),
-               sum(p.triples)
-          FROM occasion_fold_pairs p GROUP BY 2, 3
-        HAVING sum(p.seconds) <> 0 OR sum(p.laters) <> 0 OR sum(p.triples) <> 0
-        ON CONFLICT (shop_id, start_day, end_block) DO UPDATE
-           SET seconds = c.seconds + excluded.seconds, laters = c.laters + excluded.laters,
-               triples = c.triples + excluded.triples;
-        DELETE FROM occasion_days c WHERE c.shop_id = shop
-           AND (c.day, c.first) IN (SELECT g.day, g.n = 1 FROM occasion_fold g)
-           AND c.occasions = 0 AND c.orders = 0 AND c.net = 0 AND c.gap_days = 0;
-        DELETE FROM cohort_cells c WHERE c.shop_id = shop
-           AND (c.first_day, c.day) IN (SELECT g.first_day, g.day FROM occasion_fold g)
-           AND c.occasions = 0 AND c.orders = 0 AND c.net = 0 AND c.new_weeks = 0
-           AND c.new_months = 0;
-        DELETE FROM occasion_pairs c USING occasion_fold_pairs p
-         WHERE c.shop_id = shop AND c.end_day = p.end_day AND c.start_day = p.start_day
-           AND c.seconds = 0 AND c.laters = 0 AND c.triples = 0;
-        DELETE FROM occasion_pair_blocks c USING occasion_fold_pairs p
-         WHERE c.shop_id = shop AND c.start_day = p.start_day
-           AND c.end_block = occasion_block(p.end_day)
-           AND c.seconds = 0 AND c.laters = 0 AND c.triples = 0;
-        DROP TABLE occasion_fold;
-        DROP TABLE occasion_fold_pairs;
+        -- a statement cannot see its own upserts: emptied cells go now
+        DELETE FROM occasion_days c USING unnest(zd_day, zd_first) z(day, first)
+         WHERE c.shop_id = shop AND c.day = z.day AND c.first = z.first;
+        DELETE FROM cohort_cells c USING unnest(zc_first, zc_day) z(first_day, day)
+         WHERE c.shop_id = shop AND c.first_day = z.first_day AND c.day = z.day;
+        DELETE FROM occasion_pairs c USING unnest(zp_start, zp_end) z(s, e)
+         WHERE c.shop_id = shop AND c.end_day = z.e AND c.start_day = z.s;
+        DELETE FROM occasion_pair_blocks c USING unnest(zb_start, zb_block) z(s, b)
+         WHERE c.shop_id = shop AND c.start_day = z.s AND c.end_block = z.b;
     END LOOP;
     RETURN folded;
 END
@@ -594,5 +628,15 @@ LANGUAGE sql STABLE AS $$
      WHERE p_shop IS NULL OR s.id = p_shop
 $$;
 
--- Existing shops.
-SELECT occasion_cells_rebuild(s.id) FROM shops s;
+-- Existing shops (no lock per shop: this transaction already holds
+-- purchase_occasions exclusively).
+INSERT INTO occasion_days (shop_id, day, first, occasions, orders, net, gap_days)
+SELECT s.id, c.* FROM shops s, LATERAL occasion_days_compute(s.id) c;
+INSERT INTO occasion_pairs (shop_id, start_day, end_day, seconds, laters, triples)
+SELECT s.id, c.* FROM shops s, LATERAL occasion_pairs_compute(s.id) c;
+INSERT INTO occasion_pair_blocks (shop_id, start_day, end_block, seconds, laters, triples)
+SELECT p.shop_id, p.start_day, occasion_block(p.end_day), sum(p.seconds), sum(p.laters),
+       sum(p.triples)
+  FROM occasion_pairs p GROUP BY 1, 2, 3;
+INSERT INTO cohort_cells (shop_id, first_day, day, occasions, orders, net, new_weeks, new_months)
+SELECT s.id, c.* FROM shops s, LATERAL cohort_cells_compute(s.id) c;

@@ -120,6 +120,59 @@ $$;
 CREATE TRIGGER customer_category_facts_cells AFTER INSERT OR DELETE ON customer_category_facts
     FOR EACH ROW EXECUTE FUNCTION category_cells_track();
 
+-- A refresh (0006) used to replace all of a customer's category facts
+-- with every order; it now writes only those that changed, so an order
+-- fires these triggers for the categories it bought, not for all.
+CREATE OR REPLACE FUNCTION customer_facts_refresh(p_customer bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    f    jsonb;
+    shop uuid;
+BEGIN
+    -- Changes to one customer's orders queue here.  Computing only after
+    -- the lock (a new statement, so a new snapshot under READ COMMITTED)
+    -- sees every order committed before us: two concurrent orders of the
+    -- same customer cannot each store facts that miss the other.
+    -- NO KEY UPDATE: it must not conflict with the KEY SHARE locks that
+    -- foreign-key checks of concurrent order inserts hold on this row.
+    SELECT shop_id INTO shop FROM customers WHERE seq = p_customer FOR NO KEY UPDATE;
+    f := customer_facts_compute(p_customer);
+    -- only the categories whose facts changed (usually the ones this order
+    -- bought): each row written costs its histograms' triggers
+    DELETE FROM customer_category_facts cf WHERE cf.customer_seq = p_customer
+       AND NOT EXISTS (SELECT FROM jsonb_each(f -> 'categories') e
+                        WHERE e.key = cf.category
+                          AND (e.value ->> 'first_at')::timestamptz = cf.first_at
+                          AND (e.value ->> 'second_at')::timestamptz IS NOT DISTINCT FROM cf.second_at
+                          AND (e.value ->> 'occasion_count')::integer = cf.occasion_count);
+    PERFORM purchase_occasions_store(p_customer, shop, f -> 'occasions');
+    IF (f ->> 'order_count')::integer = 0 THEN
+        DELETE FROM customer_facts WHERE customer_seq = p_customer;
+        RETURN;
+    END IF;
+    INSERT INTO customer_facts AS cf (customer_seq, shop_id, order_count, first_order_at,
+        second_order_at, last_order_at, total_spent, first_order_channel,
+        first_order_categories, first_order_roles)
+    VALUES (p_customer, shop, (f ->> 'order_count')::integer, (f ->> 'first_order_at')::timestamptz,
+        (f ->> 'second_order_at')::timestamptz, (f ->> 'last_order_at')::timestamptz,
+        (f ->> 'total_spent')::bigint, f ->> 'first_order_channel',
+        ARRAY(SELECT jsonb_array_elements_text(f -> 'first_order_categories')),
+        ARRAY(SELECT jsonb_array_elements_text(f -> 'first_order_roles')))
+    ON CONFLICT (customer_seq) DO UPDATE SET order_count = EXCLUDED.order_count,
+        first_order_at = EXCLUDED.first_order_at, second_order_at = EXCLUDED.second_order_at,
+        last_order_at = EXCLUDED.last_order_at, total_spent = EXCLUDED.total_spent,
+        first_order_channel = EXCLUDED.first_order_channel,
+        first_order_categories = EXCLUDED.first_order_categories,
+        first_order_roles = EXCLUDED.first_order_roles;
+    INSERT INTO customer_category_facts (customer_seq, category, shop_id, first_at, second_at,
+        occasion_count)
+    SELECT p_customer, e.key, shop, (e.value ->> 'first_at')::timestamptz,
+           (e.value ->> 'second_at')::timestamptz, (e.value ->> 'occasion_count')::integer
+      FROM jsonb_each(f -> 'categories') e
+    ON CONFLICT (customer_seq, category) DO NOTHING;
+END
+$$;
+
 -- The cells as recomputed from the facts: the rebuild's source and
 -- verify's reference.
 CREATE FUNCTION first_cells_compute(p_shop uuid)
@@ -265,5 +318,9 @@ LANGUAGE sql STABLE AS $$
      WHERE p_shop IS NULL OR s.id = p_shop
 $$;
 
--- Existing shops.
-SELECT first_cells_rebuild(s.id) FROM shops s;
+-- Existing shops (no lock per shop: creating the triggers above locked
+-- the facts tables against writers until this transaction commits).
+INSERT INTO first_cells (shop_id, first_day, kind, key, second_day, customers)
+SELECT s.id, c.* FROM shops s, LATERAL first_cells_compute(s.id) c;
+INSERT INTO category_cells (shop_id, first_day, category, second_day, customers)
+SELECT s.id, c.* FROM shops s, LATERAL category_cells_compute(s.id) c;

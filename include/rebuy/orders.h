@@ -123,8 +123,9 @@ enum db_qs orders_verify_cells(struct db_conn *c, const char *shop_id,
 
 /*
  * Fold the histograms' pending deltas (rebuyd's minute janitor; readers add
- * what is not folded, so this only keeps them few).  Returns how many were
- * folded, -1 on a database error.
+ * what is not folded, so this only keeps them few), each family of
+ * histograms in its own transaction.  Returns how many were folded, -1 if
+ * any family's fold failed (the others' stand).
  */
 int orders_fold_cells(struct db_conn *c);
 

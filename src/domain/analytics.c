@@ -38,16 +38,20 @@
  * hi, hb = the 32-day block of hi, hb0 = its first day), the day sums d
  * and the pairs p inside [lo, hi].  Pairs ending before hb0 come whole
  * from the blocks, the rest (ending in hi's block: at most 32 days of
- * cells) from occasion_pairs, pending deltas (dx, a minute's worth) one
- * by one.  $4 is the channel: NULL here.
+ * cells) from occasion_pairs, pending deltas (dx: a minute's worth, but
+ * after an import or a rule change millions until the next fold) summed
+ * per kind of occasion first, within the range: every occasion counted is
+ * on or after from (($2::date[])[1]: bucket 1 is the whole range), and on or
+ * before as_of.  $4 is the channel: NULL here.
  */
 #define CELLS_BUCKETS \
 	"WITH b AS MATERIALIZED (SELECT k, lo, hi, occasion_block(hi) AS hb," \
 	"   date '1970-01-01' + 32 * occasion_block(hi) AS hb0" \
 	"   FROM unnest($2::date[], $3::date[]) WITH ORDINALITY AS u(lo, hi, k)" \
 	"   WHERE $4::text IS NULL)," \
-	" dx AS MATERIALIZED (SELECT d.day, d.n, d.prev_day, d.prev2_day, d.occasions, d.orders," \
-	"   d.net FROM occasion_deltas d WHERE d.shop_id = $1)"
+	" dx AS MATERIALIZED (SELECT d.day, d.n, d.prev_day, d.prev2_day, sum(d.occasions) AS occasions," \
+	"   sum(d.orders) AS orders, sum(d.net) AS net FROM occasion_deltas d" \
+	"   WHERE d.shop_id = $1 AND d.day BETWEEN ($2::date[])[1] AND $5::date GROUP BY 1, 2, 3, 4)"
 #define CELLS_DAYS \
 	" LATERAL (SELECT coalesce(sum(x.occasions), 0) AS occasions," \
 	"    coalesce(sum(x.occasions) FILTER (WHERE x.first), 0) AS firsts," \
@@ -225,9 +229,10 @@ const struct db_stmt analytics_stmts[] = {
 	 * customer's occasions in the week or month.
 	 */
 	{ "analytics_cohorts_cells",
-	  "WITH dx AS MATERIALIZED (SELECT d.first_day, d.day, d.n, d.prev_day, d.occasions,"
-	  "   d.orders, d.net FROM occasion_deltas d"
-	  "   WHERE d.shop_id = $1 AND d.first_day BETWEEN $2::date AND $3::date),"
+	  "WITH dx AS MATERIALIZED (SELECT d.first_day, d.day, d.n, d.prev_day,"
+	  "   sum(d.occasions) AS occasions, sum(d.orders) AS orders, sum(d.net) AS net"
+	  "   FROM occasion_deltas d WHERE d.shop_id = $1 AND d.first_day BETWEEN $2::date AND $3::date"
+	  "   GROUP BY 1, 2, 3, 4),"
 	  " sz AS (SELECT date_trunc($5, x.day::timestamp)::date AS cb,"
 	  "     sum(x.occasions) AS customers"
 	  "   FROM (SELECT c.day, c.occasions FROM occasion_days c"
@@ -241,8 +246,9 @@ const struct db_stmt analytics_stmts[] = {
 	  "       FROM cohort_cells c WHERE c.shop_id = $1"
 	  "         AND c.first_day BETWEEN $2::date AND $3::date AND c.day <= $4::date"
 	  "     UNION ALL SELECT dx.first_day, dx.day, dx.occasions, dx.orders, dx.net,"
-	  "       dx.occasions * CASE WHEN $5 = 'week' THEN x.new_week ELSE x.new_month END"
-	  "       FROM dx, LATERAL cohort_news(dx.day, dx.prev_day) x WHERE dx.day <= $4::date) y"
+	  "       dx.occasions * CASE WHEN $5 = 'week' THEN cohort_new_week(dx.day, dx.prev_day)"
+	  "         ELSE cohort_new_month(dx.day, dx.prev_day) END"
+	  "       FROM dx WHERE dx.day <= $4::date) y"
 	  "   GROUP BY 1, 2 HAVING sum(y.occasions) <> 0)"
 	  " SELECT cb::text, -1 AS period, customers, 0, 0 FROM sz"
 	  " WHERE customers <> 0 AND $6::text IS NULL"

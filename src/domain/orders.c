@@ -85,7 +85,10 @@ const struct db_stmt orders_stmts[] = {
 	{ "orders_refresh_shop",
 	  "SELECT customer_facts_refresh_many(ARRAY(SELECT seq FROM customers"
 	  " WHERE shop_id = $1))" },
-	{ "orders_fold_cells", "SELECT facts_cells_compact() + occasion_cells_compact() + first_cells_compact()" },
+	/* each its own transaction: one family's failure does not undo the others' */
+	{ "orders_fold_facts_cells", "SELECT facts_cells_compact()" },
+	{ "orders_fold_occasion_cells", "SELECT occasion_cells_compact()" },
+	{ "orders_fold_first_cells", "SELECT first_cells_compact()" },
 	{ "orders_verify_cells",
 	  "SELECT shop_id, what, detail FROM facts_cells_verify($1)"
 	  " UNION ALL SELECT shop_id, what, detail FROM occasion_cells_verify($1)"
@@ -393,10 +396,19 @@ orders_verify_cells(struct db_conn *c, const char *shop_id,
 int
 orders_fold_cells(struct db_conn *c)
 {
-	char *text = NULL;
-	enum db_qs qs = db_exec_text(c, "orders_fold_cells", 0, NULL, &text);
-	int n = qs > 0 && text ? atoi(text) : -1;
+	static const char *const stmts[] = { "orders_fold_facts_cells", "orders_fold_occasion_cells",
+					     "orders_fold_first_cells" };
+	int folded = 0, failed = 0;
 
-	free(text);
-	return n;
+	for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+		char *text = NULL;
+		enum db_qs qs = db_exec_text(c, stmts[i], 0, NULL, &text);
+
+		if (qs > 0 && text)
+			folded += atoi(text);
+		else
+			failed = 1;
+		free(text);
+	}
+	return failed ? -1 : folded;
 }

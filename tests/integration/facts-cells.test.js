@@ -518,8 +518,10 @@ describe('histograms kept with the facts', () => {
     const orders = [...generate(rnd, tag, 240), ...oneTimers(rnd, tag, 80)];
     await bulk(s.key, shuffle(orders, rnd));
     // cancels, partial and full refunds (a full refund disqualifies), erasures
+    const touched = new Set();
     for (const o of orders) {
       const x = rnd();
+      if (x < 0.1) touched.add(o.id);
       if (x < 0.04) {
         const r = await c.req('POST', `/v1/orders/${o.id}/cancel`, { key: s.key });
         assert.equal(r.status, 200, r.text);
@@ -596,6 +598,29 @@ describe('histograms kept with the facts', () => {
     await verify(s, 'after a rule change');
     await patchShop(s, { settings: { repurchase_rule: { min_order_amount: 0 } } });
     await expectVip(s, 'kept, after the rule is back', true);
+
+    // a merge window: a first occasion of two orders an hour apart; when
+    // its first order is cancelled the occasion starts an hour later, and
+    // every occasion of the customer keeps its number (each row must learn
+    // its first's new start)
+    const merged = [];
+    for (let i = 0; i < 240 && merged.length < 15; i++) {
+      const mine = orders.filter((o) => o.customer_id === `${tag}-c${i}`);
+      const first = mine.reduce((a, o) => (!a || o.placed_at < a.placed_at ? o : a), null);
+      if (mine.length < 4 || touched.has(first.id) || [3, 50, 51].includes(i)) continue;
+      const m = order(`${tag}-c${i}-m`, `${tag}-c${i}`, 0, PRICES[0], rnd);
+      m.placed_at = new Date(Date.parse(first.placed_at) + 3600000).toISOString();
+      merged.push({ first, m });
+    }
+    await bulk(s.key, merged.map((x) => x.m));
+    await patchShop(s, { settings: { repurchase_rule: { merge_window_hours: 48 } } });
+    await verify(s, 'with a merge window');
+    for (const { first } of merged) {
+      const r = await c.req('POST', `/v1/orders/${first.id}/cancel`, { key: s.key });
+      assert.equal(r.status, 200, r.text);
+    }
+    await verify(s, 'with a merge window, first orders cancelled');
+    await patchShop(s, { settings: { repurchase_rule: { merge_window_hours: 0 } } });
 
     await patchShop(s, { settings: { rfm: THRESHOLDS } });
     await expectReference(s, THRESHOLDS, 'thresholds');
