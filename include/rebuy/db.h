@@ -126,6 +126,13 @@ enum db_qs db_verify(struct db_conn *c, const char *stmt, const char *shop_id,
 enum db_qs db_exec_simple(struct db_conn *c, const char *sql);
 
 /*
+ * Lift the API's statement limit for the rest of the current transaction:
+ * for requests that rebuild a whole shop's derived data (a new repurchase
+ * rule, a new time zone), which must finish, not fail after 30 s.
+ */
+enum db_qs db_untimed(struct db_conn *c);
+
+/*
  * Column col of the first n rows, which hold JSON texts, joined into one
  * JSON array text (malloc'd), without parsing them.  NULL on no memory.
  */

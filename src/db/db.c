@@ -434,6 +434,12 @@ db_exec_simple(struct db_conn *c, const char *sql)
 	return qs;
 }
 
+enum db_qs
+db_untimed(struct db_conn *c)
+{
+	return db_exec_simple(c, "SET LOCAL statement_timeout = 0");
+}
+
 char *
 db_json_array(PGresult *r, int col, int n)
 {

@@ -75,13 +75,6 @@ const struct db_stmt orders_stmts[] = {
 	  "   'reason', r.reason, 'created_at', rfc3339(r.created_at)), 'order', order_json(o))"
 	  " FROM refunds r JOIN orders o ON o.seq = r.order_seq"
 	  " WHERE r.order_seq = $1 AND r.id = $2" },
-	/*
-	 * A new repurchase rule recomputes every customer of the shop in the
-	 * request's transaction: for a big shop (and a merge window, which is
-	 * computed customer by customer) that takes longer than the API's
-	 * statement limit, and it must finish, not fail after 30 s.
-	 */
-	{ "orders_refresh_untimed", "SELECT set_config('statement_timeout', '0', true)" },
 	{ "orders_refresh_shop",
 	  "SELECT customer_facts_refresh_many(ARRAY(SELECT seq FROM customers"
 	  " WHERE shop_id = $1))" },
@@ -365,7 +358,12 @@ enum db_qs
 orders_refresh_shop(struct db_conn *c, const char *shop_id)
 {
 	const char *p[1] = { shop_id };
-	enum db_qs qs = db_exec_none(c, "orders_refresh_untimed", 0, NULL);
+	/*
+	 * every customer of the shop in the request's transaction: for a big
+	 * shop (and a merge window, computed customer by customer) longer than
+	 * the API's statement limit
+	 */
+	enum db_qs qs = db_untimed(c);
 
 	return qs < 0 ? qs : db_exec_none(c, "orders_refresh_shop", 1, p);
 }

@@ -156,6 +156,10 @@ shops_patch(struct db_conn *c, const char *id, const struct shop_input *in,
 		qs = check_timezone(c, in->timezone, err);
 		if (qs < 0)
 			return qs;
+		/* a new zone rebuilds the shop's histograms: a minute or more at 10M orders */
+		qs = db_untimed(c);
+		if (qs < 0)
+			return qs;
 	}
 	qs = db_exec(c, "shops_update", 4, params, &r);
 	if (qs > 0)
