@@ -536,26 +536,36 @@ BEGIN
                                triples = c.triples + excluded.triples
                         RETURNING c.start_day, c.end_block,
                                   c.seconds = 0 AND c.laters = 0 AND c.triples = 0 AS zero)
+        -- each key's parts in one order, so the arrays zip back into keys
         SELECT (SELECT count(*) FROM gone),
-               (SELECT array_agg(x.day) FROM days x WHERE x.zero),
-               (SELECT array_agg(x.first) FROM days x WHERE x.zero),
-               (SELECT array_agg(x.first_day) FROM cohorts x WHERE x.zero),
-               (SELECT array_agg(x.day) FROM cohorts x WHERE x.zero),
-               (SELECT array_agg(x.start_day) FROM pairs x WHERE x.zero),
-               (SELECT array_agg(x.end_day) FROM pairs x WHERE x.zero),
-               (SELECT array_agg(x.start_day) FROM blocks x WHERE x.zero),
-               (SELECT array_agg(x.end_block) FROM blocks x WHERE x.zero)
+               (SELECT array_agg(x.day ORDER BY x.day, x.first) FROM days x WHERE x.zero),
+               (SELECT array_agg(x.first ORDER BY x.day, x.first) FROM days x WHERE x.zero),
+               (SELECT array_agg(x.first_day ORDER BY x.first_day, x.day) FROM cohorts x WHERE x.zero),
+               (SELECT array_agg(x.day ORDER BY x.first_day, x.day) FROM cohorts x WHERE x.zero),
+               (SELECT array_agg(x.start_day ORDER BY x.start_day, x.end_day) FROM pairs x
+                 WHERE x.zero),
+               (SELECT array_agg(x.end_day ORDER BY x.start_day, x.end_day) FROM pairs x
+                 WHERE x.zero),
+               (SELECT array_agg(x.start_day ORDER BY x.start_day, x.end_block) FROM blocks x
+                 WHERE x.zero),
+               (SELECT array_agg(x.end_block ORDER BY x.start_day, x.end_block) FROM blocks x
+                 WHERE x.zero)
           INTO n, zd_day, zd_first, zc_first, zc_day, zp_start, zp_end, zb_start, zb_block;
         folded := folded + n;
         -- a statement cannot see its own upserts: emptied cells go now
         DELETE FROM occasion_days c USING unnest(zd_day, zd_first) z(day, first)
-         WHERE c.shop_id = shop AND c.day = z.day AND c.first = z.first;
+         WHERE c.shop_id = shop AND c.day = z.day AND c.first = z.first
+           AND c.occasions = 0 AND c.orders = 0 AND c.net = 0 AND c.gap_days = 0;
         DELETE FROM cohort_cells c USING unnest(zc_first, zc_day) z(first_day, day)
-         WHERE c.shop_id = shop AND c.first_day = z.first_day AND c.day = z.day;
+         WHERE c.shop_id = shop AND c.first_day = z.first_day AND c.day = z.day
+           AND c.occasions = 0 AND c.orders = 0 AND c.net = 0 AND c.new_weeks = 0
+           AND c.new_months = 0;
         DELETE FROM occasion_pairs c USING unnest(zp_start, zp_end) z(s, e)
-         WHERE c.shop_id = shop AND c.end_day = z.e AND c.start_day = z.s;
+         WHERE c.shop_id = shop AND c.end_day = z.e AND c.start_day = z.s
+           AND c.seconds = 0 AND c.laters = 0 AND c.triples = 0;
         DELETE FROM occasion_pair_blocks c USING unnest(zb_start, zb_block) z(s, b)
-         WHERE c.shop_id = shop AND c.start_day = z.s AND c.end_block = z.b;
+         WHERE c.shop_id = shop AND c.start_day = z.s AND c.end_block = z.b
+           AND c.seconds = 0 AND c.laters = 0 AND c.triples = 0;
     END LOOP;
     RETURN folded;
 END

@@ -62,7 +62,7 @@ COMMENT ON TABLE category_cell_deltas IS 'Changes to category_cells not yet fold
 -- A first-order delta's cells: its channel, and each of its roles.
 CREATE FUNCTION first_cells_spread(p_channel text, p_roles text[])
 RETURNS TABLE (kind "char", key text)
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT 'c'::"char", p_channel
     UNION ALL
     SELECT 'r'::"char", r FROM unnest(p_roles) r
@@ -255,6 +255,8 @@ DECLARE
     shop   uuid;
     folded bigint := 0;
     n      bigint;
+    zf     first_cells[];
+    zc     category_cells[];
 BEGIN
     FOR shop IN SELECT d.shop_id FROM first_cell_deltas d
                 UNION SELECT d.shop_id FROM category_cell_deltas d ORDER BY 1 LOOP
@@ -267,7 +269,8 @@ BEGIN
                         GROUP BY g.first_day, s.kind, s.key, g.second_day
                        HAVING sum(g.customers) <> 0
                        ON CONFLICT (shop_id, first_day, kind, key, second_day) DO UPDATE
-                          SET customers = c.customers + excluded.customers),
+                          SET customers = c.customers + excluded.customers
+                       RETURNING c.*),
              gone2 AS (DELETE FROM category_cell_deltas d WHERE d.shop_id = shop RETURNING d.*),
              cats AS (INSERT INTO category_cells AS c (shop_id, first_day, category, second_day,
                           customers)
@@ -275,12 +278,21 @@ BEGIN
                         FROM gone2 g GROUP BY g.first_day, g.category, g.second_day
                       HAVING sum(g.customers) <> 0
                       ON CONFLICT (shop_id, first_day, category, second_day) DO UPDATE
-                         SET customers = c.customers + excluded.customers)
-        SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM gone2) INTO n;
+                         SET customers = c.customers + excluded.customers
+                      RETURNING c.*)
+        SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM gone2),
+               (SELECT array_agg(x) FROM cells x WHERE x.customers = 0),
+               (SELECT array_agg(x) FROM cats x WHERE x.customers = 0)
+          INTO n, zf, zc;
         folded := folded + n;
-        -- a statement cannot see its own upserts: emptied cells go in the next
-        DELETE FROM first_cells c WHERE c.shop_id = shop AND c.customers = 0;
-        DELETE FROM category_cells c WHERE c.shop_id = shop AND c.customers = 0;
+        -- a statement cannot see its own upserts: the cells they emptied go
+        -- now, by key (not by a scan of all the shop's cells)
+        DELETE FROM first_cells c USING unnest(zf) z
+         WHERE c.shop_id = shop AND c.first_day = z.first_day AND c.kind = z.kind
+           AND c.key = z.key AND c.second_day = z.second_day AND c.customers = 0;
+        DELETE FROM category_cells c USING unnest(zc) z
+         WHERE c.shop_id = shop AND c.first_day = z.first_day AND c.category = z.category
+           AND c.second_day = z.second_day AND c.customers = 0;
     END LOOP;
     RETURN folded;
 END

@@ -255,7 +255,8 @@ janitor(void *arg)
 			 */
 			if (db_exec_simple(c, "SET statement_timeout = 0") >= 0) {
 				if (orders_fold_cells(c) < 0)
-					log_emit(LOG_WARN, "fold of the facts' histograms failed", NULL);
+					log_emit(LOG_WARN, "fold of a histogram family failed"
+						 " (the others were folded)", NULL);
 				if (segments_refresh_vip(c) < 0)
 					log_emit(LOG_WARN, "vip rebuild failed", NULL);
 			}

@@ -112,8 +112,8 @@ enum db_qs orders_verify(struct db_conn *c, const char *shop_id,
 
 /*
  * The histograms kept with the facts (migration 0018: RFM cells, spend
- * buckets, second-purchase intervals; 0019: occasions per day and pair;
- * 0020: customers per first and second purchase day)
+ * buckets, second-purchase intervals; 0019: occasions per day, per pair
+ * and per cohort day; 0020: customers per first and second purchase day)
  * that differ from the facts, one by one, for rebuyd verify; returns their
  * number.
  */

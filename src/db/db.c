@@ -434,6 +434,7 @@ db_exec_simple(struct db_conn *c, const char *sql)
 	return qs;
 }
 
+/* a utility statement (PREPARE takes none), fixed text, no parameters */
 enum db_qs
 db_untimed(struct db_conn *c)
 {

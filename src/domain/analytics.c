@@ -49,9 +49,11 @@
 	"   date '1970-01-01' + 32 * occasion_block(hi) AS hb0" \
 	"   FROM unnest($2::date[], $3::date[]) WITH ORDINALITY AS u(lo, hi, k)" \
 	"   WHERE $4::text IS NULL)," \
-	" dx AS MATERIALIZED (SELECT d.day, d.n, d.prev_day, d.prev2_day, sum(d.occasions) AS occasions," \
-	"   sum(d.orders) AS orders, sum(d.net) AS net FROM occasion_deltas d" \
-	"   WHERE d.shop_id = $1 AND d.day BETWEEN ($2::date[])[1] AND $5::date GROUP BY 1, 2, 3, 4)"
+	" dx AS MATERIALIZED (SELECT d.day, d.n, d.prev_day, d.prev2_day," \
+	"   sum(d.occasions) AS occasions, sum(d.orders) AS orders, sum(d.net) AS net" \
+	"   FROM occasion_deltas d" \
+	"   WHERE d.shop_id = $1 AND d.day BETWEEN ($2::date[])[1] AND $5::date" \
+	"   GROUP BY 1, 2, 3, 4)"
 #define CELLS_DAYS \
 	" LATERAL (SELECT coalesce(sum(x.occasions), 0) AS occasions," \
 	"    coalesce(sum(x.occasions) FILTER (WHERE x.first), 0) AS firsts," \
@@ -182,7 +184,8 @@ const struct db_stmt analytics_stmts[] = {
 	  "    AND c.first_day BETWEEN $2::date AND $3::date"
 	  "  UNION ALL SELECT NULL, d.first_day, d.second_day, d.customers FROM first_cell_deltas d"
 	  "  WHERE d.shop_id = $1 AND d.first_day BETWEEN $2::date AND $3::date"
-	  "  UNION ALL SELECT c.category, c.first_day, c.second_day, c.customers FROM category_cells c"
+	  "  UNION ALL SELECT c.category, c.first_day, c.second_day, c.customers"
+	  "  FROM category_cells c"
 	  "  WHERE c.shop_id = $1 AND c.first_day BETWEEN $2::date AND $3::date"
 	  "    AND ($6::text IS NULL OR c.category = $6)"
 	  "  UNION ALL SELECT d.category, d.first_day, d.second_day, d.customers"
@@ -231,7 +234,8 @@ const struct db_stmt analytics_stmts[] = {
 	{ "analytics_cohorts_cells",
 	  "WITH dx AS MATERIALIZED (SELECT d.first_day, d.day, d.n, d.prev_day,"
 	  "   sum(d.occasions) AS occasions, sum(d.orders) AS orders, sum(d.net) AS net"
-	  "   FROM occasion_deltas d WHERE d.shop_id = $1 AND d.first_day BETWEEN $2::date AND $3::date"
+	  "   FROM occasion_deltas d"
+	  "   WHERE d.shop_id = $1 AND d.first_day BETWEEN $2::date AND $3::date"
 	  "   GROUP BY 1, 2, 3, 4),"
 	  " sz AS (SELECT date_trunc($5, x.day::timestamp)::date AS cb,"
 	  "     sum(x.occasions) AS customers"
@@ -257,7 +261,7 @@ const struct db_stmt analytics_stmts[] = {
 	  "   ELSE ((extract(year FROM pb) - extract(year FROM cb)) * 12"
 	  "     + extract(month FROM pb) - extract(month FROM cb))::integer END,"
 	  "   active, orders, net"
-	  " FROM o ORDER BY 1, 2" },
+	  " FROM o WHERE $6::text IS NULL ORDER BY 1, 2" },
 	/*
 	 * Per bucket (as analytics_repurchase, counting customers the same
 	 * way): the occasions dated in it, first (n = 1) and later, and the
@@ -879,8 +883,8 @@ analytics_second_purchase(struct db_conn *c, const char *shop_id, const struct a
 	p[4] = q->channel;
 	p[5] = q->category;
 	/* the cells do not split categories by channel */
-	qs = db_exec(c, q->channel ? "analytics_second_purchase" : "analytics_second_purchase_cells",
-		     6, p, &res);
+	qs = db_exec(c, q->channel ? "analytics_second_purchase"
+				   : "analytics_second_purchase_cells", 6, p, &res);
 	if (qs < 0) {
 		json_decref(r.rule);
 		return qs;

@@ -394,9 +394,11 @@ orders_verify_cells(struct db_conn *c, const char *shop_id,
 int
 orders_fold_cells(struct db_conn *c)
 {
-	static const char *const stmts[] = { "orders_fold_facts_cells", "orders_fold_occasion_cells",
-					     "orders_fold_first_cells" };
-	int folded = 0, failed = 0;
+	static const char *const stmts[] = {
+		"orders_fold_facts_cells", "orders_fold_occasion_cells", "orders_fold_first_cells",
+	};
+	int folded = 0;
+	bool failed = false;
 
 	for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
 		char *text = NULL;
@@ -405,7 +407,7 @@ orders_fold_cells(struct db_conn *c)
 		if (qs > 0 && text)
 			folded += atoi(text);
 		else
-			failed = 1;
+			failed = true;
 		free(text);
 	}
 	return failed ? -1 : folded;

@@ -1,11 +1,11 @@
-// Histograms kept with the facts (migration 0018), read instead of every
-// customer's facts:
+// Histograms kept with the facts (migrations 0018-0020), read instead of
+// every customer's facts or occasions:
 //   - GET /v1/rfm/summary reads customers per (local day of the last order,
 //     order count) and per bucket of total spent;
 //   - due-for-repurchase reads its medians from customers per (category,
 //     local days from the first to the second purchase);
 //   - vip reads each customer's spend over the last 365 days, kept for the
-//     shop's current day (and computes it live when it is not).
+//     shop's current day (and computes it live when it is not);
 //   - the repurchase, revenue-mix, sales-decomposition and cohort metrics
 //     (without a channel) read purchase occasions per local day, per pair
 //     of consecutive occasions and per (day of the customer's first, day)
@@ -15,7 +15,7 @@
 //     and per category (migration 0020).
 // They are appended as deltas by triggers and folded by the janitor.
 //
-// Both answers are checked against a from-scratch computation, here in JS, of
+// Every answer is checked against a from-scratch computation, here in JS, of
 // the facts as stored: for RFM the quintile rule score = 1 + floor(5 w / N)
 // (w: customers with a strictly worse value), the thresholds rule, the
 // default map with its lapsed override, every figure of every segment and
@@ -27,8 +27,9 @@
 // load, cancels, refunds and erasures; after the deltas are folded; with
 // deltas on top of folded cells; after the shop's time zone changes (the
 // days are local); with thresholds; and under concurrent orders while the
-// zone changes.  The metrics are checked, month by month, against counts
-// made customer by customer from the stored occasions and facts.  `rebuyd verify`
+// zone changes.  The metrics are checked (by month, by week for cohorts,
+// as of today and as of 200 days ago) against counts made customer by
+// customer from the stored occasions and facts.  `rebuyd verify`
 // must agree every time and notice a corrupted cell.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -309,10 +310,10 @@ function periodFigures(custs, lo, hi, asOf, N) {
  * history (the answers read the occasion cells) against periodFigures,
  * bucket by bucket.
  */
-async function expectMetrics(s, what) {
+async function expectMetrics(s, what, back = 0) {
   const N = 60;
   const t = await svc.db.query('SELECT (now() AT TIME ZONE timezone)::date::text AS d FROM shops WHERE id = $1', [s.shopId]);
-  const asOf = dayNo(t.rows[0].d);
+  const asOf = dayNo(t.rows[0].d) - back;
   const iso = (n) => new Date(n * DAY).toISOString().slice(0, 10);
   const q = `from=${iso(asOf - 1300)}&to=${iso(asOf)}&as_of=${iso(asOf)}&interval=month`;
   const rep = await c.get(`/v1/metrics/repurchase?${q}&window_days=${N}`, { key: s.key });
@@ -323,6 +324,8 @@ async function expectMetrics(s, what) {
   const buckets = [[asOf - 1300, asOf, rep.body, mix.body]];
   assert.equal(rep.body.series.length, mix.body.series.length);
   assert.ok(rep.body.series.length >= 43, `months: ${rep.body.series.length}`);
+  // as of a past day, occasions after it must not count (history goes on)
+  if (back) assert.ok(custs.some((occ) => occ.some((o) => o.d > asOf)), `${what}: orders after as_of`);
   rep.body.series.forEach((b, i) => buckets.push([dayNo(b.from), dayNo(b.to), b, mix.body.series[i]]));
   let seen = 0;
   for (const [lo, hi, r, m] of buckets) {
@@ -349,14 +352,14 @@ async function expectMetrics(s, what) {
  * stored occasions: per cohort its customers, per period the customers
  * with an occasion in it, their orders and net.
  */
-async function expectCohorts(s, what) {
+async function expectCohorts(s, what, back = 0) {
   const t = await svc.db.query('SELECT (now() AT TIME ZONE timezone)::date::text AS d FROM shops WHERE id = $1', [s.shopId]);
-  const asOf = dayNo(t.rows[0].d);
+  const asOf = dayNo(t.rows[0].d) - back;
   const iso = (n) => new Date(n * DAY).toISOString().slice(0, 10);
   const custs = await storedOccasions(s.shopId);
   let active = 0;
-  for (const [interval, back] of [['month', 1300], ['week', 150]]) {
-    const r = await c.get(`/v1/metrics/cohorts?from=${iso(asOf - back)}&to=${iso(asOf)}&as_of=${iso(asOf)}&interval=${interval}`, { key: s.key });
+  for (const [interval, span] of [['month', 1300], ['week', 150]]) {
+    const r = await c.get(`/v1/metrics/cohorts?from=${iso(asOf - span)}&to=${iso(asOf)}&as_of=${iso(asOf)}&interval=${interval}`, { key: s.key });
     assert.equal(r.status, 200, r.text);
     assert.ok(r.body.cohorts.length >= (interval === 'month' ? 43 : 21), `${what}: ${interval} cohorts`);
     for (const co of r.body.cohorts) {
@@ -383,20 +386,20 @@ async function expectCohorts(s, what) {
  * the stored facts, customer by customer: per group, the durations (to the
  * second purchase, or to as_of when censored) and the N-day figures.
  */
-async function expectFirstPurchase(s, what) {
+async function expectFirstPurchase(s, what, back = 0) {
   const N = 60;
   const LD = (col) => `(${col} AT TIME ZONE s.timezone)::date::text`;
   const t = await svc.db.query('SELECT (now() AT TIME ZONE timezone)::date::text AS d FROM shops WHERE id = $1', [s.shopId]);
-  const asOf = dayNo(t.rows[0].d);
+  const asOf = dayNo(t.rows[0].d) - back;
   const iso = (n) => new Date(n * DAY).toISOString().slice(0, 10);
   const lo = asOf - 1300;
   const facts = (await svc.db.query(`SELECT f.first_order_channel AS ch, f.first_order_roles AS roles,
       ${LD('f.first_order_at')} AS fd, ${LD('f.second_order_at')} AS sd
     FROM customer_facts f JOIN shops s ON s.id = f.shop_id WHERE f.shop_id = $1`, [s.shopId])).rows
-    .map((x) => ({ ...x, fd: dayNo(x.fd), sd: x.sd && dayNo(x.sd) })).filter((x) => x.fd >= lo);
+    .map((x) => ({ ...x, fd: dayNo(x.fd), sd: x.sd && dayNo(x.sd) })).filter((x) => x.fd >= lo && x.fd <= asOf);
   const cats = (await svc.db.query(`SELECT cf.category, ${LD('cf.first_at')} AS fd, ${LD('cf.second_at')} AS sd
     FROM customer_category_facts cf JOIN shops s ON s.id = cf.shop_id WHERE cf.shop_id = $1`, [s.shopId])).rows
-    .map((x) => ({ ...x, fd: dayNo(x.fd), sd: x.sd && dayNo(x.sd) })).filter((x) => x.fd >= lo);
+    .map((x) => ({ ...x, fd: dayNo(x.fd), sd: x.sd && dayNo(x.sd) })).filter((x) => x.fd >= lo && x.fd <= asOf);
   const durations = (xs) => {
     const by = new Map();
     for (const x of xs) {
@@ -474,9 +477,12 @@ async function rebuildVip(s) {
 
 /** rebuyd verify finds 0 differences; and the metrics read from the occasion cells are right. */
 async function verify(s, what) {
-  await expectMetrics(s, what);
-  await expectCohorts(s, what);
-  await expectFirstPurchase(s, what);
+  for (const back of [0, 200]) {
+    const when = back ? `${what}, as of ${back} days ago` : what;
+    await expectMetrics(s, when, back);
+    await expectCohorts(s, when, back);
+    await expectFirstPurchase(s, when, back);
+  }
   const v = await svc.cli(['verify', '--shop', s.shopId]);
   assert.equal(v.code, 0, `${what}: verify: ${v.stdout}\n${v.stderr}`);
   assert.match(v.stdout, /(^|\n)0 differences\n/, what);
@@ -531,7 +537,7 @@ describe('histograms kept with the facts', () => {
         assert.equal(r.status, 201, r.text);
       }
     }
-    for (const i of [3, 50, 51]) {
+    for (const i of [3, 50, 51]) { // ERASED below
       const r = await c.del(`/v1/customers/${tag}-c${i}`, { key: s.key });
       assert.equal(r.status, 204, r.text);
     }
@@ -604,14 +610,16 @@ describe('histograms kept with the facts', () => {
     // every occasion of the customer keeps its number (each row must learn
     // its first's new start)
     const merged = [];
+    const ERASED = [3, 50, 51];
     for (let i = 0; i < 240 && merged.length < 15; i++) {
       const mine = orders.filter((o) => o.customer_id === `${tag}-c${i}`);
       const first = mine.reduce((a, o) => (!a || o.placed_at < a.placed_at ? o : a), null);
-      if (mine.length < 4 || touched.has(first.id) || [3, 50, 51].includes(i)) continue;
+      if (mine.length < 4 || touched.has(first.id) || ERASED.includes(i)) continue;
       const m = order(`${tag}-c${i}-m`, `${tag}-c${i}`, 0, PRICES[0], rnd);
       m.placed_at = new Date(Date.parse(first.placed_at) + 3600000).toISOString();
       merged.push({ first, m });
     }
+    assert.ok(merged.length >= 5, `customers with a merged first occasion: ${merged.length}`);
     await bulk(s.key, merged.map((x) => x.m));
     await patchShop(s, { settings: { repurchase_rule: { merge_window_hours: 48 } } });
     await verify(s, 'with a merge window');
