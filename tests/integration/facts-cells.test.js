@@ -255,6 +255,8 @@ async function vipReference(shopId, percent = 5) {
 }
 
 const dayNo = (iso) => Date.UTC(+iso.slice(0, 4), +iso.slice(5, 7) - 1, +iso.slice(8, 10)) / DAY;
+/** The inverse of dayNo. */
+const iso = (n) => new Date(n * DAY).toISOString().slice(0, 10);
 
 /** The shop's occasions as stored, per customer in order: [[{n, d, orders, net}]], d a local day number. */
 async function storedOccasions(shopId) {
@@ -310,17 +312,13 @@ function periodFigures(custs, lo, hi, asOf, N) {
  * history (the answers read the occasion cells) against periodFigures,
  * bucket by bucket.
  */
-async function expectMetrics(s, what, back = 0) {
+async function expectMetrics(s, what, asOf, custs, back) {
   const N = 60;
-  const t = await svc.db.query('SELECT (now() AT TIME ZONE timezone)::date::text AS d FROM shops WHERE id = $1', [s.shopId]);
-  const asOf = dayNo(t.rows[0].d) - back;
-  const iso = (n) => new Date(n * DAY).toISOString().slice(0, 10);
   const q = `from=${iso(asOf - 1300)}&to=${iso(asOf)}&as_of=${iso(asOf)}&interval=month`;
   const rep = await c.get(`/v1/metrics/repurchase?${q}&window_days=${N}`, { key: s.key });
   assert.equal(rep.status, 200, rep.text);
   const mix = await c.get(`/v1/metrics/revenue-mix?${q}`, { key: s.key });
   assert.equal(mix.status, 200, mix.text);
-  const custs = await storedOccasions(s.shopId);
   const buckets = [[asOf - 1300, asOf, rep.body, mix.body]];
   assert.equal(rep.body.series.length, mix.body.series.length);
   assert.ok(rep.body.series.length >= 43, `months: ${rep.body.series.length}`);
@@ -352,11 +350,7 @@ async function expectMetrics(s, what, back = 0) {
  * stored occasions: per cohort its customers, per period the customers
  * with an occasion in it, their orders and net.
  */
-async function expectCohorts(s, what, back = 0) {
-  const t = await svc.db.query('SELECT (now() AT TIME ZONE timezone)::date::text AS d FROM shops WHERE id = $1', [s.shopId]);
-  const asOf = dayNo(t.rows[0].d) - back;
-  const iso = (n) => new Date(n * DAY).toISOString().slice(0, 10);
-  const custs = await storedOccasions(s.shopId);
+async function expectCohorts(s, what, asOf, custs) {
   let active = 0;
   for (const [interval, span] of [['month', 1300], ['week', 150]]) {
     const r = await c.get(`/v1/metrics/cohorts?from=${iso(asOf - span)}&to=${iso(asOf)}&as_of=${iso(asOf)}&interval=${interval}`, { key: s.key });
@@ -386,12 +380,9 @@ async function expectCohorts(s, what, back = 0) {
  * the stored facts, customer by customer: per group, the durations (to the
  * second purchase, or to as_of when censored) and the N-day figures.
  */
-async function expectFirstPurchase(s, what, back = 0) {
+async function expectFirstPurchase(s, what, asOf) {
   const N = 60;
   const LD = (col) => `(${col} AT TIME ZONE s.timezone)::date::text`;
-  const t = await svc.db.query('SELECT (now() AT TIME ZONE timezone)::date::text AS d FROM shops WHERE id = $1', [s.shopId]);
-  const asOf = dayNo(t.rows[0].d) - back;
-  const iso = (n) => new Date(n * DAY).toISOString().slice(0, 10);
   const lo = asOf - 1300;
   const facts = (await svc.db.query(`SELECT f.first_order_channel AS ch, f.first_order_roles AS roles,
       ${LD('f.first_order_at')} AS fd, ${LD('f.second_order_at')} AS sd
@@ -477,11 +468,14 @@ async function rebuildVip(s) {
 
 /** rebuyd verify finds 0 differences; and the metrics read from the occasion cells are right. */
 async function verify(s, what) {
+  const t = await svc.db.query('SELECT (now() AT TIME ZONE timezone)::date::text AS d FROM shops WHERE id = $1', [s.shopId]);
+  const custs = await storedOccasions(s.shopId);
   for (const back of [0, 200]) {
     const when = back ? `${what}, as of ${back} days ago` : what;
-    await expectMetrics(s, when, back);
-    await expectCohorts(s, when, back);
-    await expectFirstPurchase(s, when, back);
+    const asOf = dayNo(t.rows[0].d) - back;
+    await expectMetrics(s, when, asOf, custs, back);
+    await expectCohorts(s, when, asOf, custs);
+    await expectFirstPurchase(s, when, asOf);
   }
   const v = await svc.cli(['verify', '--shop', s.shopId]);
   assert.equal(v.code, 0, `${what}: verify: ${v.stdout}\n${v.stderr}`);
