@@ -11,6 +11,8 @@
 #define REBUY_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <libpq-fe.h>
 
 #include "rebuy/err.h"
@@ -152,26 +154,57 @@ bool db_run_tx(struct db_conn *c, const char *label, db_tx_fn fn, void *cls,
 void db_fail(struct db_conn *c, enum db_qs qs, struct err *err);
 
 /*
- * A query read row by row on a connection of its own (libpq single-row
- * mode), for exports: memory stays constant whatever the row count, and
- * the worker's connection stays free for the other requests it serves.
+ * A query read in batches of rows through a cursor on a connection of its
+ * own, for exports: memory stays constant whatever the row count, and the
+ * worker's connection stays free for the other requests it serves.  The
+ * columns come in binary (PQfformat 1): integers in network byte order,
+ * timestamps as microseconds since 2000-01-01 UTC, text as it is.
  * At most DB_STREAMS_MAX run at once; one more gets ERR_BUSY.
  */
 #define DB_STREAMS_MAX 8
 struct db_stream;
 
 /*
- * Connect, send sql with params and wait for the first row, so a query
- * that fails at once is still an error reply.  NULL with err set on failure.
+ * Connect and begin a read-only transaction (repeatable read) for a
+ * stream.  NULL with err set on failure.
  */
-struct db_stream *db_stream_open(const char *label, const char *sql, int nparams,
-				 const char *const *params, struct err *err);
+struct db_stream *db_stream_open(const char *label, struct err *err);
 
-/* The next row (a one-row result, caller PQclears): 1; 0 at the end; -1 on error (logged). */
-int db_stream_next(struct db_stream *s, PGresult **row);
+/*
+ * A named statement of a module (run unprepared, text results) on the
+ * stream's snapshot, before its cursor: what the rows need to be read.
+ */
+enum db_qs db_stream_query(struct db_stream *s, const char *stmt, int nparams,
+			   const char *const *params, PGresult **r);
+
+/*
+ * Declare the cursor for sql with params and wait for the first batch, so
+ * a query that fails at once is still an error reply.  false with err set
+ * on failure (close the stream).
+ */
+bool db_stream_declare(struct db_stream *s, const char *sql, int nparams,
+		       const char *const *params, struct err *err);
+
+/*
+ * The next batch (a result of one or more rows, caller PQclears): 1; 0 at
+ * the end; -1 on error (logged).
+ */
+int db_stream_next(struct db_stream *s, PGresult **batch);
 
 /* Cancel what is still running, close; NULL is fine. */
 void db_stream_close(struct db_stream *s);
+
+/* A binary column's value (the caller checks PQgetisnull and the type). */
+int32_t db_bin_int4(const PGresult *r, int row, int col);
+int64_t db_bin_int8(const PGresult *r, int row, int col);
+bool db_bin_bool(const PGresult *r, int row, int col);
+
+/*
+ * A binary timestamptz as the API writes instants (rfc3339(), migration
+ * 0001: "2025-01-13T16:53:38.500000Z"), into out; returns its length.
+ */
+#define DB_INSTANT_MAX 40
+size_t db_bin_instant(const PGresult *r, int row, int col, char out[DB_INSTANT_MAX]);
 
 /* Counters for /metrics. */
 struct db_stats {

@@ -1358,3 +1358,63 @@ describe('RFM fields: invalid filters → 422 validation_failed with a pointer; 
     }
   });
 });
+
+// ---------------------------------------------------------------------------
+// days since, in zones that move their clocks
+
+// An export finds each member's local day of first and last order from the
+// zone's midnights (binary search), unless the zone moves its clocks near a
+// midnight, when SQL computes them as the JSON pages always do. Either way
+// the days must be the pages' days. Each shop has one customer per order,
+// placed every 30 minutes through three days around its zone's clock
+// changes: midnights inside a change (Havana, Santiago), changes at 02:00 and
+// 03:00 (Berlin), a whole day skipped (Apia, 2011-12-30) and none (Shanghai).
+const CLOCK_ZONES = {
+  'Europe/Berlin': ['2025-03-30', '2025-10-26'],
+  'America/Havana': ['2025-03-09', '2025-11-02'],
+  'America/Santiago': ['2025-04-06', '2025-09-07'],
+  'Pacific/Apia': ['2011-12-30', '2021-04-04'],
+  'Asia/Shanghai': ['2025-01-01'],
+};
+
+describe('days since, in zones that move their clocks', () => {
+  for (const [zone, dates] of Object.entries(CLOCK_ZONES)) {
+    test(`${zone}: CSV and NDJSON give the JSON pages' days since first and last order`, async () => {
+      const s = await setupShop(svc, { timezone: zone, name: uniq('Clock Shop') });
+      const orders = [];
+      for (const date of dates) {
+        // from 36 hours before the date's UTC midnight to 36 hours after: every local midnight near it
+        const mid = Date.parse(`${date}T00:00:00Z`);
+        for (let t = mid - 36 * 3600e3; t < mid + 36 * 3600e3; t += 1800e3) {
+          const id = `k${orders.length}`;
+          orders.push({
+            id: `${id}-1`, customer_id: id, placed_at: new Date(t).toISOString(), channel: 'web', currency: 'CNY',
+            lines: [{ sku: 'SKU-tea', category: 'tea', role: 'regular', quantity: 1, unit_price: 500 }], total: 500,
+          });
+        }
+      }
+      await load(s.keys.admin, orders);
+      const put = await c.put('/v1/segments/everyone', { name: 'Everyone', filter: C('order_count', 'gte', 1) },
+        { key: s.keys.admin });
+      assert.ok([200, 201].includes(put.status), put.text);
+      const items = await pages(s.keys.admin, 'everyone');
+      assert.equal(items.length, orders.length);
+      // the pages' days, by hand where a day starts at an odd hour
+      const since = (utcAt) => items.find((x) => x.facts.first_order_at === utcAt).facts.days_since_first_order;
+      if (zone === 'America/Havana') {
+        // 04:30Z is 23:30 CST on 03-08; 05:00Z is 01:00 CDT on 03-09 (00:00 does not exist)
+        assert.equal(since('2025-03-09T04:30:00.000000Z') - since('2025-03-09T05:00:00.000000Z'), 1);
+      }
+      if (zone === 'Pacific/Apia') {
+        // 09:30Z is 23:30 on 2011-12-29 (-10); 10:00Z is 00:00 on 2011-12-31 (+14)
+        assert.equal(since('2011-12-30T09:30:00.000000Z') - since('2011-12-30T10:00:00.000000Z'), 2);
+      }
+      const nd = parseNdjson(await ndjsonOf(s.keys.admin, 'everyone'));
+      assert.deepEqual(nd, items, `${zone}: NDJSON`);
+      csvMatches(parseCsv(await csvOf(s.keys.admin, 'everyone')), items, undefined, `${zone}: CSV`);
+      // the days differ across the window: a wrong midnight would show
+      const days = new Set(items.map((x) => x.facts.days_since_first_order));
+      assert.ok(days.size >= 3 * dates.length - 1, `${zone}: ${days.size} distinct days`);
+    });
+  }
+});
