@@ -173,9 +173,10 @@ struct db_stream *db_stream_open(const char *label, struct err *err);
 /*
  * A named statement of a module (run unprepared, text results) on the
  * stream's snapshot, before its cursor: what the rows need to be read.
+ * err is set on failure.
  */
 enum db_qs db_stream_query(struct db_stream *s, const char *stmt, int nparams,
-			   const char *const *params, PGresult **r);
+			   const char *const *params, PGresult **r, struct err *err);
 
 /*
  * Declare the cursor for sql with params and wait for the first batch, so

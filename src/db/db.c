@@ -661,6 +661,8 @@ db_stream_open(const char *label, struct err *err)
 	 */
 	r = PQexec(s->conn.pg, "SET statement_timeout TO 0;"
 			       " SET client_connection_check_interval TO '1s';"
+			       /* between two FETCHes the session idles as long as the client reads */
+			       " SET idle_in_transaction_session_timeout TO 0;"
 			       " SET cursor_tuple_fraction TO 1;"
 			       " BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	failed = PQresultStatus(r) != PGRES_COMMAND_OK;
@@ -676,9 +678,13 @@ db_stream_open(const char *label, struct err *err)
 
 enum db_qs
 db_stream_query(struct db_stream *s, const char *stmt, int nparams, const char *const *params,
-		PGresult **r)
+		PGresult **r, struct err *err)
 {
-	return db_exec_sql(&s->conn, stmt, db_stmt_sql(stmt), nparams, params, r);
+	enum db_qs qs = db_exec_sql(&s->conn, stmt, db_stmt_sql(stmt), nparams, params, r);
+
+	if (qs < 0)
+		stream_failed(s, err);
+	return qs;
 }
 
 bool

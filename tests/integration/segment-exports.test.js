@@ -1368,13 +1368,16 @@ describe('RFM fields: invalid filters → 422 validation_failed with a pointer; 
 // the days must be the pages' days. Each shop has one customer per order,
 // placed every 30 minutes through three days around its zone's clock
 // changes: midnights inside a change (Havana, Santiago), changes at 02:00 and
-// 03:00 (Berlin), a whole day skipped (Apia, 2011-12-30) and none (Shanghai).
+// 03:00 (Berlin), a whole day skipped (Apia, 2011-12-30), none (Shanghai), and
+// none over a span too long for the lookup (Tokyo).
 const CLOCK_ZONES = {
   'Europe/Berlin': ['2025-03-30', '2025-10-26'],
   'America/Havana': ['2025-03-09', '2025-11-02'],
   'America/Santiago': ['2025-04-06', '2025-09-07'],
   'Pacific/Apia': ['2011-12-30', '2021-04-04'],
   'Asia/Shanghai': ['2025-01-01'],
+  // 50 years apart: more days than the export looks up (15,000), so SQL counts them
+  'Asia/Tokyo': ['1975-06-01', '2025-06-01'],
 };
 
 describe('days since, in zones that move their clocks', () => {
