@@ -46,7 +46,13 @@ struct importer {
 	unsigned long long rows, orders, staged, rejected, bytes, size;
 	bool tty, failed;
 	struct timespec start;
+	double marks[6]; /* when each phase ended (elapsed), for the summary */
 };
+
+/* the import's phases, in order: what the summary says each took */
+enum { P_READ, P_CUSTOMERS, P_ORDERS, P_LINES, P_FACTS, P_CHECKS, P__COUNT };
+static const char *const phase_names[P__COUNT] = { "reading", "customers", "orders", "lines",
+						   "facts", "checks" };
 
 static double
 elapsed(const struct importer *im)
@@ -56,6 +62,12 @@ elapsed(const struct importer *im)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (double)(now.tv_sec - im->start.tv_sec) +
 	       (double)(now.tv_nsec - im->start.tv_nsec) / 1e9;
+}
+
+static void
+mark(struct importer *im, int phase)
+{
+	im->marks[phase] = elapsed(im);
 }
 
 static void
@@ -448,6 +460,7 @@ write_orders(struct importer *im, unsigned long long *imported, unsigned long lo
 	const char *params[2] = { im->shop_id, im->currency };
 	PGresult *r;
 
+	mark(im, P_READ);
 	progress(im, "writing", true);
 	/* temporary tables have no statistics until asked: plans need them */
 	if (!exec_ok(im, "ANALYZE import_rows", 0, NULL, NULL))
@@ -485,6 +498,7 @@ write_orders(struct importer *im, unsigned long long *imported, unsigned long lo
 			 1, params, NULL) ||
 	    !exec_ok(im, "ANALYZE import_customers", 0, NULL, NULL))
 		return false;
+	mark(im, P_CUSTOMERS);
 	/* file order = seq order */
 	if (!exec_ok(im, "WITH ins AS (INSERT INTO orders (shop_id, id, customer_seq, placed_at,"
 			 "  channel, currency, shipping, discount, total, fingerprint)"
@@ -498,6 +512,7 @@ write_orders(struct importer *im, unsigned long long *imported, unsigned long lo
 	    !exec_ok(im, "ANALYZE import_new", 0, NULL, NULL) ||
 	    !exec_ok(im, "ANALYZE orders", 0, NULL, NULL))
 		return false;
+	mark(im, P_ORDERS);
 	if (!exec_ok(im, "INSERT INTO order_lines (order_seq, line_no, sku, name, category, role,"
 			 "  quantity, unit_price, discount)"
 			 " SELECT n.seq, r.line_no, r.sku, r.name, r.category, r.role, r.quantity,"
@@ -506,11 +521,13 @@ write_orders(struct importer *im, unsigned long long *imported, unsigned long lo
 			 " JOIN import_heads h ON h.id = n.id AND NOT h.dup"
 			 " JOIN import_rows r ON r.order_row = h.order_row", 0, NULL, NULL))
 		return false;
+	mark(im, P_LINES);
 	progress(im, "facts", true);
 	if (!exec_ok(im, "SELECT customer_facts_refresh_many(a), tier_evaluate_many(a)"
 			 " FROM (SELECT ARRAY(SELECT DISTINCT customer_seq FROM import_new) a) x",
 			 0, NULL, NULL))
 		return false;
+	mark(im, P_FACTS);
 	/*
 	 * Orders not inserted: the same content already there ("unchanged"),
 	 * or a conflict.  A hash anti-join finds them; only they touch the
@@ -660,6 +677,7 @@ import_orders(struct db_conn *c, const struct import_options *opt)
 	}
 	if (!write_orders(&im, &imported, &unchanged) || !exec_ok(&im, "COMMIT", 0, NULL, NULL))
 		goto rollback;
+	mark(&im, P_CHECKS);
 	if (im.tty)
 		fprintf(stderr, "\r%*s\r", 78, "");
 	printf("rows read:      %llu\n"
@@ -672,6 +690,11 @@ import_orders(struct db_conn *c, const struct import_options *opt)
 	       im.rejected ? "  (see " : "", im.rejected ? im.rejects_path : "",
 	       im.rejected ? ")" : "", elapsed(&im),
 	       elapsed(&im) > 0 ? (double)im.rows / elapsed(&im) : 0.0);
+	/* where the time went: parse and COPY, then each set-based step (commit in checks) */
+	printf("phases:        ");
+	for (int i = 0; i < P__COUNT; i++)
+		printf(" %s %.1f s%s", phase_names[i], im.marks[i] - (i ? im.marks[i - 1] : 0.0),
+		       i + 1 < P__COUNT ? "," : "\n");
 	rc = 0;
 	goto out;
 rollback:
