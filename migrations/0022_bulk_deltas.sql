@@ -13,7 +13,10 @@
 
 -- The deltas of the customers' stored rows, with sign -1 or +1: the same
 -- rows facts_cells_track, first_cells_track, interval_cells_track,
--- category_cells_track and occasion_cells_track append for each.
+-- category_cells_track and occasion_cells_track append for each.  A change
+-- to one of those formulas must be made here too: rebuyd verify (and the
+-- rule-change checks of tests/integration/facts-cells.test.js) show a
+-- difference.
 CREATE FUNCTION facts_deltas_append(p_customers bigint[], p_sign integer) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -23,31 +26,33 @@ BEGIN
                  WHERE cu.seq = ANY (p_customers) ORDER BY 1 LOOP
         PERFORM pg_advisory_xact_lock_shared(hashtextextended('facts_cells ' || shop, 0));
     END LOOP;
-    INSERT INTO facts_cell_deltas
+    INSERT INTO facts_cell_deltas (shop_id, last_day, order_count, bucket, customers, spent,
+        interval_days)
     SELECT f.shop_id, (f.last_order_at AT TIME ZONE s.timezone)::date, f.order_count,
            rfm_spend_bucket(f.total_spent), p_sign, p_sign * f.total_spent,
            (f.second_order_at AT TIME ZONE s.timezone)::date
            - (f.first_order_at AT TIME ZONE s.timezone)::date
       FROM customer_facts f JOIN shops s ON s.id = f.shop_id
      WHERE f.customer_seq = ANY (p_customers);
-    INSERT INTO first_cell_deltas
+    INSERT INTO first_cell_deltas (shop_id, first_day, channel, roles, second_day, customers)
     SELECT f.shop_id, (f.first_order_at AT TIME ZONE s.timezone)::date, f.first_order_channel,
            f.first_order_roles,
            coalesce((f.second_order_at AT TIME ZONE s.timezone)::date, 'infinity'), p_sign
       FROM customer_facts f JOIN shops s ON s.id = f.shop_id
      WHERE f.customer_seq = ANY (p_customers);
-    INSERT INTO interval_deltas
+    INSERT INTO interval_deltas (shop_id, category, days, customers)
     SELECT c.shop_id, c.category,
            (c.second_at AT TIME ZONE s.timezone)::date - (c.first_at AT TIME ZONE s.timezone)::date,
            p_sign
       FROM customer_category_facts c JOIN shops s ON s.id = c.shop_id
      WHERE c.customer_seq = ANY (p_customers) AND c.second_at IS NOT NULL;
-    INSERT INTO category_cell_deltas
+    INSERT INTO category_cell_deltas (shop_id, first_day, category, second_day, customers)
     SELECT c.shop_id, (c.first_at AT TIME ZONE s.timezone)::date, c.category,
            coalesce((c.second_at AT TIME ZONE s.timezone)::date, 'infinity'), p_sign
       FROM customer_category_facts c JOIN shops s ON s.id = c.shop_id
      WHERE c.customer_seq = ANY (p_customers);
-    INSERT INTO occasion_deltas
+    INSERT INTO occasion_deltas (shop_id, day, n, prev_day, prev2_day, first_day, occasions,
+        orders, net)
     SELECT o.shop_id, (o.started_at AT TIME ZONE s.timezone)::date, least(o.n, 3),
            (o.prev_started_at AT TIME ZONE s.timezone)::date,
            (o.prev2_started_at AT TIME ZONE s.timezone)::date,
@@ -60,31 +65,26 @@ $$;
 COMMENT ON FUNCTION facts_deltas_append(bigint[], integer) IS
     'Append, set-based, the histogram deltas of these customers'' stored facts, category facts and occasions, with sign p_sign (what their row triggers append one by one)';
 
--- The row triggers, again, standing aside while a bulk refresh appends.
-DROP TRIGGER customer_facts_cells ON customer_facts;
-CREATE TRIGGER customer_facts_cells AFTER INSERT OR UPDATE OR DELETE ON customer_facts
+-- The row triggers, again, standing aside while a bulk refresh appends
+-- (OR REPLACE: no ACCESS EXCLUSIVE lock, readers go on).
+CREATE OR REPLACE TRIGGER customer_facts_cells AFTER INSERT OR UPDATE OR DELETE ON customer_facts
     FOR EACH ROW WHEN (current_setting('rebuy.bulk_deltas', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION facts_cells_track();
-DROP TRIGGER customer_facts_first_cells ON customer_facts;
-CREATE TRIGGER customer_facts_first_cells AFTER INSERT OR UPDATE OR DELETE ON customer_facts
+CREATE OR REPLACE TRIGGER customer_facts_first_cells AFTER INSERT OR UPDATE OR DELETE ON customer_facts
     FOR EACH ROW WHEN (current_setting('rebuy.bulk_deltas', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION first_cells_track();
-DROP TRIGGER customer_category_facts_insert ON customer_category_facts;
-CREATE TRIGGER customer_category_facts_insert AFTER INSERT ON customer_category_facts
+CREATE OR REPLACE TRIGGER customer_category_facts_insert AFTER INSERT ON customer_category_facts
     FOR EACH ROW WHEN (NEW.second_at IS NOT NULL
                        AND current_setting('rebuy.bulk_deltas', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION interval_cells_track();
-DROP TRIGGER customer_category_facts_delete ON customer_category_facts;
-CREATE TRIGGER customer_category_facts_delete AFTER DELETE ON customer_category_facts
+CREATE OR REPLACE TRIGGER customer_category_facts_delete AFTER DELETE ON customer_category_facts
     FOR EACH ROW WHEN (OLD.second_at IS NOT NULL
                        AND current_setting('rebuy.bulk_deltas', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION interval_cells_track();
-DROP TRIGGER customer_category_facts_cells ON customer_category_facts;
-CREATE TRIGGER customer_category_facts_cells AFTER INSERT OR DELETE ON customer_category_facts
+CREATE OR REPLACE TRIGGER customer_category_facts_cells AFTER INSERT OR DELETE ON customer_category_facts
     FOR EACH ROW WHEN (current_setting('rebuy.bulk_deltas', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION category_cells_track();
-DROP TRIGGER purchase_occasions_cells ON purchase_occasions;
-CREATE TRIGGER purchase_occasions_cells AFTER INSERT OR UPDATE OR DELETE ON purchase_occasions
+CREATE OR REPLACE TRIGGER purchase_occasions_cells AFTER INSERT OR UPDATE OR DELETE ON purchase_occasions
     FOR EACH ROW WHEN (current_setting('rebuy.bulk_deltas', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION occasion_cells_track();
 
@@ -106,6 +106,10 @@ BEGIN
         PERFORM customer_facts_refresh(c);
     END LOOP;
 
+    -- the switch is ours alone: set by someone else, their orders would go uncounted
+    IF current_setting('rebuy.bulk_deltas', true) = 'on' THEN
+        RAISE EXCEPTION 'rebuy.bulk_deltas is on outside a bulk refresh';
+    END IF;
     PERFORM facts_deltas_append(simple, -1);
     PERFORM set_config('rebuy.bulk_deltas', 'on', true);
     DELETE FROM customer_category_facts WHERE customer_seq = ANY (simple);
