@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rebuy/days.h"
 #include "rebuy/db.h"
 #include "rebuy/log.h"
 
@@ -821,23 +822,6 @@ db_bin_bool(const PGresult *r, int row, int col)
 	return PQgetvalue(r, row, col)[0] != 0;
 }
 
-/* days since 1970-01-01 as a proleptic Gregorian date (H. Hinnant's civil_from_days) */
-static void
-civil(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-	int64_t era, doe, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = z - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
-	*m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
-	*y = yoe + era * 400 + (*m <= 2);
-}
-
 /* v in width decimal digits, zeros in front */
 static void
 digits(char *out, int width, unsigned v)
@@ -859,19 +843,20 @@ size_t
 db_bin_instant(const PGresult *r, int row, int col, char out[DB_INSTANT_MAX])
 {
 	/* microseconds since 2000-01-01 00:00 UTC, which is day 10957 of 1970 */
-	int64_t us = db_bin_int8(r, row, col), s, day, y;
-	unsigned m, d;
+	int64_t us = db_bin_int8(r, row, col), s, day;
+	unsigned m, d, sod, frac;
+	int y;
 
 	if (us == INT64_MAX || us == INT64_MIN)
 		return (size_t)snprintf(out, DB_INSTANT_MAX, "%s", us > 0 ? "infinity" : "-infinity");
 	s = floor_div(us, 1000000);
 	day = floor_div(s, 86400);
-	civil(day + 10957, &y, &m, &d);
+	civil_from_days((long)(day + 10957), &y, &m, &d);
+	sod = (unsigned)(s - day * 86400);
+	frac = (unsigned)(us - s * 1000000);
 	if (y < 0 || y > 9999) /* not an order's date; as to_char would, if slower */
-		return (size_t)snprintf(out, DB_INSTANT_MAX, "%04lld-%02u-%02uT%02u:%02u:%02u.%06uZ",
-					(long long)y, m, d, (unsigned)(s - day * 86400) / 3600,
-					(unsigned)(s - day * 86400) / 60 % 60,
-					(unsigned)(s - day * 86400) % 60, (unsigned)(us - s * 1000000));
+		return (size_t)snprintf(out, DB_INSTANT_MAX, "%04d-%02u-%02uT%02u:%02u:%02u.%06uZ", y, m,
+					d, sod / 3600, sod / 60 % 60, sod % 60, frac);
 	/*
 	 * As rfc3339() (migration 0001) writes it, to_char's
 	 * YYYY-MM-DD"T"HH24:MI:SS.US"Z"; by hand, as snprintf costs more than
@@ -883,13 +868,13 @@ db_bin_instant(const PGresult *r, int row, int col, char out[DB_INSTANT_MAX])
 	out[7] = '-';
 	digits(out + 8, 2, d);
 	out[10] = 'T';
-	digits(out + 11, 2, (unsigned)(s - day * 86400) / 3600);
+	digits(out + 11, 2, sod / 3600);
 	out[13] = ':';
-	digits(out + 14, 2, (unsigned)(s - day * 86400) / 60 % 60);
+	digits(out + 14, 2, sod / 60 % 60);
 	out[16] = ':';
-	digits(out + 17, 2, (unsigned)(s - day * 86400) % 60);
+	digits(out + 17, 2, sod % 60);
 	out[19] = '.';
-	digits(out + 20, 6, (unsigned)(us - s * 1000000));
+	digits(out + 20, 6, frac);
 	out[26] = 'Z';
 	return 27;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "rebuy/analytics.h"
+#include "rebuy/days.h"
 
 #define MAX_RANGE_DAYS 3660  /* ten years: enough for any history, bounded work */
 #define MAX_BUCKETS 600
@@ -410,39 +411,7 @@ const struct db_stmt analytics_stmts[] = {
 	{ NULL, NULL },
 };
 
-/* ---- calendar dates as day numbers (days since 1970-01-01) ---------- */
-
-/* Howard Hinnant's days_from_civil: proleptic Gregorian. */
-static long
-days_from_civil(long y, unsigned m, unsigned d)
-{
-	long era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (long)doe - 719468;
-}
-
-static void
-civil_from_days(long z, int *y, unsigned *m, unsigned *d)
-{
-	long era;
-	unsigned doe, yoe, doy, mp;
-
-	z += 719468;
-	era = (z >= 0 ? z : z - 146096) / 146097;
-	doe = (unsigned)(z - era * 146097);
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	*d = doy - (153 * mp + 2) / 5 + 1;
-	*m = mp < 10 ? mp + 3 : mp - 9;
-	*y = (int)((long)yoe + era * 400 + (*m <= 2));
-}
+/* ---- calendar dates as day numbers (days since 1970-01-01: rebuy/days.h) */
 
 static bool
 parse_date(const char *s, long *day)

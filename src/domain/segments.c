@@ -1145,6 +1145,30 @@ read_days(struct segment_export *x, PGresult *r)
 	return true;
 }
 
+/*
+ * Whether the days since are found here (x->sql_days false) and from which
+ * midnights: read on the stream's snapshot, which its cursor reads the rows
+ * on.  Only an export with the facts needs them.
+ */
+static bool
+export_days(struct segment_export *x, const char *shop_id, const struct seg_params *sp,
+	    struct err *err)
+{
+	const char *p[3] = { shop_id, sp->v[1], sp->v[0] };
+	PGresult *r;
+	bool ok;
+
+	if (!(x->fields & SEG_FACTS))
+		return true;
+	if (db_stream_query(x->rows, "segments_export_days", 3, p, &r, err) < 0)
+		return false;
+	ok = PQntuples(r) == 1 && read_days(x, r);
+	PQclear(r);
+	if (!ok)
+		err_set(err, ERR_INTERNAL, NULL, "internal error");
+	return ok;
+}
+
 enum db_qs
 segments_export(struct db_conn *c, const char *shop_id, const char *code,
 		const struct segment_page *page, enum segment_format format,
@@ -1156,8 +1180,7 @@ segments_export(struct db_conn *c, const char *shop_id, const char *code,
 	const char *p[8] = { shop_id, after, page->consent };
 	struct segment_export *x;
 	struct custom_sql cs = { 0 };
-	PGresult *days = NULL;
-	const char *label;
+	json_t *filter = NULL;
 	enum db_qs qs;
 
 	*out = NULL;
@@ -1172,50 +1195,24 @@ segments_export(struct db_conn *c, const char *shop_id, const char *code,
 	if (qs <= 0)
 		goto out;
 	memcpy(p + 3, sp.v, sizeof sp.v);
-	if (find(code)) {
+	if (find(code))
 		snprintf(stmt, sizeof stmt, "segments_export_%s", code);
-		label = stmt;
-	} else {
-		json_t *filter;
-
-		qs = custom_filter(c, shop_id, code, &filter);
-		if (qs <= 0)
-			goto out;
-		/* sql_days is set below, before the text is used */
-		qs = custom_compose(c, shop_id, &custom_export, filter, p + 1, &cs);
-		json_decref(filter);
-		if (qs < 0)
-			goto out;
-		label = custom_export.label;
-	}
-	/*
-	 * The days since are found in C unless the zone needs SQL: read its
-	 * midnights on the stream's snapshot, then declare the cursor, which
-	 * reads the rows on that snapshot.
-	 */
-	qs = DB_ABORT; /* err says why (busy, unavailable) */
-	x->rows = db_stream_open(label, err);
-	if (!x->rows)
+	else if ((qs = custom_filter(c, shop_id, code, &filter)) <= 0)
 		goto out;
-	{
-		const char *dp[3] = { shop_id, sp.v[1], sp.v[0] };
-
-		if (db_stream_query(x->rows, "segments_export_days", 3, dp, &days, err) < 0)
-			goto out;
-		if (PQntuples(days) != 1 || !read_days(x, days)) {
-			err_set(err, ERR_INTERNAL, NULL, "internal error");
-			goto out;
-		}
-	}
+	qs = DB_ABORT; /* err says why (busy, unavailable) */
+	x->rows = db_stream_open(filter ? custom_export.label : stmt, err);
+	if (!x->rows || !export_days(x, shop_id, &sp, err))
+		goto out;
 	p[7] = x->sql_days ? "true" : "false";
-	if (cs.sql)
-		cs.params[10] = p[7];
-	if (!db_stream_declare(x->rows, cs.sql ? cs.sql : db_stmt_sql(stmt),
-			       cs.sql ? cs.nparams : 8, cs.sql ? cs.params : p, err))
+	if (filter && (qs = custom_compose(c, shop_id, &custom_export, filter, p + 1, &cs)) < 0)
+		goto out;
+	qs = DB_ABORT;
+	if (!db_stream_declare(x->rows, filter ? cs.sql : db_stmt_sql(stmt),
+			       filter ? cs.nparams : 8, filter ? cs.params : p, err))
 		goto out;
 	qs = DB_ONE_RESULT;
 out:
-	PQclear(days);
+	json_decref(filter);
 	params_free(&sp);
 	custom_sql_free(&cs);
 	if (qs > 0)
