@@ -4,12 +4,14 @@
  * The HTTP API and the history import both validate through here, so an
  * order is accepted or refused for the same reasons whichever way it came.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rebuy/customers.h"
+#include "rebuy/fmt.h"
 #include "rebuy/jv.h"
 #include "rebuy/keys.h"
 #include "rebuy/orders.h"
@@ -65,68 +67,192 @@ int_or(const json_t *obj, const char *name, json_int_t fallback)
 }
 
 /*
- * Check the arithmetic and build the canonical form: defaults filled in,
- * keys sorted.  Its SHA-256 is the order's fingerprint, so a resend with
- * other key order or omitted defaults is still the same order.
+ * The canonical form is written straight into a buffer: byte for byte what
+ * json_dumps(JSON_COMPACT | JSON_SORT_KEYS) gave for the same content (the
+ * fingerprints stored before are compared with it), without building a
+ * second tree, sorting keys or formatting integers through printf: the
+ * import computes it for every order it reads.  The keys below are written
+ * in sorted (byte) order; tests/unit checks the bytes against jansson.
  */
-static json_t *
-canonical_order(const json_t *body, const char *placed_utc, struct err *err)
+struct canon {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static char *
+canon_room(struct canon *c, size_t n)
 {
-	json_t *lines = json_array(), *canon = NULL, *src = json_object_get(body, "lines");
+	if (c->oom)
+		return NULL;
+	if (c->len + n > c->cap) {
+		size_t cap = c->cap ? c->cap : 512;
+		char *p;
+
+		while (cap < c->len + n)
+			cap *= 2;
+		if (!(p = realloc(c->p, cap))) {
+			c->oom = true;
+			return NULL;
+		}
+		c->p = p;
+		c->cap = cap;
+	}
+	return c->p + c->len;
+}
+
+static void
+canon_raw(struct canon *c, const char *s, size_t n)
+{
+	char *w = canon_room(c, n);
+
+	if (w) {
+		memcpy(w, s, n);
+		c->len += n;
+	}
+}
+
+#define CANON_LIT(c, s) canon_raw((c), (s), sizeof(s) - 1)
+
+/* jansson's escapes: \\ \" \b \f \n \r \t, other controls \u00XX; UTF-8 as is */
+static void
+canon_string(struct canon *c, const json_t *v)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *s = (const unsigned char *)json_string_value(v);
+	size_t n = json_string_length(v);
+	char *w = canon_room(c, n * 6 + 2);
+
+	if (!w)
+		return;
+	*w++ = '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = s[i];
+
+		if (ch >= 0x20 && ch != '"' && ch != '\\') {
+			*w++ = (char)ch;
+			continue;
+		}
+		*w++ = '\\';
+		switch (ch) {
+		case '"': *w++ = '"'; break;
+		case '\\': *w++ = '\\'; break;
+		case '\b': *w++ = 'b'; break;
+		case '\f': *w++ = 'f'; break;
+		case '\n': *w++ = 'n'; break;
+		case '\r': *w++ = 'r'; break;
+		case '\t': *w++ = 't'; break;
+		default:
+			memcpy(w, "u00", 3);
+			w[3] = hex[ch >> 4];
+			w[4] = hex[ch & 15];
+			w += 5;
+		}
+	}
+	*w++ = '"';
+	c->len = (size_t)(w - c->p);
+}
+
+static void
+canon_int(struct canon *c, long long v)
+{
+	char *w = canon_room(c, FMT_INT_MAX);
+
+	if (w)
+		c->len = (size_t)(fmt_int(w, v) - c->p);
+}
+
+/*
+ * Check the arithmetic and write the canonical form: defaults filled in,
+ * keys sorted.  Its SHA-256 is the order's fingerprint, so a resend with
+ * other key order or omitted defaults is still the same order.  The lines'
+ * array is also what orders_put stores: its span is returned.
+ */
+static bool
+canonical_order(const json_t *body, const char *placed_utc, struct canon *c, size_t *lines_at,
+		size_t *lines_len, struct err *err)
+{
+	json_t *src = json_object_get(body, "lines"), *l;
 	long long sum = 0, shipping = int_or(body, "shipping", 0),
 		  discount = int_or(body, "discount", 0), total = int_or(body, "total", 0);
 	size_t i;
-	json_t *l;
 
-	if (!lines)
-		return NULL;
+	CANON_LIT(c, "{\"channel\":");
+	canon_string(c, json_object_get(body, "channel"));
+	CANON_LIT(c, ",\"currency\":");
+	canon_string(c, json_object_get(body, "currency"));
+	CANON_LIT(c, ",\"customer_id\":");
+	canon_string(c, json_object_get(body, "customer_id"));
+	CANON_LIT(c, ",\"discount\":");
+	canon_int(c, discount);
+	CANON_LIT(c, ",\"lines\":");
+	*lines_at = c->len;
+	CANON_LIT(c, "[");
 	json_array_foreach(src, i, l) {
 		long long q = int_or(l, "quantity", 0), p = int_or(l, "unit_price", 0),
 			  d = int_or(l, "discount", 0), amount = q * p; /* ≤ 10^18 */
+		json_t *name = json_object_get(l, "name");
 		char ptr[48];
 
 		if (d > amount) {
 			snprintf(ptr, sizeof ptr, "/lines/%zu/discount", i);
 			err_set(err, ERR_VALIDATION, ptr, "%s: exceeds the line amount (%lld)", ptr,
 				amount);
-			goto fail;
+			return false;
 		}
 		if (__builtin_add_overflow(sum, amount - d, &sum)) {
 			err_set(err, ERR_VALIDATION, "/lines", "/lines: amounts too large");
-			goto fail;
+			return false;
 		}
-		json_array_append_new(lines, json_pack("{s:O, s:O, s:O, s:O, s:I, s:I, s:I}",
-			"sku", json_object_get(l, "sku"),
-			"name", json_object_get(l, "name") ? json_object_get(l, "name") : json_null(),
-			"category", json_object_get(l, "category"), "role", json_object_get(l, "role"),
-			"quantity", (json_int_t)q, "unit_price", (json_int_t)p, "discount", (json_int_t)d));
+		if (i)
+			CANON_LIT(c, ",");
+		CANON_LIT(c, "{\"category\":");
+		canon_string(c, json_object_get(l, "category"));
+		CANON_LIT(c, ",\"discount\":");
+		canon_int(c, d);
+		CANON_LIT(c, ",\"name\":");
+		if (json_is_string(name))
+			canon_string(c, name);
+		else
+			CANON_LIT(c, "null");
+		CANON_LIT(c, ",\"quantity\":");
+		canon_int(c, q);
+		CANON_LIT(c, ",\"role\":");
+		canon_string(c, json_object_get(l, "role"));
+		CANON_LIT(c, ",\"sku\":");
+		canon_string(c, json_object_get(l, "sku"));
+		CANON_LIT(c, ",\"unit_price\":");
+		canon_int(c, p);
+		CANON_LIT(c, "}");
 	}
+	CANON_LIT(c, "]");
+	*lines_len = c->len - *lines_at;
 	if (__builtin_add_overflow(sum, shipping, &sum) || sum - discount < 0 ||
 	    sum - discount != total) {
 		err_set(err, ERR_VALIDATION, "/total",
 			"/total: must equal lines - line discounts + shipping - discount = %lld",
 			sum - discount);
-		goto fail;
+		return false;
 	}
-	canon = json_pack("{s:O, s:o, s:O, s:O, s:O, s:I, s:I, s:I}",
-			  "customer_id", json_object_get(body, "customer_id"),
-			  "placed_at", json_string(placed_utc),
-			  "channel", json_object_get(body, "channel"),
-			  "currency", json_object_get(body, "currency"), "lines", lines,
-			  "shipping", (json_int_t)shipping, "discount", (json_int_t)discount,
-			  "total", (json_int_t)total);
-	if (!canon)
+	CANON_LIT(c, ",\"placed_at\":\"");
+	canon_raw(c, placed_utc, strlen(placed_utc)); /* digits, '-', ':', 'T', '.', 'Z' */
+	CANON_LIT(c, "\",\"shipping\":");
+	canon_int(c, shipping);
+	CANON_LIT(c, ",\"total\":");
+	canon_int(c, total);
+	CANON_LIT(c, "}");
+	if (c->oom) {
 		err_set(err, ERR_INTERNAL, NULL, "out of memory");
-fail:
-	json_decref(lines);
-	return canon;
+		return false;
+	}
+	return true;
 }
 
 bool
 orders_parse(const json_t *body, struct order_parsed *out, struct err *err)
 {
-	json_t *canon = NULL;
-	char *canon_text = NULL;
+	struct canon c = { 0 };
+	size_t lines_at = 0, lines_len = 0;
 	bool ok = false;
 
 	memset(out, 0, sizeof *out);
@@ -135,16 +261,14 @@ orders_parse(const json_t *body, struct order_parsed *out, struct err *err)
 		err_set(err, ERR_VALIDATION, "/placed_at", "/placed_at: not a valid date-time");
 		goto out;
 	}
-	canon = canonical_order(body, out->placed, err);
-	if (!canon)
+	if (!canonical_order(body, out->placed, &c, &lines_at, &lines_len, err))
 		goto out;
-	canon_text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
-	out->lines_json = json_dumps(json_object_get(canon, "lines"), JSON_COMPACT);
-	if (!canon_text || !out->lines_json) {
+	out->lines_json = strndup(c.p + lines_at, lines_len);
+	if (!out->lines_json) {
 		err_set(err, ERR_INTERNAL, NULL, "out of memory");
 		goto out;
 	}
-	keys_sha256_hex(canon_text, strlen(canon_text), out->fingerprint);
+	keys_sha256_hex(c.p, c.len, out->fingerprint);
 	out->in = (struct order_input){
 		.customer_id = json_string_value(json_object_get(body, "customer_id")),
 		.placed_at = out->placed,
@@ -158,8 +282,7 @@ orders_parse(const json_t *body, struct order_parsed *out, struct err *err)
 	};
 	ok = true;
 out:
-	free(canon_text);
-	json_decref(canon);
+	free(c.p);
 	return ok;
 }
 

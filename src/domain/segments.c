@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rebuy/fmt.h"
 #include "rebuy/log.h"
 #include "rebuy/rfm.h"
 #include "rebuy/segfilter.h"
@@ -855,21 +856,6 @@ w_str(char *o, const char *s)
 	return w_mem(o, s, strlen(s));
 }
 
-static char *
-w_int(char *o, int64_t v)
-{
-	char tmp[24];
-	size_t n = 0;
-	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
-
-	do
-		tmp[sizeof tmp - ++n] = (char)('0' + u % 10);
-	while ((u /= 10));
-	if (v < 0)
-		*o++ = '-';
-	return w_mem(o, tmp + sizeof tmp - n, n);
-}
-
 /* s[0..n) as a JSON string (PostgreSQL text is valid UTF-8: only escapes are needed); ≤ 6n + 2 */
 static char *
 w_json_string(char *o, const char *s, size_t n)
@@ -952,7 +938,7 @@ w_fact(const struct segment_export *x, char *o, PGresult *r, int row, int k, boo
 
 		if (PQgetisnull(r, row, X_FACTS + k - 2))
 			return json ? W_LIT(o, "null") : o;
-		return local_day(x, r, row, X_FACTS + k - 2, &day) ? w_int(o, x->today - day) : NULL;
+		return local_day(x, r, row, X_FACTS + k - 2, &day) ? fmt_int(o, x->today - day) : NULL;
 	}
 	if (PQgetisnull(r, row, X_FACTS + k))
 		return json ? W_LIT(o, "null") : o;
@@ -965,9 +951,9 @@ w_fact(const struct segment_export *x, char *o, PGresult *r, int row, int k, boo
 			*o++ = '"';
 		return o;
 	case T_INT4:
-		return w_int(o, db_bin_int4(r, row, X_FACTS + k));
+		return fmt_int(o, db_bin_int4(r, row, X_FACTS + k));
 	default:
-		return w_int(o, db_bin_int8(r, row, X_FACTS + k));
+		return fmt_int(o, db_bin_int8(r, row, X_FACTS + k));
 	}
 }
 

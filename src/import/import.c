@@ -20,6 +20,7 @@
 
 #include "rebuy/csv.h"
 #include "rebuy/customers.h"
+#include "rebuy/fmt.h"
 #include "rebuy/import.h"
 #include "rebuy/jv.h"
 #include "rebuy/orders.h"
@@ -149,9 +150,9 @@ copy_field(struct importer *im, const char *s, bool last)
 static bool
 copy_int(struct importer *im, long long v, bool last)
 {
-	char num[24];
+	char num[FMT_INT_MAX + 1];
 
-	snprintf(num, sizeof num, "%lld", v);
+	*fmt_int(num, v) = '\0';
 	return copy_field(im, num, last);
 }
 
@@ -362,8 +363,11 @@ csv_row(struct importer *im, struct csv_order *o, struct csv_record *rec)
 		return;
 	line = json_pack("{s:s, s:s, s:s}", "sku", f[C_SKU], "category", f[C_CATEGORY], "role",
 			 f[C_ROLE]);
-	if (line && *f[C_NAME])
-		json_object_set_new(line, "name", json_string(f[C_NAME]));
+	/* a name that is not UTF-8 must not drop out silently */
+	if (line && *f[C_NAME] && json_object_set_new(line, "name", json_string(f[C_NAME])) != 0) {
+		json_decref(line);
+		line = NULL;
+	}
 	if (line && (v = csv_int(f[C_QUANTITY], -1, &bad)))
 		json_object_set_new(line, "quantity", v);
 	if (line && (v = csv_int(f[C_PRICE], -1, &bad)))

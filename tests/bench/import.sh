@@ -9,13 +9,22 @@
 #   BENCH_RERUN      1: import the same file again into the same database
 #                    (every order "unchanged") and time that too (0)
 #   BENCH_VERIFY     1: run `rebuyd verify --shop` after the import (0)
+#   BENCH_BASELINE   0: skip the psql baseline (1; CSV only)
 #
 # Method: tests/bench/gen-orders.mjs writes the file into a temp dir (not
 # timed); a private PostgreSQL 15 (deploy/pg-cluster.sh) with
 # shared_buffers=1GB and max_wal_size=4GB; each round creates the database,
 # migrates it, creates a shop and times the import with /usr/bin/time -v
 # (wall time, CPU, peak RSS of rebuyd).  Prints the import's own summary,
-# rows/s, orders/s and peak RSS.  Exits 1 if rebuyd has no import command or
+# rows/s, orders/s and peak RSS.
+#
+# Baseline, interleaved with the imports (each round, its own fresh
+# database): psql alone loading the same file, in two steps timed apart.
+# "COPY": \copy of the file into an unlogged table of its 15 columns (the
+# cost of getting the rows into PostgreSQL at all).  "store": from there,
+# the customers, orders (file order) and lines inserted with plain
+# INSERT ... SELECT into the real tables, with their keys and indexes, no
+# validation, no fingerprints, no facts (the floor of keeping the orders).  Exits 1 if rebuyd has no import command or
 # the import fails; rejects are reported (generated data should have none).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -28,6 +37,8 @@ SEED=${BENCH_SEED:-1}
 ROUNDS=${BENCH_ROUNDS:-1}
 RERUN=${BENCH_RERUN:-0}
 VERIFY=${BENCH_VERIFY:-0}
+BASELINE=${BENCH_BASELINE:-1}
+[[ $FORMAT == csv ]] || BASELINE=0  # the baseline's \copy reads CSV
 
 if ! "$REBUYD" --help 2>&1 | grep -qE '^[[:space:]]+import\b'; then
     echo "import.sh: $REBUYD has no 'import' command (not in 'rebuyd --help');" \
@@ -99,8 +110,50 @@ print(wall, tv("User time (seconds)"), tv("System time (seconds)"),
 PY
 }
 
+run_baseline() { # shop -> "copy_seconds store_seconds"
+    local shop=$1 t0 t1 t2
+    "${PSQL[@]}" -d rebuy -c "CREATE UNLOGGED TABLE bench_raw (n bigserial, order_id text,
+        customer_id text, placed_at text, channel text, currency text, sku text, name text,
+        category text, role text, quantity bigint, unit_price bigint, line_discount bigint,
+        shipping bigint, order_discount bigint, total bigint)" || return 1
+    t0=$(date +%s.%N)
+    "${PSQL[@]}" -d rebuy -c "\\copy bench_raw (order_id, customer_id, placed_at, channel,
+        currency, sku, name, category, role, quantity, unit_price, line_discount, shipping,
+        order_discount, total) FROM '$FILE' (FORMAT csv, HEADER)" || return 1
+    t1=$(date +%s.%N)
+    "${PSQL[@]}" -d rebuy -v shop="$shop" <<'SQL' || return 1
+BEGIN;
+INSERT INTO customers (shop_id, id) SELECT DISTINCT :'shop'::uuid, customer_id FROM bench_raw;
+ANALYZE customers;
+INSERT INTO orders (shop_id, id, customer_seq, placed_at, channel, currency, shipping, discount,
+    total, fingerprint)
+SELECT :'shop', r.order_id, c.seq, r.placed_at::timestamptz, r.channel, r.currency,
+       coalesce(r.shipping, 0), coalesce(r.order_discount, 0), r.total, ''
+  FROM (SELECT *, lag(order_id) OVER (ORDER BY n) AS prev FROM bench_raw) r
+  JOIN customers c ON c.shop_id = :'shop' AND c.id = r.customer_id
+ WHERE r.prev IS DISTINCT FROM r.order_id
+ ORDER BY r.n;
+ANALYZE orders;
+INSERT INTO order_lines (order_seq, line_no, sku, name, category, role, quantity, unit_price,
+    discount)
+SELECT o.seq, row_number() OVER (PARTITION BY r.order_id ORDER BY r.n), r.sku,
+       nullif(r.name, ''), r.category, r.role, r.quantity, r.unit_price,
+       coalesce(r.line_discount, 0)
+  FROM bench_raw r JOIN orders o ON o.shop_id = :'shop' AND o.id = r.order_id;
+COMMIT;
+SQL
+    t2=$(date +%s.%N)
+    python3 -c "print(f'{$t1 - $t0:.3f} {$t2 - $t1:.3f}')"
+}
+
 RES=()
+BASE=()
 for round in $(seq "$ROUNDS"); do
+    # the baseline first: the import's database stays for verify and the re-run
+    if (( BASELINE )); then
+        b=$(run_baseline "$(fresh_shop)") || { echo "import.sh: the baseline failed" >&2; exit 1; }
+        BASE+=("$b")
+    fi
     SHOP=$(fresh_shop)
     RES+=("$(run_import "$SHOP" "round $round")")
 done
@@ -116,9 +169,10 @@ fi
 RERUN_RES=
 if (( RERUN )); then RERUN_RES=$(run_import "$SHOP" "re-run, same file"); fi
 
-python3 - "$ROWS" "$RERUN_RES" "${RES[@]}" <<'PY'
+python3 - "$ROWS" "$RERUN_RES" "${BASE[*]:-}" "${RES[@]}" <<'PY'
 import statistics as st, sys
-rows, rerun, res = int(sys.argv[1]), sys.argv[2], [r.split() for r in sys.argv[3:]]
+rows, rerun, base = int(sys.argv[1]), sys.argv[2], sys.argv[3].split()
+res = [r.split() for r in sys.argv[4:]]
 def report(label, rs):
     wall = st.median(float(r[0]) for r in rs)
     orders = int(rs[0][4])
@@ -132,4 +186,13 @@ print()
 report("import", res)
 if rerun:
     report("re-run (all unchanged)", [rerun.split()])
+if base:
+    cp = [float(x) for x in base[0::2]]
+    sto = [float(x) for x in base[1::2]]
+    both = [a + b for a, b in zip(cp, sto)]
+    wall = st.median(float(r[0]) for r in res)
+    print(f"{'baseline: psql COPY':24}{st.median(cp):8.1f} s{rows / st.median(cp):12.0f} lines/s"
+          f"   (median of {len(cp)})")
+    print(f"{'  + store (no facts)':24}{st.median(both):8.1f} s{rows / st.median(both):12.0f} lines/s"
+          f"   the import takes {wall / st.median(both):.2f}x as long")
 PY

@@ -106,6 +106,26 @@ describe('CSV', () => {
     assert.match(r.stderr, /header/);
     assert.equal(await orderCount(), n);
   });
+
+  test('text that is not UTF-8 rejects its order, whichever column (the name too)', async () => {
+    const f4 = path.join(dir, 'latin1.csv');
+    const bad = Buffer.from([0x43, 0x61, 0x66, 0xe9]); // "Café" in Latin-1
+    const row = (id, sku, name) => Buffer.concat([Buffer.from(`${id},hc-9,2025-05-01T10:00:00Z,web,CNY,`),
+      sku, Buffer.from(','), name, Buffer.from(',tea,regular,1,1000,,,,1000\n')]);
+    writeFileSync(f4, Buffer.concat([Buffer.from(HEADER + '\n'),
+      row('u-1', Buffer.from('TEA'), bad), row('u-2', bad, Buffer.from('ok')),
+      row('u-3', Buffer.from('TEA'), Buffer.from('Café'))]));
+    const n = await orderCount();
+    const r = await importFile(f4);
+    assert.equal(r.code, 0, r.stderr);
+    const s = summary(r.stdout);
+    assert.equal(s.imported, 1, r.stdout);
+    assert.equal(s.rejected, 2, r.stdout);
+    assert.deepEqual(rejects(f4).map((x) => [x.order_id, x.reason]).sort(),
+      [['u-1', 'text is not valid UTF-8'], ['u-2', 'text is not valid UTF-8']]);
+    assert.equal(await orderCount(), n + 1);
+    assert.equal((await c.get('/v1/orders/u-3', { key: S.keys.admin })).body.lines[0].name, 'Café');
+  });
 });
 
 describe('NDJSON', () => {

@@ -11,6 +11,7 @@
 #include "rebuy/csv.h"
 #include "rebuy/jv.h"
 #include "rebuy/keys.h"
+#include "rebuy/orders.h"
 #include "rebuy/router.h"
 
 static int passed, failed;
@@ -375,6 +376,147 @@ test_quota_maps(void)
 	CHECK(err.n_ext == 0);
 }
 
+/*
+ * The order's canonical form, as it was built before orders_parse wrote it
+ * by hand: a jansson tree dumped compact with sorted keys.  Fingerprints
+ * stored then must still match, so the two must agree byte for byte.
+ */
+static char *
+canonical_by_jansson(const json_t *body, const char *placed_utc)
+{
+	json_t *lines = json_array(), *src = json_object_get(body, "lines"), *l, *canon;
+	size_t i;
+	char *text;
+
+	json_array_foreach(src, i, l) {
+		json_t *d = json_object_get(l, "discount"), *name = json_object_get(l, "name");
+
+		json_array_append_new(lines, json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:I}",
+			"sku", json_object_get(l, "sku"), "name", name ? name : json_null(),
+			"category", json_object_get(l, "category"), "role", json_object_get(l, "role"),
+			"quantity", json_object_get(l, "quantity"),
+			"unit_price", json_object_get(l, "unit_price"),
+			"discount", d ? json_integer_value(d) : (json_int_t)0));
+	}
+	canon = json_pack("{s:O, s:s, s:O, s:O, s:o, s:I, s:I, s:O}",
+			  "customer_id", json_object_get(body, "customer_id"), "placed_at", placed_utc,
+			  "channel", json_object_get(body, "channel"),
+			  "currency", json_object_get(body, "currency"), "lines", lines,
+			  "shipping", json_object_get(body, "shipping")
+				? json_integer_value(json_object_get(body, "shipping")) : (json_int_t)0,
+			  "discount", json_object_get(body, "discount")
+				? json_integer_value(json_object_get(body, "discount")) : (json_int_t)0,
+			  "total", json_object_get(body, "total"));
+	text = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(canon);
+	return text;
+}
+
+/* a string of n pieces: ASCII, escapes, controls, DEL, 2-, 3- and 4-byte UTF-8 */
+static json_t *
+awkward_string(unsigned *seed, int n)
+{
+	static const char *const pieces[] = { "a", "Z", "9", "-", " ", "\"", "\\", "/", "\b",
+		"\f", "\n", "\r", "\t", "\x01", "\x1f", "\x7f", "é", "数", "😀", "\xe2\x80\xa8" };
+	char buf[256] = "";
+
+	for (int i = 0; i < n; i++) {
+		*seed = *seed * 1103515245u + 12345u;
+		strcat(buf, pieces[(*seed >> 16) % (sizeof pieces / sizeof pieces[0])]);
+	}
+	return json_string(buf);
+}
+
+static void
+test_order_canonical(void)
+{
+	unsigned seed = 7;
+	int same = 0, checked = 0;
+
+	for (int k = 0; k < 500; k++) {
+		json_t *body = json_object(), *lines = json_array();
+		struct order_parsed p;
+		struct err err;
+		long long sum = 0;
+		int nlines = 1 + k % 4;
+
+		for (int i = 0; i < nlines; i++) {
+			json_t *l = json_object();
+			long long q = 1 + (k * 7 + i) % 1000000, price = (k % 3 == 0) ? 1000000000000LL
+										  : (k * 131 + i) % 100000;
+
+			seed = seed * 1103515245u + 12345u;
+			json_object_set_new(l, "sku", awkward_string(&seed, 1 + k % 20));
+			if (k % 3 == 1)
+				json_object_set_new(l, "name", awkward_string(&seed, 1 + (k + i) % 30));
+			else if (k % 3 == 2)
+				json_object_set_new(l, "name", json_null());
+			json_object_set_new(l, "category", json_string("cat-a"));
+			json_object_set_new(l, "role", json_string(i % 2 ? "traffic" : "regular"));
+			json_object_set_new(l, "quantity", json_integer(q));
+			json_object_set_new(l, "unit_price", json_integer(price));
+			if (k % 2)
+				json_object_set_new(l, "discount", json_integer(price > 0 ? 1 : 0));
+			sum += q * price - (k % 2 && price > 0 ? 1 : 0);
+			json_array_append_new(lines, l);
+		}
+		json_object_set_new(body, "customer_id", json_string("c-1"));
+		json_object_set_new(body, "placed_at", json_string("2025-03-01T10:00:00+08:00"));
+		json_object_set_new(body, "channel", json_string("web"));
+		json_object_set_new(body, "currency", awkward_string(&seed, 1));
+		json_object_set_new(body, "lines", lines);
+		if (k % 5) {
+			json_object_set_new(body, "shipping", json_integer(k));
+			sum += k;
+		}
+		if (k % 7 == 0 && sum > 0) {
+			json_object_set_new(body, "discount", json_integer(1));
+			sum -= 1;
+		}
+		json_object_set_new(body, "total", json_integer(sum));
+		err_clear(&err);
+		if (orders_parse(body, &p, &err)) {
+			char *ref = canonical_by_jansson(body, p.placed), fp[65];
+			json_t *stored = json_loads(p.lines_json, 0, NULL), *whole = json_loads(ref, 0, NULL);
+
+			keys_sha256_hex(ref, strlen(ref), fp);
+			same += strcmp(fp, p.fingerprint) == 0 &&
+				json_equal(stored, json_object_get(whole, "lines"));
+			json_decref(stored);
+			json_decref(whole);
+			free(ref);
+			orders_parsed_free(&p);
+		}
+		checked++;
+		json_decref(body);
+	}
+	CHECK(checked == 500 && same == 500);
+
+	/* one case pinned as text, independent of jansson: escapes, DEL, '/', UTF-8 */
+	{
+		json_t *body = json_loads("{\"customer_id\": \"c-1\", \"total\": 310,"
+			" \"placed_at\": \"2025-03-01T10:00:00+08:00\", \"channel\": \"web\","
+			" \"currency\": \"CNY\", \"shipping\": 10, \"lines\": [{\"sku\":"
+			" \"A\\\"\\\\/\\u0001\\u001f\\u007f\\t\\u6570\\ud83d\\ude00\","
+			" \"category\": \"tea\", \"role\": \"regular\", \"quantity\": 2,"
+			" \"unit_price\": 150}]}", 0, NULL);
+		const char *text = "{\"channel\":\"web\",\"currency\":\"CNY\",\"customer_id\":\"c-1\","
+			"\"discount\":0,\"lines\":[{\"category\":\"tea\",\"discount\":0,\"name\":null,"
+			"\"quantity\":2,\"role\":\"regular\",\"sku\":\"A\\\"\\\\/\\u0001\\u001F\x7f\\t"
+			"\xe6\x95\xb0\xf0\x9f\x98\x80\",\"unit_price\":150}],"
+			"\"placed_at\":\"2025-03-01T02:00:00.000000Z\",\"shipping\":10,\"total\":310}";
+		struct order_parsed p;
+		struct err err;
+		char fp[65];
+
+		keys_sha256_hex(text, strlen(text), fp);
+		CHECK(body && orders_parse(body, &p, &err));
+		CHECK(body && strcmp(p.fingerprint, fp) == 0);
+		orders_parsed_free(&p);
+		json_decref(body);
+	}
+}
+
 int
 main(void)
 {
@@ -383,6 +525,7 @@ main(void)
 	test_keys();
 	test_csv();
 	test_quota_maps();
+	test_order_canonical();
 	printf("unit: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
