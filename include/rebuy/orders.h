@@ -31,7 +31,7 @@ extern const struct jv_field orders_body_spec[];
 /* A validated order: in points into the body and into this struct. */
 struct order_parsed {
 	struct order_input in;
-	char *lines_json;  /* owned */
+	char *canon;       /* owned: the canonical text, cut after the lines once hashed */
 	char placed[28];   /* placed_at as canonical UTC */
 	char fingerprint[65];
 };

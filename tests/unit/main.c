@@ -477,7 +477,7 @@ test_order_canonical(void)
 		err_clear(&err);
 		if (orders_parse(body, &p, &err)) {
 			char *ref = canonical_by_jansson(body, p.placed), fp[65];
-			json_t *stored = json_loads(p.lines_json, 0, NULL), *whole = json_loads(ref, 0, NULL);
+			json_t *stored = json_loads(p.in.lines_json, 0, NULL), *whole = json_loads(ref, 0, NULL);
 
 			keys_sha256_hex(ref, strlen(ref), fp);
 			same += strcmp(fp, p.fingerprint) == 0 &&
@@ -512,6 +512,15 @@ test_order_canonical(void)
 		keys_sha256_hex(text, strlen(text), fp);
 		CHECK(body && orders_parse(body, &p, &err));
 		CHECK(body && strcmp(p.fingerprint, fp) == 0);
+		/* the lines' JSON is the lines' span of the same text, cut there */
+		CHECK(body && strncmp(p.in.lines_json, strstr(text, "[{"),
+				      strlen(p.in.lines_json)) == 0 &&
+		      strlen(p.in.lines_json) == (size_t)(strstr(text, "}],") + 2 - strstr(text, "[{")));
+		orders_parsed_free(&p);
+		/* a body that skipped jv_validate (no sku): no fingerprint of "" for it */
+		json_object_del(json_array_get(json_object_get(body, "lines"), 0), "sku");
+		err_clear(&err);
+		CHECK(body && !orders_parse(body, &p, &err) && err.code == ERR_INTERNAL);
 		orders_parsed_free(&p);
 		json_decref(body);
 	}
