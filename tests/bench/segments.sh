@@ -16,7 +16,9 @@
 #     bench-everyone, and GET /v1/segments (every size);
 #   - the export of bench-everyone as CSV and as NDJSON through HTTP, and as
 #     its baseline psql's COPY of the same members' plain columns (what
-#     PostgreSQL alone can stream); rows/s of each;
+#     PostgreSQL alone can stream), and psql's COPY of the same rows from a
+#     table that holds just them (bench_flat, made before the rounds: the
+#     most any precomputed form of the export could stream); rows/s of each;
 #   - rebuyd's peak RSS (VmHWM) after all of it.
 # Measures, never asserts: exits 0 whatever the times.
 set -euo pipefail
