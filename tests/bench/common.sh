@@ -45,7 +45,11 @@ bench_cleanup() {
 # Either the database named by BENCH_DATABASE_URL and BENCH_SHOP (reused as
 # it is; a SCOPE key created unless BENCH_KEY is given), or ORDERS orders of
 # CUSTOMERS customers generated and imported into a private cluster sized
-# to the data and prewarmed.  Reads ORDERS, CUSTOMERS, SEED, WORKERS and
+# to the data and prewarmed.  The generated history is the two years up to
+# today, as a shop taking orders has: with a fixed start, the lists that
+# look back from today (second-purchase-window, due-for-repurchase) empty
+# as the calendar moves on, and the benchmark measures an abandoned shop.
+# Reads ORDERS, CUSTOMERS, SEED, WORKERS and
 # LOAD_START; sets DBURL, SHOP, KEY, HTTP, RPID, PSQL and TMP, and prints
 # what is measured on what.
 bench_dataset() {
@@ -86,7 +90,8 @@ else
     FILE=$TMP/orders.csv
     echo "generating $ORDERS orders of $CUSTOMERS customers (seed $SEED)"
     node tests/bench/gen-orders.mjs --customers "$CUSTOMERS" --orders "$ORDERS" --format csv \
-        --seed "$SEED" --out "$FILE" 2>"$TMP/gen.err" || { cat "$TMP/gen.err" >&2; exit 1; }
+        --seed "$SEED" --start "$(date -u -d '729 days ago' +%F)" --days 730 --out "$FILE" \
+        2>"$TMP/gen.err" || { cat "$TMP/gen.err" >&2; exit 1; }
     sed 's/^/  /' "$TMP/gen.err"
     echo "importing"
     start=$(date +%s)
@@ -118,7 +123,7 @@ SELECT sum(pg_prewarm(c.oid)) FROM pg_class c
  WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'i') \gset
 SQL
     WARM="prewarmed (pg_prewarm), sized to the database (1.25x, 512MB..RAM/2)"
-    ORIGIN="generated: gen-orders.mjs --customers $CUSTOMERS --orders $ORDERS --seed $SEED, private cluster"
+    ORIGIN="generated: gen-orders.mjs --customers $CUSTOMERS --orders $ORDERS --seed $SEED (two years to today), private cluster"
     PSQL+=(-d rebuy)
 fi
 
