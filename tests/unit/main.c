@@ -513,7 +513,7 @@ test_order_canonical(void)
 		CHECK(body && orders_parse(body, &p, &err));
 		CHECK(body && strcmp(p.fingerprint, fp) == 0);
 		/* the lines' JSON is the lines' span of the same text, cut there */
-		CHECK(body && strncmp(p.in.lines_json, strstr(text, "[{"),
+		CHECK(body && p.in.lines_json && strncmp(p.in.lines_json, strstr(text, "[{"),
 				      strlen(p.in.lines_json)) == 0 &&
 		      strlen(p.in.lines_json) == (size_t)(strstr(text, "}],") + 2 - strstr(text, "[{")));
 		orders_parsed_free(&p);
